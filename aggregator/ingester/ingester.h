@@ -1,0 +1,83 @@
+/* Ingester: in-memory streams per tenant, each a list of zstd-compressed
+ * blocks (about ingester.chunk_block_size raw bytes each) plus an uncompressed
+ * head block. Entries are kept in timestamp order per stream; an entry
+ * identical to one already in the stream (same timestamp and line) is
+ * dropped silently; entries older than max_chunk_age/2 before the stream's
+ * newest are rejected as out of order.
+ *
+ * Threading: the write path (sl_ingester_push) is called from the loop thread;
+ * the read path (sl_ingester_visit and the reader) may run on any thread. Each
+ * tenant has a rwlock: pushes take it for writing, visits for reading.
+ *
+ * Durability is not this module's job: the caller appends what this module
+ * accepted to the WAL and acknowledges the client only after the WAL is
+ * durable (aggregator/wal). */
+#ifndef SL_INGESTER_H
+#define SL_INGESTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/batch.h"
+#include "common/bytes.h"
+#include "common/labels.h"
+
+struct sl_metrics;
+struct sl_ingester;
+struct sl_stream_reader;
+
+struct sl_ingester_opts {
+    size_t block_size;           /* raw bytes per compressed block (256 KiB) */
+    int64_t max_chunk_age_ns;    /* out-of-order window is half of this (2 h) */
+    size_t max_streams_per_tenant; /* 0: unlimited */
+};
+
+/* Outcome of one push, summed over calls. */
+struct sl_push_result {
+    size_t accepted;
+    size_t duplicates;     /* dropped silently */
+    size_t out_of_order;   /* rejected */
+    size_t stream_limit;   /* rejected: tenant at max_streams_per_tenant */
+};
+
+struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_metrics *m);
+void sl_ingester_free(struct sl_ingester *ing);
+
+/* Appends entries to the stream `labels` (sorted and validated by the caller)
+ * of tenant. Entries are copied. If accepted_out is not NULL, the indexes of
+ * the accepted entries are written to it (room for n), in order, so that the
+ * caller can log exactly those to the WAL. Adds to *res. Returns 0. */
+int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
+                     const struct sl_labels *labels, const struct sl_batch_entry *entries,
+                     size_t n, size_t *accepted_out, struct sl_push_result *res);
+
+struct sl_stream_info {
+    const struct sl_labels *labels; /* sorted; valid during the visit */
+    uint64_t fingerprint;
+    int64_t min_ts, max_ts;          /* over every entry in memory */
+    size_t entries;
+};
+
+/* Calls fn for every stream of tenant (in no particular order) under the
+ * tenant's read lock. fn may scan the stream with the reader; it must not
+ * call the write path. A non-zero return from fn stops the visit and is
+ * returned. An unknown tenant visits nothing and returns 0. */
+typedef int (*sl_ingester_visit_fn)(const struct sl_stream_info *s, struct sl_stream_reader *r,
+                                    void *ud);
+int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingester_visit_fn fn,
+                      void *ud);
+
+/* Calls entry_fn for each entry of the stream with from_ns <= ts < through_ns,
+ * in ascending time order, or descending if backward. Blocks whose time range
+ * misses the window are not decompressed. A non-zero return from entry_fn
+ * stops the scan and is returned; decode failures return SL_ECORRUPT. The
+ * line is valid only during the call. */
+typedef int (*sl_entry_fn)(int64_t ts_ns, struct sl_bytes line, void *ud);
+int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
+                          bool backward, sl_entry_fn entry_fn, void *ud);
+
+/* Totals for /metrics and tests. */
+size_t sl_ingester_streams(struct sl_ingester *ing);
+
+#endif

@@ -1,0 +1,31 @@
+/* The Loki read API over the ingester: /loki/api/v1/query_range (log queries:
+ * stream selectors and line filters), /loki/api/v1/labels,
+ * /loki/api/v1/label/<name>/values, /loki/api/v1/series. Responses have Loki's
+ * JSON shapes. Queries run on the libuv thread pool; the answer is sent from
+ * the loop thread. */
+#ifndef SL_QUERY_API_H
+#define SL_QUERY_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/http_server.h"
+
+struct sl_ingester;
+struct sl_metrics;
+
+struct sl_query_api_opts {
+    bool auth_enabled;
+    int64_t max_entries_limit; /* limits.max_entries_limit_per_query (5000) */
+    int64_t max_query_series;  /* limits.max_query_series (500) */
+    int64_t query_timeout_ns;  /* limits.query_timeout (1m) */
+};
+
+struct sl_query_api;
+
+/* Registers the routes on srv. ing and m must outlive the returned object. */
+struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
+                                      struct sl_metrics *m, const struct sl_query_api_opts *o);
+void sl_query_api_free(struct sl_query_api *q);
+
+#endif

@@ -1,0 +1,108 @@
+/* HTTP/1.1 server on a libuv loop, parsing with http-parser.
+ *
+ * Keep-alive, one request at a time per connection (pipelined requests wait
+ * their turn), Content-Length and chunked bodies, limits on header bytes (431),
+ * body bytes (413), and timeouts (the connection is closed when a request does
+ * not arrive completely within read_timeout, or when idle for idle_timeout).
+ * Malformed requests get 400 with a plain-text reason and the connection is
+ * closed; other connections are unaffected.
+ *
+ * Threading: everything here runs on the loop thread. A handler may answer at
+ * once or later (after work on a thread pool, after a WAL fsync), but it must
+ * call exactly one sl_http_respond*() per request, from the loop thread. The
+ * request (and its arena) stays valid until then, even if the client has gone
+ * away (sl_http_req_gone() tells; the response is then discarded). */
+#ifndef SL_HTTP_SERVER_H
+#define SL_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/bytes.h"
+
+struct sl_metrics;
+struct sl_http_server;
+struct sl_http_conn;
+
+struct sl_http_header {
+    struct sl_bytes name;  /* as received */
+    struct sl_bytes value; /* surrounding whitespace trimmed */
+};
+
+struct sl_http_request {
+    struct sl_http_server *server;
+    struct sl_http_conn *conn;       /* internal */
+    const char *method;              /* "GET", "POST", ... (static string) */
+    struct sl_bytes url;             /* raw request target */
+    struct sl_bytes path;            /* percent-decoded path, no query */
+    struct sl_bytes query;           /* raw query string without '?', may be empty */
+    struct sl_http_header *headers;
+    size_t nheaders;
+    struct sl_buf body;              /* complete body (de-chunked, not decompressed) */
+    struct sl_arena arena;           /* per-request scratch, freed after the response */
+    int64_t start_mono_ns;
+    /* response state, set through the functions below */
+    struct sl_buf resp_headers;      /* extra "Name: value\r\n" lines */
+    bool responded;
+};
+
+typedef void (*sl_http_handler)(struct sl_http_request *req, void *ud);
+
+struct sl_http_server_opts {
+    size_t max_header_bytes;  /* 0: 64 KiB */
+    size_t max_body_bytes;    /* 0: 64 MiB */
+    int64_t read_timeout_ms;  /* 0: 30 s */
+    int64_t idle_timeout_ms;  /* 0: 120 s */
+    struct sl_metrics *metrics; /* optional: <prefix>_http_requests_total{route,code},
+                                   <prefix>_http_request_duration_seconds */
+    const char *metrics_prefix; /* e.g. "sluice_aggregator" */
+};
+
+struct sl_http_server *sl_http_server_new(uv_loop_t *loop, const struct sl_http_server_opts *o);
+
+/* Routes are matched in registration order. method NULL matches any method;
+ * a route with prefix=true matches any path starting with `path`. The route
+ * name used in metrics is `path`. No match: 404. Method mismatch only: 405. */
+void sl_http_server_route(struct sl_http_server *s, const char *method, const char *path,
+                          bool prefix, sl_http_handler h, void *ud);
+
+/* Binds and listens on "host:port" ("127.0.0.1:0" picks a free port; "[::1]:80"
+ * for IPv6). Returns 0 or an SL_E* code with a reason in err. */
+int sl_http_server_listen(struct sl_http_server *s, const char *host_port, struct sl_buf *err);
+/* The bound port (after listen). */
+int sl_http_server_port(const struct sl_http_server *s);
+
+/* Stops accepting, closes idle connections, lets in-flight requests finish
+ * (their responses are still written), then calls done (may be NULL) once
+ * every handle is closed; the server is freed after done returns. */
+void sl_http_server_close(struct sl_http_server *s, void (*done)(void *ud), void *ud);
+
+/* Case-insensitive header lookup; NULL if absent. */
+const struct sl_bytes *sl_http_req_header(const struct sl_http_request *req, const char *name);
+/* URL-decoded value of a query parameter (first occurrence), copied into the
+ * request arena. Returns 0, or SL_ENOENT if absent. */
+int sl_http_req_param(struct sl_http_request *req, const char *name, struct sl_bytes *out);
+/* Same over an application/x-www-form-urlencoded string (e.g. a POST body). */
+int sl_http_form_param(struct sl_arena *arena, struct sl_bytes form, const char *name,
+                       struct sl_bytes *out);
+/* True once the client connection has closed. */
+bool sl_http_req_gone(const struct sl_http_request *req);
+
+/* Adds a response header; call before responding. */
+void sl_http_req_add_header(struct sl_http_request *req, const char *name, const char *value);
+
+/* Sends the response. body is copied. content_type may be NULL for no body. */
+void sl_http_respond(struct sl_http_request *req, int status, const char *content_type,
+                     const void *body, size_t len);
+/* Takes ownership of body's memory (no copy); body is left empty. */
+void sl_http_respond_buf(struct sl_http_request *req, int status, const char *content_type,
+                         struct sl_buf *body);
+/* text/plain; charset=utf-8 body from a format, with a trailing newline. */
+void sl_http_respond_text(struct sl_http_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
