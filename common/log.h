@@ -26,8 +26,8 @@ void sl_log(enum sl_log_level level, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define sl_debug(msg, ...) sl_log(SL_LOG_DEBUG, msg, __VA_ARGS__)
-#define sl_info(msg, ...) sl_log(SL_LOG_INFO, msg, __VA_ARGS__)
-#define sl_warn(msg, ...) sl_log(SL_LOG_WARN, msg, __VA_ARGS__)
+#define sl_info(msg, ...)  sl_log(SL_LOG_INFO, msg, __VA_ARGS__)
+#define sl_warn(msg, ...)  sl_log(SL_LOG_WARN, msg, __VA_ARGS__)
 #define sl_error(msg, ...) sl_log(SL_LOG_ERROR, msg, __VA_ARGS__)
 
 /* Rate limiting for repeated events: at most `burst` lines per `period_ms`;
@@ -49,5 +49,10 @@ void sl_log_limited(struct sl_log_limit *lim, enum sl_log_level level, const cha
  * control bytes); writes into out (size n) and returns out. Truncates long
  * values with "...". */
 const char *sl_log_quote(char *out, size_t n, const char *v, size_t vlen);
+
+/* sl_log_quote into a char array declared by the caller:
+ *   char q[256];
+ *   sl_warn("bad line", "line=%s", SL_LOGQ(q, p, n)); */
+#define SL_LOGQ(arr, p, n) sl_log_quote((arr), sizeof(arr), (p), (n))
 
 #endif
