@@ -50,7 +50,8 @@ LIB_AGENT  := $(BUILD)/lib/libsluice_agent.a
 LIB_AGG    := $(BUILD)/lib/libsluice_aggregator.a
 LIB_CLI    := $(BUILD)/lib/libsluice_cli.a
 
-BINS := $(BUILD)/bin/sluice-aggregator $(BUILD)/bin/sluice-agent $(BUILD)/bin/sluice
+BINS := $(BUILD)/bin/sluice-aggregator $(BUILD)/bin/sluice-agent $(BUILD)/bin/sluice \
+        $(BUILD)/bin/sluice-loggen
 
 UNIT_SRCS  := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -85,6 +86,8 @@ $(BUILD)/lib/%.a:
 $(BUILD)/bin/sluice-aggregator: $(call obj,aggregator/main.c) $(LIB_AGG) $(LIB_COMMON)
 $(BUILD)/bin/sluice-agent: $(call obj,agent/main.c) $(LIB_AGENT) $(LIB_COMMON)
 $(BUILD)/bin/sluice: $(call obj,aggregator/cli/main.c) $(LIB_CLI) $(LIB_COMMON)
+# The deterministic CRI log generator: benchmarks, tests and the `make run` demo.
+$(BUILD)/bin/sluice-loggen: $(call obj,tests/bench/loggen.c) $(LIB_COMMON)
 $(BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

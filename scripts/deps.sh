@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_pkgs="gcc make pkg-config libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
+build_pkgs="gcc make pkg-config curl libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
 libmsgpack-dev libzstd-dev zlib1g-dev libyaml-dev libxxhash-dev libssl-dev
 libpcre2-dev libjansson-dev"
-test_pkgs="libcmocka-dev python3-pytest python3-requests prometheus zstd curl"
+test_pkgs="libcmocka-dev python3-pytest python3-requests python3-msgpack python3-zstandard
+prometheus zstd curl clang-format"
 fuzz_pkgs="clang libclang-rt-14-dev"
 
 want="$build_pkgs"
