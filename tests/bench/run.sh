@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmarks. Prints figures beside this machine's own limits measured in the
+# same run, so ratios hold on a noisy machine. Not a test: it asserts nothing.
+#
+#   tests/bench/run.sh [BIN_DIR]          (make bench)
+#   BENCH_SIZE=200MiB  size of the generated pod log (default 200MiB)
+#
+# ship: a BENCH_SIZE CRI pod log, written before the agent starts, is read by
+# sluice-agent from the head and shipped (msgpack + zstd) to sluice-aggregator
+# (WAL on, fsync batch) on loopback. Reports CPU seconds per GB of log for
+# each process (user + system, from /proc), wall-clock MB/s and peak RSS,
+# beside `zstd -1` and `cat` over the same file.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:-$here/../../build/bin}
+size=${BENCH_SIZE:-200MiB}
+tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_s() { # user+system seconds of a live pid
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+metric() { # metric URL NAME -> sum of samples
+    curl -fsS "$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d", s}'
+}
+timed_cpu() { # command... -> user+system seconds (bash's time keyword)
+    local TIMEFORMAT='%U %S'
+    { time "$@" >/dev/null; } 2>"$tmp/time"
+    awk '{print $1 + $2}' "$tmp/time"
+}
+
+pods="$tmp/pods"
+log="$pods/bench_gen-0_0000-uid/app/0.log"
+mkdir -p "$(dirname "$log")"
+start=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)
+"$bin/sluice-loggen" --out "$log" --bytes "$size" --seed 42 --start "$start" --partial-every 50
+bytes=$(stat -c %s "$log")
+lines=$(wc -l <"$log")
+gb=$(awk -v b="$bytes" 'BEGIN {print b / 1e9}')
+echo "corpus: $(awk -v b="$bytes" 'BEGIN {printf "%.1f MiB", b / 1048576}'), $lines CRI lines, $tmp"
+
+cat "$log" >/dev/null # warm the page cache, so every reader starts equal
+zstd_cpu=$(timed_cpu zstd -1 -c -T1 "$log")
+cat_cpu=$(timed_cpu cat "$log")
+
+agg_port=$(free_port)
+agent_port=$(free_port)
+"$bin/sluice-aggregator" --listen "127.0.0.1:$agg_port" --data-dir "$tmp/agg" \
+    --set limits.ingestion_rate_mb=100000 --set limits.ingestion_burst_size_mb=100000 \
+    --set server.log_level=warn 2>"$tmp/agg.log" &
+agg_pid=$!
+pids+=("$agg_pid")
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$agg_port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+
+t0=$(date +%s.%N)
+"$bin/sluice-agent" --set kubernetes.pods_path="$pods" --set kubernetes.node_name=bench \
+    --set positions.file="$tmp/positions.json" --set server.listen="127.0.0.1:$agent_port" \
+    --set client.url="http://127.0.0.1:$agg_port/api/v1/push" \
+    --set server.log_level=warn 2>"$tmp/agent.log" &
+agent_pid=$!
+pids+=("$agent_pid")
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$agent_port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+
+deadline=$((SECONDS + 600))
+while :; do
+    read_b=$(metric "http://127.0.0.1:$agent_port" sluice_agent_bytes_read_total)
+    read_l=$(metric "http://127.0.0.1:$agent_port" sluice_agent_lines_read_total)
+    sent=$(metric "http://127.0.0.1:$agent_port" sluice_agent_lines_sent_total)
+    if [ "$read_b" -ge "$bytes" ] && [ "$sent" -ge "$read_l" ] && [ "$read_l" -gt 0 ]; then break; fi
+    if [ $SECONDS -gt $deadline ]; then echo "timed out: read $read_b of $bytes bytes, sent $sent of $read_l" >&2; exit 1; fi
+    sleep 0.2
+done
+t1=$(date +%s.%N)
+agent_cpu=$(cpu_s "$agent_pid")
+agg_cpu=$(cpu_s "$agg_pid")
+received=$(metric "http://127.0.0.1:$agg_port" sluice_aggregator_lines_received_total)
+
+awk -v gb="$gb" -v bytes="$bytes" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+    -v agent="$agent_cpu" -v agg="$agg_cpu" -v zstd="$zstd_cpu" -v cat="$cat_cpu" \
+    -v arss="$(peak_rss_mib "$agent_pid")" -v grss="$(peak_rss_mib "$agg_pid")" \
+    -v lines="$read_l" -v recv="$received" 'BEGIN {
+    printf "\nship %.0f MiB pod log, agent -> aggregator (native msgpack+zstd, WAL fsync batch)\n", bytes / 1048576
+    printf "  log lines (after joining partials)  %d read, %d received by the aggregator\n", lines, recv
+    printf "  wall clock                          %.2f s  (%.1f MB/s)\n", wall, bytes / 1e6 / wall
+    printf "  %-34s  %6.2f CPU s/GB   peak RSS %s MiB\n", "sluice-agent", agent / gb, arss
+    printf "  %-34s  %6.2f CPU s/GB   peak RSS %s MiB\n", "sluice-aggregator", agg / gb, grss
+    printf "  %-34s  %6.2f CPU s/GB\n", "zstd -1 (same file, this machine)", zstd / gb
+    printf "  %-34s  %6.2f CPU s/GB\n", "cat (same file, this machine)", cat / gb
+    printf "  agent / zstd -1 = %.2f   aggregator / zstd -1 = %.2f\n", agent / zstd, agg / zstd
+}'
