@@ -35,28 +35,28 @@ struct sl_http_header {
 
 struct sl_http_request {
     struct sl_http_server *server;
-    struct sl_http_conn *conn;       /* internal */
-    const char *method;              /* "GET", "POST", ... (static string) */
-    struct sl_bytes url;             /* raw request target */
-    struct sl_bytes path;            /* percent-decoded path, no query */
-    struct sl_bytes query;           /* raw query string without '?', may be empty */
+    struct sl_http_conn *conn; /* internal */
+    const char *method;        /* "GET", "POST", ... (static string) */
+    struct sl_bytes url;       /* raw request target */
+    struct sl_bytes path;      /* percent-decoded path, no query */
+    struct sl_bytes query;     /* raw query string without '?', may be empty */
     struct sl_http_header *headers;
     size_t nheaders;
-    struct sl_buf body;              /* complete body (de-chunked, not decompressed) */
-    struct sl_arena arena;           /* per-request scratch, freed after the response */
+    struct sl_buf body;    /* complete body (de-chunked, not decompressed) */
+    struct sl_arena arena; /* per-request scratch, freed after the response */
     int64_t start_mono_ns;
     /* response state, set through the functions below */
-    struct sl_buf resp_headers;      /* extra "Name: value\r\n" lines */
+    struct sl_buf resp_headers; /* extra "Name: value\r\n" lines */
     bool responded;
 };
 
 typedef void (*sl_http_handler)(struct sl_http_request *req, void *ud);
 
 struct sl_http_server_opts {
-    size_t max_header_bytes;  /* 0: 64 KiB */
-    size_t max_body_bytes;    /* 0: 64 MiB */
-    int64_t read_timeout_ms;  /* 0: 30 s */
-    int64_t idle_timeout_ms;  /* 0: 120 s */
+    size_t max_header_bytes;    /* 0: 64 KiB */
+    size_t max_body_bytes;      /* 0: 64 MiB */
+    int64_t read_timeout_ms;    /* 0: 30 s */
+    int64_t idle_timeout_ms;    /* 0: 120 s */
     struct sl_metrics *metrics; /* optional: <prefix>_http_requests_total{route,code},
                                    <prefix>_http_request_duration_seconds */
     const char *metrics_prefix; /* e.g. "sluice_aggregator" */
@@ -104,5 +104,18 @@ void sl_http_respond_buf(struct sl_http_request *req, int status, const char *co
 /* text/plain; charset=utf-8 body from a format, with a trailing newline. */
 void sl_http_respond_text(struct sl_http_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Internal, for unit tests and the fuzz target: a connection without a socket.
+ * Bytes fed are parsed exactly as if read from a client (same callbacks,
+ * limits and pipelining); responses are appended to the output buffer instead
+ * of being written. Timeouts do not apply. sl__http_conn_feed returns 1 once
+ * the connection is closed (after an error or a Connection: close
+ * response), else 0. Free with sl__http_conn_free_detached once no handler
+ * holds a request (sl__http_conn_busy). */
+struct sl_http_conn *sl__http_conn_new_detached(struct sl_http_server *s);
+int sl__http_conn_feed(struct sl_http_conn *c, const void *p, size_t n);
+const struct sl_buf *sl__http_conn_output(const struct sl_http_conn *c);
+bool sl__http_conn_busy(const struct sl_http_conn *c);
+void sl__http_conn_free_detached(struct sl_http_conn *c);
 
 #endif
