@@ -48,37 +48,61 @@ enum sl_cfgnode_kind { SL_CFG_SCALAR, SL_CFG_SEQ, SL_CFG_MAP };
 /* A parsed YAML subtree (for SL_OPT_NODE). Scalars are already expanded. */
 struct sl_cfgnode {
     enum sl_cfgnode_kind kind;
-    char *key;    /* key in the parent map, or NULL */
-    char *value;  /* scalars only */
+    char *key;                 /* key in the parent map, or NULL */
+    char *value;               /* scalars only */
     struct sl_cfgnode **items; /* seq items or map entries (each with key) */
     size_t n;
-    int line;     /* 1-based line in the file, 0 for --set/defaults */
+    int line; /* 1-based line in the file, 0 for --set/defaults */
 };
 
-/* Child of a map by key, or NULL. */
+/* Child of a map by key, or NULL (also when map is NULL or not a map). */
 const struct sl_cfgnode *sl_cfgnode_get(const struct sl_cfgnode *map, const char *key);
 
+/* Frees a node tree (the loader's trees are freed by sl_config_release). */
+void sl_cfgnode_free(struct sl_cfgnode *n);
+
 struct sl_option {
-    const char *key;     /* dotted path: "server.listen", "data_dir" */
+    const char *key; /* dotted path: "server.listen", "data_dir" */
     enum sl_opt_type type;
-    const char *def;     /* default as YAML text (expanded); for NODE e.g. "[]" */
-    size_t offset;       /* offsetof(struct program_config, field) */
-    const char *doc;     /* one line, for --help and docs */
+    const char *def; /* default as YAML text (expanded); for NODE e.g. "[]" */
+    size_t offset;   /* offsetof(struct program_config, field) */
+    const char *doc; /* one line, for --help and docs */
 };
 
 /* Fills cfg (zeroed by the caller) from defaults, then the file at path (NULL
  * for none), then each "a.b=c" string in sets. Returns 0, or SL_EINVAL/SL_ENOENT
  * with one line in err naming the key (or the file and line). On error cfg is
- * released. */
+ * released. A missing file is SL_ENOENT (the path is in err); an empty file
+ * means all defaults.
+ *
+ * File rules: the top level is a map; nested maps follow the dotted keys, and a
+ * dotted key may also be written flat ("server.listen: x"). Unknown and
+ * duplicate keys are errors. A plain null/~/empty value is "" for strings, an
+ * empty list for STRLIST, NULL for NODE. STRLIST takes a sequence of scalars or
+ * one comma-separated scalar. YAML anchors/aliases and multiple documents are
+ * rejected.
+ *
+ * --set key=value: for scalar types the value is taken as is (unless it starts
+ * with a quote, then it is read as one YAML scalar, so --set 'k=""' is empty);
+ * STRLIST takes a YAML flow sequence ("[a, b]") or "a,b"; NODE and map prefixes
+ * ("--set storage.s3={bucket: b}") take YAML flow text. */
 int sl_config_load(const struct sl_option *opts, size_t nopts, void *cfg, const char *path,
                    const char *const *sets, size_t nsets, struct sl_buf *err);
+
+/* Like sl_config_load, with the file contents given in memory (yaml, len;
+ * need not be NUL-terminated; len 0 means all defaults). */
+int sl_config_load_mem(const struct sl_option *opts, size_t nopts, void *cfg, const char *yaml,
+                       size_t len, const char *const *sets, size_t nsets, struct sl_buf *err);
 
 /* Frees every string, list and node the loader put into cfg. */
 void sl_config_release(const struct sl_option *opts, size_t nopts, void *cfg);
 
 /* Appends the effective configuration as YAML (nested maps from the dotted keys,
  * durations and sizes in their text form). Keys whose name ends in "secret",
- * "secret_access_key", "session_token" or "password" are printed as <redacted>. */
+ * "secret_access_key", "session_token" or "password" are printed as <redacted>
+ * (as "" when empty, so an unset secret is visible as such). Strings are quoted
+ * where YAML would read them otherwise, and "$" before "{" or "$" is doubled, so
+ * the output loads again to the same values (except redacted ones). */
 void sl_config_dump(const struct sl_option *opts, size_t nopts, const void *cfg,
                     struct sl_buf *out);
 
