@@ -40,7 +40,14 @@ struct sl_batch {
     size_t line_bytes; /* total raw line bytes */
 };
 
-/* Decodes body[0..n) into out. Arrays and label/metadata views are allocated
+/* Decodes body[0..n) into out. The body must be exactly one msgpack value:
+ * trailing bytes are an error. Map keys other than "streams", "labels" and
+ * "entries" are skipped, as are entry elements after the third; a nil
+ * metadata element means none. Label names must be str, label values, metadata
+ * values and lines may be str or bin; timestamps may use any msgpack integer
+ * encoding (non-negative values usually arrive as uint). Declared container
+ * sizes are checked against the bytes left before anything is allocated, so
+ * arena use is bounded by a small multiple of n. Arrays and label/metadata views are allocated
  * from arena; byte views point into body, which must outlive out. On error
  * returns SL_EINVAL and writes a reason (e.g. "streams[2].entries[5]: timestamp
  * must be an integer") into err if not NULL. */
@@ -55,9 +62,10 @@ int sl_batch_decode(struct sl_arena *arena, const void *body, size_t n, struct s
  *   sl_batch_enc_finish(&e, &out);                   // appends msgpack to out
  * The number of streams need not be known up front. */
 struct sl_batch_enc {
-    struct sl_buf body;   /* streams array contents so far */
+    struct sl_buf body; /* streams array contents so far */
     size_t nstreams;
-    size_t pending;       /* entries still expected for the current stream */
+    size_t pending; /* entries still expected for the current stream */
+    int err;        /* SL_EINVAL once a stream got too few or too many entries */
 };
 
 void sl_batch_enc_init(struct sl_batch_enc *e);
@@ -66,8 +74,9 @@ void sl_batch_enc_clear(struct sl_batch_enc *e);
 void sl_batch_enc_stream(struct sl_batch_enc *e, const struct sl_labels *labels, size_t nentries);
 void sl_batch_enc_entry(struct sl_batch_enc *e, int64_t ts_ns, struct sl_bytes line,
                         const struct sl_label *meta, size_t nmeta);
-/* Appends the complete body to out; returns SL_EINVAL if a stream got fewer
- * entries than announced. The encoder is cleared for reuse. */
+/* Appends the complete body to out; returns SL_EINVAL (and appends nothing)
+ * if a stream got fewer or more entries than announced. The encoder is
+ * cleared for reuse either way. Lines are encoded as msgpack str. */
 int sl_batch_enc_finish(struct sl_batch_enc *e, struct sl_buf *out);
 
 #endif
