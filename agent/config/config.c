@@ -1,0 +1,121 @@
+/* The agent's options table. Defaults are DESIGN.md's; keep the two in step. */
+#include "agent/config/config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+#define OFF(f) offsetof(struct sl_agent_config, f)
+
+const struct sl_option sl_agent_options[] = {
+    {"server.listen", SL_OPT_STRING, "127.0.0.1:9080", OFF(server_listen),
+     "address of the /metrics and /ready endpoints"},
+    {"server.log_level", SL_OPT_STRING, "info", OFF(server_log_level),
+     "log level of the agent itself: debug, info, warn, error"},
+    {"positions.file", SL_OPT_STRING, "/var/lib/sluice/positions.json", OFF(positions_file),
+     "where acknowledged read positions are saved"},
+    {"positions.sync_period", SL_OPT_DURATION, "10s", OFF(positions_sync_period),
+     "how often positions are saved (also on shutdown)"},
+    {"client.url", SL_OPT_STRING, "http://127.0.0.1:3100/api/v1/push", OFF(client_url),
+     "push endpoint of the aggregator"},
+    {"client.protocol", SL_OPT_STRING, "sluice", OFF(client_protocol),
+     "sluice (native msgpack); loki-json and loki-protobuf are not implemented yet"},
+    {"client.compression", SL_OPT_STRING, "zstd", OFF(client_compression),
+     "body compression: zstd, gzip or none"},
+    {"client.tenant", SL_OPT_STRING, "", OFF(client_tenant),
+     "X-Scope-OrgID sent with every push (empty: none)"},
+    {"client.bearer_token_file", SL_OPT_STRING, "", OFF(client_bearer_token_file),
+     "file holding a bearer token, re-read for every batch (empty: none)"},
+    {"client.batch_size", SL_OPT_SIZE, "1MiB", OFF(client_batch_size),
+     "a batch is sent once it holds this many line bytes"},
+    {"client.batch_wait", SL_OPT_DURATION, "1s", OFF(client_batch_wait),
+     "a non-empty batch is sent at the latest this long after its first line"},
+    {"client.timeout", SL_OPT_DURATION, "10s", OFF(client_timeout),
+     "timeout of one push request; also bounds delivery at shutdown"},
+    {"client.backoff.min", SL_OPT_DURATION, "500ms", OFF(client_backoff_min),
+     "first retry delay (doubles per attempt, with jitter)"},
+    {"client.backoff.max", SL_OPT_DURATION, "5m", OFF(client_backoff_max), "longest retry delay"},
+    {"kubernetes.pods_path", SL_OPT_STRING, "/var/log/pods", OFF(k8s_pods_path),
+     "kubelet pod log directory; empty disables discovery"},
+    {"kubernetes.node_name", SL_OPT_STRING, "${NODE_NAME:-}", OFF(k8s_node_name),
+     "value of the node label (omitted when empty)"},
+    {"kubernetes.api.enabled", SL_OPT_BOOL, "false", OFF(k8s_api_enabled),
+     "add pod labels from the Kubernetes API (not implemented yet)"},
+    {"kubernetes.api.pod_labels", SL_OPT_STRLIST, "[\"app.kubernetes.io/name\", app]",
+     OFF(k8s_api_pod_labels), "pod labels copied to streams when the API is enabled"},
+    {"files", SL_OPT_NODE, "[]", OFF(files),
+     "extra glob sources: [{include, exclude, format, labels}] (not implemented yet)"},
+    {"pipeline", SL_OPT_NODE, "[]", OFF(pipeline),
+     "processing stages, in order (not implemented yet)"},
+    {"read.rotate_wait", SL_OPT_DURATION, "5s", OFF(read_rotate_wait),
+     "a rotated file is released after no bytes arrived for this long"},
+    {"read.max_line_size", SL_OPT_SIZE, "256KiB", OFF(read_max_line_size),
+     "longer lines (after joining partial CRI lines) are cut and counted"},
+    {"read.sweep_period", SL_OPT_DURATION, "10s", OFF(read_sweep_period),
+     "period of the directory rescan backing up inotify"},
+};
+
+const size_t sl_agent_noptions = sizeof(sl_agent_options) / sizeof(sl_agent_options[0]);
+
+static bool node_nonempty(const struct sl_cfgnode *n)
+{
+    return n && !(n->kind == SL_CFG_SEQ && n->n == 0) &&
+           !(n->kind == SL_CFG_SCALAR && (!n->value || !*n->value || !strcmp(n->value, "[]")));
+}
+
+static int bad(struct sl_buf *err, const char *key, const char *why)
+{
+    if (err)
+        sl_buf_appendf(err, "config: %s: %s", key, why);
+    return SL_EINVAL;
+}
+
+int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, struct sl_buf *warn)
+{
+    enum sl_log_level lvl;
+    if (sl_log_level_parse(c->server_log_level, &lvl) != 0)
+        return bad(err, "server.log_level", "expected debug, info, warn or error");
+    if (!*c->server_listen)
+        return bad(err, "server.listen", "must not be empty");
+    if (!*c->positions_file)
+        return bad(err, "positions.file", "must not be empty");
+    if (c->positions_sync_period <= 0)
+        return bad(err, "positions.sync_period", "must be positive");
+    if (strncmp(c->client_url, "http://", 7) != 0 && strncmp(c->client_url, "https://", 8) != 0)
+        return bad(err, "client.url", "expected an http:// or https:// URL");
+    if (strcmp(c->client_protocol, "sluice") != 0) {
+        if (!strcmp(c->client_protocol, "loki-json") ||
+            !strcmp(c->client_protocol, "loki-protobuf"))
+            return bad(err, "client.protocol", "only \"sluice\" is implemented so far");
+        return bad(err, "client.protocol", "expected sluice, loki-json or loki-protobuf");
+    }
+    if (sl_codec_parse(c->client_compression, strlen(c->client_compression), &c->codec) != 0)
+        return bad(err, "client.compression", "expected zstd, gzip or none");
+    if (c->client_batch_size <= 0)
+        return bad(err, "client.batch_size", "must be positive");
+    if (c->client_batch_wait <= 0)
+        return bad(err, "client.batch_wait", "must be positive");
+    if (c->client_timeout <= 0)
+        return bad(err, "client.timeout", "must be positive");
+    if (c->client_backoff_min <= 0)
+        return bad(err, "client.backoff.min", "must be positive");
+    if (c->client_backoff_max < c->client_backoff_min)
+        return bad(err, "client.backoff.max", "must be at least client.backoff.min");
+    if (c->read_max_line_size < 16)
+        return bad(err, "read.max_line_size", "must be at least 16 bytes");
+    if (c->read_sweep_period <= 0)
+        return bad(err, "read.sweep_period", "must be positive");
+    if (c->read_rotate_wait < 0)
+        return bad(err, "read.rotate_wait", "must not be negative");
+    if (!*c->k8s_pods_path && warn)
+        sl_buf_append_str(warn, "kubernetes.pods_path is empty: no files will be read\n");
+    if (c->k8s_api_enabled && warn)
+        sl_buf_append_str(warn, "kubernetes.api.enabled is not implemented yet: ignored\n");
+    if (node_nonempty(c->files) && warn)
+        sl_buf_append_str(warn, "files is not implemented yet: ignored\n");
+    if (node_nonempty(c->pipeline) && warn)
+        sl_buf_append_str(warn, "pipeline is not implemented yet: ignored\n");
+    return 0;
+}
