@@ -1,0 +1,25 @@
+/* PCRE2 wrapper, internal to aggregator/logql/. */
+#ifndef SL_LOGQL_REGEX_H
+#define SL_LOGQL_REGEX_H
+
+#include <stdbool.h>
+
+#include "aggregator/logql/logql.h"
+#include "common/buf.h"
+#include "common/bytes.h"
+
+/* Compiles pattern (JIT when available) and links it into q->regexes.
+ * anchored: must match the whole subject (stream matchers). On error
+ * returns SL_EINVAL and appends PCRE2's reason to err. */
+int sl__logql_regex_compile(struct sl_logql_query *q, struct sl_bytes pattern, bool anchored,
+                            struct sl_logql_regex **out, struct sl_buf *err);
+
+/* True on a match; false on no match and on any matching error (match
+ * limit included, which also increments q->regex_limit_hits). */
+bool sl__logql_regex_match(struct sl_logql_query *q, struct sl_logql_regex *re,
+                           struct sl_bytes subject);
+
+/* Frees q->regexes. */
+void sl__logql_regex_free_all(struct sl_logql_query *q);
+
+#endif
