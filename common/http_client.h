@@ -19,20 +19,20 @@
 struct sl_http_client;
 
 struct sl_http_client_opts {
-    const char *ca_file;        /* NULL: system store */
+    const char *ca_file; /* NULL: system store */
     bool insecure_skip_verify;
     int64_t connect_timeout_ms; /* 0: 5 s */
     long max_connections;       /* 0: 8 per host */
 };
 
 struct sl_http_req_opts {
-    const char *method;              /* "GET", "POST", "PUT", "DELETE", "HEAD" */
+    const char *method; /* "GET", "POST", "PUT", "DELETE", "HEAD" */
     const char *url;
-    const char *const *headers;      /* NULL-terminated "Name: value" list, may be NULL */
-    const void *body;                /* borrowed until the callback */
-    size_t body_len;                 /* Content-Length is always sent for bodies */
-    int64_t timeout_ms;              /* whole request; 0: 30 s */
-    size_t max_response_bytes;       /* 0: 64 MiB; larger responses fail with SL_ETOOBIG */
+    const char *const *headers; /* NULL-terminated "Name: value" list, may be NULL */
+    const void *body;           /* borrowed until the callback */
+    size_t body_len;            /* Content-Length is always sent for bodies */
+    int64_t timeout_ms;         /* whole request; 0: 30 s */
+    size_t max_response_bytes;  /* 0: 64 MiB; larger responses fail with SL_ETOOBIG */
 };
 
 struct sl_http_response {
@@ -72,5 +72,10 @@ int sl_http_fetch(const struct sl_http_client_opts *o, const struct sl_http_req_
 /* Classifies a result: true if a retry may succeed (transport error, timeout,
  * 408, 429, 5xx), false for success or a permanent failure (other 4xx). */
 bool sl_http_retryable(const struct sl_http_response *resp);
+
+/* Parses a Retry-After value: delta-seconds, or an HTTP-date (IMF-fixdate,
+ * RFC 850 or asctime) taken relative to now_unix_s (a date in the past gives
+ * 0). Returns milliseconds, or -1 if the value is neither. Pure, thread-safe. */
+int64_t sl_http_retry_after_ms(struct sl_bytes v, int64_t now_unix_s);
 
 #endif
