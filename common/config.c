@@ -370,6 +370,8 @@ struct loader {
     struct slot *slots;
     struct sl_buf *err;
     struct sl_buf why; /* expansion error detail, reported by the owner */
+    size_t *stack;     /* options being resolved, outermost first */
+    size_t sp;
 };
 
 static bool is_scalar_type(enum sl_opt_type t)
@@ -715,14 +717,24 @@ static int resolve(struct loader *L, size_t i, const char **out)
         return 0;
     }
     if (s->state == 1) {
-        sl_buf_appendf(&L->why, "reference cycle through ${%s}", L->opts[i].key);
+        /* reported here, at the option that closes the cycle, with the path */
+        key_prefix(L->err, L->opts[i].key, s->raw, s->src);
+        sl_buf_append_str(L->err, "reference cycle: ");
+        size_t p = 0;
+        while (p < L->sp && L->stack[p] != i)
+            p++;
+        for (; p < L->sp; p++)
+            sl_buf_appendf(L->err, "%s -> ", L->opts[L->stack[p]].key);
+        sl_buf_append_str(L->err, L->opts[i].key);
         return SL_EINVAL;
     }
     s->state = 1;
+    L->stack[L->sp++] = i;
     struct sl_buf b = SL_BUF_INIT;
     const char *text = s->raw && s->raw->value ? s->raw->value : "";
     sl_buf_append_str(&b, ""); /* data non-NULL even when empty */
     int rc = expand(L, text, strlen(text), 0, &b, &L->why);
+    L->sp--;
     if (rc) {
         if (L->why.len) {
             key_prefix(L->err, L->opts[i].key, s->raw, s->src);
@@ -917,6 +929,7 @@ static int load(const struct sl_option *opts, size_t nopts, void *cfg, const cha
     struct loader L = {.opts = opts, .nopts = nopts, .err = err, .why = SL_BUF_INIT};
     int rc = 0;
     L.slots = sl_calloc(nopts ? nopts : 1, sizeof(*L.slots));
+    L.stack = sl_calloc(nopts ? nopts : 1, sizeof(*L.stack));
     for (size_t i = 0; i < nopts && rc == 0; i++)
         rc = load_default(&L, i);
     if (rc == 0 && text)
@@ -930,6 +943,7 @@ static int load(const struct sl_option *opts, size_t nopts, void *cfg, const cha
         sl_free(L.slots[i].val);
     }
     sl_free(L.slots);
+    sl_free(L.stack);
     sl_buf_release(&L.why);
     if (rc)
         sl_config_release(opts, nopts, cfg);
