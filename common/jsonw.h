@@ -19,7 +19,7 @@
 #define SL_JSONW_MAX_DEPTH 32
 
 struct sl_jsonw {
-    struct sl_buf *out;        /* borrowed */
+    struct sl_buf *out; /* borrowed */
     int depth;
     bool need_comma[SL_JSONW_MAX_DEPTH];
 };
@@ -40,6 +40,12 @@ void sl_jsonw_i64_str(struct sl_jsonw *w, int64_t v);
 /* Shortest round-trip form, as Go's strconv.FormatFloat(v, 'f'/'e', -1, 64)
  * would give for Prometheus sample values; NaN/+Inf/-Inf as strings. */
 void sl_jsonw_f64(struct sl_jsonw *w, double v);
+/* The same value as a JSON string, the way Prometheus and Loki write sample
+ * values ("1.5", "NaN", "+Inf", "1e-07"). */
+void sl_jsonw_f64_str(struct sl_jsonw *w, double v);
+/* Appends v as Prometheus formats a float (no quotes): shortest round-trip
+ * digits, exponent form when |v| < 1e-6 or >= 1e21, NaN, +Inf, -Inf. */
+void sl_f64_format(struct sl_buf *b, double v);
 void sl_jsonw_bool(struct sl_jsonw *w, bool v);
 void sl_jsonw_null(struct sl_jsonw *w);
 /* Appends an escaped string with its quotes to out (no comma handling). */
