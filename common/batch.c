@@ -404,9 +404,10 @@ static int dec_entries(struct dec *d, struct sl_batch_stream *s, struct sl_batch
 {
     struct mp_val v;
     struct sl_batch_entry scratch;
-    d->where = W_STREAM;
+    d->where = W_ENTRIES;
     if (next(d, &v))
         return SL_EINVAL;
+    d->where = W_STREAM;
     if (v.type != MP_ARRAY)
         return fail(d, "entries must be an array, got %s", mp_type_names[v.type]);
     /* A count the bytes left cannot hold is decoded into scratch so that the
@@ -453,8 +454,10 @@ static int dec_stream(struct dec *d, struct sl_batch_stream *s, struct sl_batch 
             if (have_labels)
                 return fail(d, "duplicate key \"labels\"");
             have_labels = true;
+            d->where = W_LABELS;
             if (next(d, &v))
                 return SL_EINVAL;
+            d->where = W_STREAM;
             if (v.type != MP_MAP)
                 return fail(d, "labels must be a map, got %s", mp_type_names[v.type]);
             d->where = W_LABELS;
