@@ -1,0 +1,438 @@
+/* Batches, one in flight, retries. Encoding and compression run on the libuv
+ * thread pool (they are the CPU-heavy part); everything else on the loop. */
+#include "agent/ship/ship.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/batch.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/format.h"
+#include "common/http_client.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+#include "common/timeutil.h"
+
+struct ship_entry {
+    int64_t ts_ns;
+    size_t off;
+    size_t len;
+    uint32_t sidx;
+};
+
+struct ship_bstream {
+    struct sl_ship_stream *s;
+    size_t n;
+    uint64_t last_cookie;
+};
+
+struct ship_batch {
+    uint64_t gen;
+    struct sl_buf lines;
+    struct ship_entry *e;
+    size_t ne, cape;
+    struct ship_bstream *st;
+    size_t ns, caps;
+    struct sl_buf body;  /* encoded + compressed, filled on the thread pool */
+    struct sl_buf token; /* bearer token read with the body */
+    int enc_err;
+    int attempts;
+    int64_t send_mono_ns;
+};
+
+struct sl_ship {
+    uv_loop_t *loop;
+    struct sl_ship_opts o;
+    struct sl_ship_cbs cbs;
+    void *ud;
+    struct ship_batch *building;
+    struct ship_batch *sealed; /* being encoded, in flight or waiting to retry */
+    bool encoding;
+    bool draining;
+    bool closing;
+    int pending_closes;
+    uint64_t next_gen;
+    uint64_t rng;
+    uv_work_t work;
+    uv_timer_t wait_timer;
+    uv_timer_t retry_timer;
+    struct sl_http_client *client;
+    struct sl_metric *m_sent, *m_rejected, *m_batches, *m_batches_dropped, *m_retries,
+        *m_body_bytes, *m_duration;
+};
+
+static struct sl_log_limit retry_lim, reject_lim, token_lim;
+
+static struct ship_batch *batch_new(struct sl_ship *s)
+{
+    struct ship_batch *b = SL_NEW(struct ship_batch);
+    b->gen = ++s->next_gen;
+    return b;
+}
+
+static void batch_free(struct ship_batch *b)
+{
+    if (!b)
+        return;
+    sl_buf_release(&b->lines);
+    sl_buf_release(&b->body);
+    sl_buf_release(&b->token);
+    sl_free(b->e);
+    sl_free(b->st);
+    sl_free(b);
+}
+
+/* --- encoding (thread pool) --- */
+
+static void read_token(const char *file, struct sl_buf *out)
+{
+    FILE *f = fopen(file, "re");
+    if (!f) {
+        sl_log_limited(&token_lim, SL_LOG_WARN, "cannot read bearer token file", "file=%s", file);
+        return;
+    }
+    char *p = sl_buf_reserve(out, 8192);
+    size_t n = fread(p, 1, 8191, f);
+    fclose(f);
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' '))
+        n--;
+    sl_buf_commit(out, n);
+}
+
+static void encode_work(uv_work_t *w)
+{
+    struct sl_ship *s = w->data;
+    struct ship_batch *b = s->sealed;
+    /* Group entries by stream, keeping their order inside each stream. */
+    size_t *start = sl_calloc(b->ns + 1, sizeof(size_t));
+    size_t *order = sl_mallocarray(b->ne ? b->ne : 1, sizeof(size_t));
+    for (size_t i = 0; i < b->ne; i++)
+        start[b->e[i].sidx + 1]++;
+    for (size_t i = 0; i < b->ns; i++)
+        start[i + 1] += start[i];
+    for (size_t i = 0; i < b->ne; i++)
+        order[start[b->e[i].sidx]++] = i;
+    struct sl_batch_enc enc;
+    struct sl_buf raw = SL_BUF_INIT;
+    sl_batch_enc_init(&enc);
+    size_t k = 0;
+    for (size_t i = 0; i < b->ns; i++) {
+        sl_batch_enc_stream(&enc, b->st[i].s->labels, b->st[i].n);
+        for (size_t j = 0; j < b->st[i].n; j++, k++) {
+            const struct ship_entry *e = &b->e[order[k]];
+            sl_batch_enc_entry(&enc, e->ts_ns, sl_bytes(b->lines.data + e->off, e->len), NULL, 0);
+        }
+    }
+    b->enc_err = sl_batch_enc_finish(&enc, &raw);
+    sl_batch_enc_release(&enc);
+    if (!b->enc_err)
+        b->enc_err = sl_compress(s->o.codec, &b->body, raw.data, raw.len, 0);
+    sl_buf_release(&raw);
+    sl_free(order);
+    sl_free(start);
+    if (s->o.bearer_token_file && *s->o.bearer_token_file)
+        read_token(s->o.bearer_token_file, &b->token);
+}
+
+static void send_batch(struct sl_ship *s);
+static void maybe_free(struct sl_ship *s);
+
+static void encode_done(uv_work_t *w, int status)
+{
+    struct sl_ship *s = w->data;
+    s->encoding = false;
+    if (s->closing) {
+        maybe_free(s);
+        return;
+    }
+    if (status != 0 || s->sealed->enc_err) {
+        /* Cannot happen with a correct encoder; keep the data and retry. */
+        sl_error("cannot encode batch", "err=%s",
+                 sl_strerror(status ? SL_EIO : s->sealed->enc_err));
+        abort();
+    }
+    send_batch(s);
+}
+
+/* --- sealing --- */
+
+static void try_seal(struct sl_ship *s)
+{
+    if (s->sealed || !s->building || s->building->ne == 0 || s->closing)
+        return;
+    s->sealed = s->building;
+    s->building = NULL;
+    uv_timer_stop(&s->wait_timer);
+    s->encoding = true;
+    s->work.data = s;
+    uv_queue_work(s->loop, &s->work, encode_work, encode_done);
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    try_seal(t->data);
+}
+
+void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, struct sl_bytes line,
+                 uint64_t cookie)
+{
+    if (!s->building)
+        s->building = batch_new(s);
+    struct ship_batch *b = s->building;
+    if (st->gen != b->gen) {
+        if (b->ns == b->caps) {
+            b->caps = b->caps ? b->caps * 2 : 16;
+            b->st = sl_reallocarray(b->st, b->caps, sizeof(*b->st));
+        }
+        st->gen = b->gen;
+        st->idx = (uint32_t)b->ns;
+        b->st[b->ns++] = (struct ship_bstream){st, 0, 0};
+    }
+    if (b->ne == b->cape) {
+        b->cape = b->cape ? b->cape * 2 : 256;
+        b->e = sl_reallocarray(b->e, b->cape, sizeof(*b->e));
+    }
+    b->e[b->ne++] = (struct ship_entry){ts_ns, b->lines.len, line.len, st->idx};
+    sl_buf_append(&b->lines, line.ptr, line.len);
+    b->st[st->idx].n++;
+    b->st[st->idx].last_cookie = cookie;
+    if (b->ne == 1 && !s->draining)
+        uv_timer_start(&s->wait_timer, on_wait, (uint64_t)(s->o.batch_wait_ns / SL_NS_PER_MS), 0);
+    if (b->lines.len >= s->o.batch_size || s->draining)
+        try_seal(s);
+}
+
+bool sl_ship_full(const struct sl_ship *s)
+{
+    return s->building && s->building->lines.len >= s->o.batch_size;
+}
+
+bool sl_ship_idle(const struct sl_ship *s)
+{
+    return !s->sealed && (!s->building || s->building->ne == 0);
+}
+
+size_t sl_ship_pending(const struct sl_ship *s)
+{
+    return (s->sealed ? s->sealed->ne : 0) + (s->building ? s->building->ne : 0);
+}
+
+void sl_ship_drain(struct sl_ship *s)
+{
+    s->draining = true;
+    try_seal(s);
+}
+
+/* --- sending and replies --- */
+
+static void on_response(struct sl_http_response *resp, void *ud);
+
+static void send_batch(struct sl_ship *s)
+{
+    struct ship_batch *b = s->sealed;
+    const char *hdrs[6];
+    char enc[64], tenant[SL_TENANT_MAX_LEN + 32];
+    struct sl_buf auth = SL_BUF_INIT;
+    size_t nh = 0;
+    hdrs[nh++] = "Content-Type: " SL_PUSH_CONTENT_TYPE;
+    if (s->o.codec != SL_CODEC_NONE) {
+        snprintf(enc, sizeof(enc), "Content-Encoding: %s", sl_codec_name(s->o.codec));
+        hdrs[nh++] = enc;
+    }
+    if (s->o.tenant && *s->o.tenant) {
+        snprintf(tenant, sizeof(tenant), "X-Scope-OrgID: %s", s->o.tenant);
+        hdrs[nh++] = tenant;
+    }
+    if (b->token.len) {
+        sl_buf_appendf(&auth, "Authorization: Bearer %s", b->token.data);
+        hdrs[nh++] = auth.data;
+    }
+    hdrs[nh] = NULL;
+    struct sl_http_req_opts r = {
+        .method = "POST",
+        .url = s->o.url,
+        .headers = hdrs,
+        .body = b->body.data,
+        .body_len = b->body.len,
+        .timeout_ms = s->o.timeout_ns / SL_NS_PER_MS,
+        .max_response_bytes = 1 << 20,
+    };
+    b->send_mono_ns = sl_mono_ns();
+    int rc = sl_http_client_do(s->client, &r, on_response, s);
+    sl_buf_release(&auth);
+    if (rc != 0) {
+        sl_error("cannot send batch: invalid client.url", "url=%s err=%s", s->o.url,
+                 sl_strerror(rc));
+        abort(); /* validated at start */
+    }
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    send_batch(t->data);
+}
+
+static uint64_t next_rand(struct sl_ship *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+/* Delay before retry number `attempt` (1-based): min * 2^(attempt-1), capped,
+ * with "equal jitter" (half fixed, half random); a longer Retry-After wins. */
+static int64_t backoff_ms(struct sl_ship *s, int attempt, int64_t retry_after_ms)
+{
+    int64_t d = s->o.backoff_min_ns;
+    for (int i = 1; i < attempt && d < s->o.backoff_max_ns; i++)
+        d *= 2;
+    if (d > s->o.backoff_max_ns)
+        d = s->o.backoff_max_ns;
+    int64_t ms = d / SL_NS_PER_MS;
+    ms = ms / 2 + (int64_t)(next_rand(s) % (uint64_t)(ms / 2 + 1));
+    if (retry_after_ms > ms)
+        ms = retry_after_ms;
+    if (ms > s->o.backoff_max_ns / SL_NS_PER_MS)
+        ms = s->o.backoff_max_ns / SL_NS_PER_MS;
+    return ms;
+}
+
+static size_t rejected_count(const struct sl_http_response *resp, size_t total)
+{
+    if (resp->status != 400)
+        return total;
+    json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
+    json_t *r = j ? json_object_get(j, "rejected") : NULL;
+    size_t n = total;
+    if (json_is_integer(r) && json_integer_value(r) >= 0 && (size_t)json_integer_value(r) <= total)
+        n = (size_t)json_integer_value(r);
+    json_decref(j);
+    return n;
+}
+
+static void finish_batch(struct sl_ship *s, bool delivered)
+{
+    struct ship_batch *b = s->sealed;
+    s->sealed = NULL;
+    for (size_t i = 0; i < b->ns; i++)
+        s->cbs.ack(s->ud, b->st[i].s, b->st[i].n, b->st[i].last_cookie, delivered);
+    batch_free(b);
+    if (s->building && (s->draining || sl_ship_full(s) ||
+                        (s->building->ne && !uv_is_active((uv_handle_t *)&s->wait_timer))))
+        try_seal(s);
+    s->cbs.resume(s->ud);
+}
+
+static void on_response(struct sl_http_response *resp, void *ud)
+{
+    struct sl_ship *s = ud;
+    struct ship_batch *b = s->sealed;
+    if (s->closing || resp->err == SL_ECANCELED)
+        return;
+    sl_histogram_observe(s->m_duration, (double)(sl_mono_ns() - b->send_mono_ns) / 1e9);
+    if (resp->err == 0 && resp->status >= 200 && resp->status < 300) {
+        sl_counter_add(s->m_sent, (double)b->ne);
+        sl_counter_inc(s->m_batches);
+        sl_counter_add(s->m_body_bytes, (double)b->body.len);
+        finish_batch(s, true);
+        return;
+    }
+    if (sl_http_retryable(resp)) {
+        int64_t ms = backoff_ms(s, ++b->attempts, resp->retry_after_ms);
+        sl_counter_inc(s->m_retries);
+        sl_log_limited(&retry_lim, SL_LOG_WARN, "push failed, will retry",
+                       "status=%d err=%s attempt=%d retry_in_ms=%lld entries=%zu", resp->status,
+                       resp->err ? sl_strerror(resp->err) : "none", b->attempts, (long long)ms,
+                       b->ne);
+        uv_timer_start(&s->retry_timer, on_retry, (uint64_t)ms, 0);
+        return;
+    }
+    size_t rej = rejected_count(resp, b->ne);
+    char reason[256];
+    sl_log_quote(reason, sizeof(reason), resp->body.data ? resp->body.data : "", resp->body.len);
+    sl_log_limited(&reject_lim, SL_LOG_ERROR, "push rejected, lines dropped",
+                   "status=%d rejected=%zu entries=%zu reason=%s", resp->status, rej, b->ne,
+                   reason);
+    sl_counter_add(s->m_rejected, (double)rej);
+    sl_counter_add(s->m_sent, (double)(b->ne - rej));
+    sl_counter_inc(s->m_batches_dropped);
+    finish_batch(s, rej < b->ne);
+}
+
+/* --- lifecycle --- */
+
+static char *dup_opt(const char *v)
+{
+    return sl_strdup(v ? v : "");
+}
+
+struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
+                            const struct sl_ship_cbs *cbs, void *ud, struct sl_metrics *m)
+{
+    struct sl_ship *s = SL_NEW(struct sl_ship);
+    s->loop = loop;
+    s->o = *o;
+    s->o.url = dup_opt(o->url);
+    s->o.tenant = dup_opt(o->tenant);
+    s->o.bearer_token_file = dup_opt(o->bearer_token_file);
+    s->cbs = *cbs;
+    s->ud = ud;
+    s->rng = (uint64_t)sl_now_ns() | 1;
+    uv_timer_init(loop, &s->wait_timer);
+    uv_timer_init(loop, &s->retry_timer);
+    s->wait_timer.data = s;
+    s->retry_timer.data = s;
+    struct sl_http_client_opts co = {0};
+    s->client = sl_http_client_new(loop, &co);
+    s->m_sent = sl_metric_with(sl_metrics_counter(m, "sluice_agent_lines_sent_total",
+                                                  "Lines acknowledged by the receiver.", NULL));
+    s->m_rejected = sl_metric_with(sl_metrics_counter(m, "sluice_agent_lines_dropped_total",
+                                                      "Lines dropped, by reason.", "reason"),
+                                   "rejected");
+    s->m_batches = sl_metric_with(sl_metrics_counter(m, "sluice_agent_batches_sent_total",
+                                                     "Batches acknowledged (2xx).", NULL));
+    s->m_batches_dropped = sl_metric_with(
+        sl_metrics_counter(m, "sluice_agent_batches_failed_total",
+                           "Batches dropped after a permanent error (4xx other than 429).", NULL));
+    s->m_retries =
+        sl_metric_with(sl_metrics_counter(m, "sluice_agent_batch_retries_total",
+                                          "Push attempts that failed and were retried.", NULL));
+    s->m_body_bytes = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_sent_bytes_total", "Compressed push body bytes acknowledged.", NULL));
+    s->m_duration = sl_metric_with(sl_metrics_histogram(m, "sluice_agent_request_duration_seconds",
+                                                        "Push request duration.", NULL, NULL, 0));
+    return s;
+}
+
+static void maybe_free(struct sl_ship *s)
+{
+    if (s->pending_closes > 0 || s->encoding)
+        return;
+    batch_free(s->building);
+    batch_free(s->sealed);
+    sl_free((char *)s->o.url);
+    sl_free((char *)s->o.tenant);
+    sl_free((char *)s->o.bearer_token_file);
+    sl_free(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct sl_ship *s = h->data;
+    s->pending_closes--;
+    maybe_free(s);
+}
+
+void sl_ship_free(struct sl_ship *s)
+{
+    s->closing = true;
+    sl_http_client_free(s->client);
+    s->client = NULL;
+    s->pending_closes = 2;
+    uv_close((uv_handle_t *)&s->wait_timer, on_closed);
+    uv_close((uv_handle_t *)&s->retry_timer, on_closed);
+}

@@ -1,0 +1,88 @@
+/* Batching and delivery to the aggregator (native protocol, DESIGN.md
+ * "Agent -> aggregator protocol").
+ *
+ * Entries are added to the batch being built (one per agent: the agent has
+ * one tenant, client.tenant). The batch is sealed when it holds batch_size
+ * line bytes or batch_wait after its first entry; a sealed batch is encoded
+ * (common/batch.h msgpack) and compressed (common/compress.h) on the libuv
+ * thread pool, then POSTed with the async client (common/http_client.h).
+ *
+ * At most one batch is in flight and one is being built, so memory is
+ * bounded: sl_ship_full() turns true when the building batch is full while
+ * another is in flight, and the caller must stop reading until cbs->resume.
+ *
+ * Replies: 2xx acknowledges every entry. 429, 5xx and transport errors are
+ * retried with exponential backoff (backoff_min doubling up to backoff_max,
+ * with jitter; a longer Retry-After wins) without limit. Any other status
+ * drops the batch: its lines are counted in
+ * sluice_agent_lines_dropped_total{reason="rejected"} (a 400 with
+ * {"rejected": N} counts N, the rest were kept and count as sent) and the
+ * server's reason is logged. Either way, cbs->ack is then called once per
+ * stream of the batch, in order, so positions can advance.
+ *
+ * Threading: one loop; call from the loop thread; callbacks run there. */
+#ifndef SL_AGENT_SHIP_H
+#define SL_AGENT_SHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/bytes.h"
+#include "common/compress.h"
+#include "common/labels.h"
+
+struct sl_metrics;
+
+/* Embedded by the owner of a source (a tailed file). labels must stay valid
+ * and unchanged, and the struct must not move or be freed, while entries
+ * added through it are unacknowledged. */
+struct sl_ship_stream {
+    const struct sl_labels *labels;
+    /* internal */
+    uint64_t gen;
+    uint32_t idx;
+};
+
+struct sl_ship_opts {
+    const char *url;
+    const char *tenant;            /* "" or NULL: no X-Scope-OrgID */
+    const char *bearer_token_file; /* "" or NULL: no Authorization */
+    enum sl_codec codec;
+    size_t batch_size;
+    int64_t batch_wait_ns;
+    int64_t timeout_ns;
+    int64_t backoff_min_ns;
+    int64_t backoff_max_ns;
+};
+
+struct sl_ship_cbs {
+    /* n entries of s in the finished batch; cookie of the last of them.
+     * delivered is false when they were dropped (already counted). */
+    void (*ack)(void *ud, struct sl_ship_stream *s, size_t n, uint64_t last_cookie, bool delivered);
+    /* A batch finished: sl_ship_full() may have turned false. */
+    void (*resume)(void *ud);
+};
+
+struct sl_ship;
+
+/* Strings in o are copied. Registers its metrics in m. */
+struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
+                            const struct sl_ship_cbs *cbs, void *ud, struct sl_metrics *m);
+/* Adds one entry (line copied). May seal the batch. */
+void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, struct sl_bytes line,
+                 uint64_t cookie);
+/* True while the caller must not add more (see above). */
+bool sl_ship_full(const struct sl_ship *s);
+/* Sends what is buffered as soon as possible, and from now on seals every
+ * batch at once (shutdown). */
+void sl_ship_drain(struct sl_ship *s);
+/* Nothing buffered, nothing in flight. */
+bool sl_ship_idle(const struct sl_ship *s);
+/* Entries buffered or in flight. */
+size_t sl_ship_pending(const struct sl_ship *s);
+/* Cancels what is in flight (no ack callbacks), frees once libuv is done. */
+void sl_ship_free(struct sl_ship *s);
+
+#endif
