@@ -1,0 +1,530 @@
+/* Push endpoints: see push.h. Everything runs on the loop thread; the reply
+ * waits for the WAL writer thread's fsync (aggregator/wal). */
+#include "aggregator/api/push.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aggregator/tenant/tenant.h"
+#include "aggregator/wal/wal.h"
+#include "common/compress.h"
+#include "common/err.h"
+#include "common/format.h"
+#include "common/jsonw.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+#include "common/timeutil.h"
+
+struct sl_push_api {
+    struct sl_ingester *ing;
+    struct sl_wal *wal;
+    struct sl_push_opts o;
+    struct sl_metric_family *f_received, *f_bytes, *f_rejected, *f_dups;
+    struct sl_metric *m_wal_unavailable;
+    struct sl_log_limit log_reject, log_bad;
+};
+
+/* One push in flight, allocated from the request arena. */
+struct push_ctx {
+    struct sl_push_api *api;
+    struct sl_http_request *req;
+    struct sl_bytes tenant;
+    char *tenant_z;     /* for metric labels */
+    struct sl_buf body; /* decompressed body, views of the batch point here */
+    struct sl_rejects rej;
+    size_t accepted;
+};
+
+/* ---- replies ---- */
+
+static void respond_error(struct sl_http_request *req, int status, const char *msg, size_t rejected)
+{
+    struct sl_buf out = SL_BUF_INIT;
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, &out);
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "error");
+    sl_jsonw_str(&w, msg);
+    sl_jsonw_key(&w, "rejected");
+    sl_jsonw_i64(&w, (int64_t)rejected);
+    sl_jsonw_obj_close(&w);
+    sl_http_respond_buf(req, status, "application/json", &out);
+    sl_buf_release(&out);
+}
+
+static void ctx_finish(struct push_ctx *c, int wal_status)
+{
+    struct sl_http_request *req = c->req;
+    size_t rejected = sl_rejects_total(&c->rej);
+    if (wal_status != 0) {
+        sl_log_limited(&c->api->log_bad, SL_LOG_ERROR, "push: not durable, answering 503",
+                       "tenant=%s error=\"%s\"", c->tenant_z, sl_strerror(wal_status));
+        respond_error(req, 503, "write-ahead log unavailable; nothing was acknowledged", rejected);
+    } else if (rejected) {
+        struct sl_buf msg = SL_BUF_INIT;
+        sl_rejects_format(&c->rej, &msg);
+        sl_log_limited(&c->api->log_reject, SL_LOG_WARN, "push: entries rejected",
+                       "tenant=%s accepted=%zu rejected=%zu", c->tenant_z, c->accepted, rejected);
+        respond_error(req, 400, msg.data, rejected);
+        sl_buf_release(&msg);
+    } else {
+        sl_http_respond(req, 204, NULL, NULL, 0);
+    }
+    sl_rejects_release(&c->rej);
+    sl_buf_release(&c->body);
+}
+
+static void on_wal_done(void *ud, int status)
+{
+    ctx_finish(ud, status);
+}
+
+/* ---- processing a decoded batch ---- */
+
+static void count_rejects(struct push_ctx *c)
+{
+    for (int i = 0; i < SL_REJECT__COUNT; i++) {
+        if (c->rej.count[i] == 0)
+            continue;
+        sl_counter_add(sl_metric_with(c->api->f_rejected, c->tenant_z,
+                                      sl_reject_reason_name((enum sl_reject_reason)i)),
+                       (double)c->rej.count[i]);
+    }
+}
+
+/* Ingests one validated stream and adds its accepted entries to enc. */
+static void ingest_stream(struct push_ctx *c, struct sl_batch_stream *s, size_t *idx,
+                          struct sl_batch_enc *enc, struct sl_push_result *tot)
+{
+    struct sl_push_result r = {0};
+    sl_ingester_push(c->api->ing, c->tenant, &s->labels, s->entries, s->nentries, idx, &r);
+    if (r.out_of_order || r.stream_limit) {
+        struct sl_buf name = SL_BUF_INIT;
+        sl_labels_format(&s->labels, &name);
+        if (name.len > 200) {
+            name.len = 200;
+            sl_buf_append_str(&name, "...}");
+        }
+        sl_rejects_add(&c->rej, SL_REJECT_OUT_OF_ORDER, r.out_of_order,
+                       "stream %s: entries older than the out-of-order window", name.data);
+        sl_rejects_add(&c->rej, SL_REJECT_STREAM_LIMIT, r.stream_limit,
+                       "stream %s: tenant has reached max_streams_per_tenant", name.data);
+        sl_buf_release(&name);
+    }
+    if (r.accepted) {
+        sl_batch_enc_stream(enc, &s->labels, r.accepted);
+        for (size_t k = 0; k < r.accepted; k++) {
+            const struct sl_batch_entry *e = &s->entries[idx[k]];
+            sl_batch_enc_entry(enc, e->ts_ns, e->line, e->meta, e->nmeta);
+        }
+    }
+    tot->accepted += r.accepted;
+    tot->duplicates += r.duplicates;
+}
+
+static void process_batch(struct push_ctx *c, struct sl_batch *b)
+{
+    struct sl_push_api *api = c->api;
+    sl_counter_add(sl_metric_with(api->f_received, c->tenant_z), (double)b->nentries);
+    sl_counter_add(sl_metric_with(api->f_bytes, c->tenant_z), (double)b->line_bytes);
+    int64_t now = sl_now_ns();
+    size_t maxn = 0;
+    for (size_t i = 0; i < b->nstreams; i++)
+        if (b->streams[i].nentries > maxn)
+            maxn = b->streams[i].nentries;
+    size_t *idx = sl_arena_alloc(&c->req->arena, (maxn ? maxn : 1) * sizeof(size_t));
+    struct sl_batch_enc enc;
+    sl_batch_enc_init(&enc);
+    struct sl_push_result tot = {0};
+    for (size_t i = 0; i < b->nstreams; i++) {
+        struct sl_batch_stream *s = &b->streams[i];
+        if (s->nentries == 0)
+            continue;
+        if (sl_distributor_validate_stream(&api->o.limits, s, now, &c->rej) == 0)
+            continue;
+        ingest_stream(c, s, idx, &enc, &tot);
+    }
+    c->accepted = tot.accepted;
+    count_rejects(c);
+    if (tot.duplicates)
+        sl_counter_add(sl_metric_with(api->f_dups, c->tenant_z), (double)tot.duplicates);
+    if (tot.accepted == 0 || !api->wal) {
+        sl_batch_enc_release(&enc);
+        ctx_finish(c, 0);
+        return;
+    }
+    struct sl_buf body = SL_BUF_INIT, rec = SL_BUF_INIT;
+    int rc = sl_batch_enc_finish(&enc, &body);
+    sl_batch_enc_release(&enc);
+    if (rc != 0) { /* a bug: counts above must match */
+        sl_error("push: batch encoding failed", "error=\"%s\"", sl_strerror(rc));
+        sl_buf_release(&body);
+        ctx_finish(c, SL_EIO);
+        return;
+    }
+    sl_push_record_encode(c->tenant, sl_buf_bytes(&body), &rec);
+    sl_buf_release(&body);
+    /* The decompressed body is no longer needed: entries are in the ingester. */
+    sl_buf_release(&c->body);
+    sl_wal_append(api->wal, rec.data, rec.len, on_wal_done, c); /* may call back at once */
+    sl_buf_release(&rec);
+}
+
+/* ---- request parsing ---- */
+
+/* Media type of a Content-Type header, without parameters, matched
+ * case-insensitively. */
+static bool media_type_is(const struct sl_bytes *h, const char *type)
+{
+    if (!h)
+        return false;
+    size_t n = h->len;
+    const char *semi = memchr(h->ptr, ';', n);
+    if (semi)
+        n = (size_t)(semi - h->ptr);
+    while (n && (h->ptr[n - 1] == ' ' || h->ptr[n - 1] == '\t'))
+        n--;
+    return n == strlen(type) && strncasecmp(h->ptr, type, n) == 0;
+}
+
+static struct push_ctx *ctx_new(struct sl_push_api *api, struct sl_http_request *req)
+{
+    struct sl_bytes tenant;
+    if (sl_tenant_of_request(req, api->o.auth_enabled, &tenant) != 0)
+        return NULL;
+    if (api->wal && sl_wal_failed(api->wal)) {
+        sl_counter_inc(api->m_wal_unavailable);
+        respond_error(req, 503, "write-ahead log failed; restart the aggregator", 0);
+        return NULL;
+    }
+    struct push_ctx *c = sl_arena_calloc(&req->arena, sizeof(*c));
+    c->api = api;
+    c->req = req;
+    c->tenant = tenant;
+    c->tenant_z = sl_arena_strndup(&req->arena, tenant.ptr, tenant.len);
+    sl_buf_init(&c->body);
+    sl_rejects_init(&c->rej);
+    return c;
+}
+
+/* Decompresses the request body into c->body; on failure answers and returns
+ * non-zero. */
+static int ctx_decompress(struct push_ctx *c)
+{
+    struct sl_http_request *req = c->req;
+    const struct sl_bytes *ce = sl_http_req_header(req, "Content-Encoding");
+    enum sl_codec codec = SL_CODEC_NONE;
+    if (ce && sl_codec_parse(ce->ptr, ce->len, &codec) != 0) {
+        respond_error(req, 415, "unsupported Content-Encoding; use zstd, gzip or none", 0);
+        return -1;
+    }
+    int rc =
+        sl_decompress(codec, &c->body, req->body.data, req->body.len, SL_PUSH_MAX_DECODED_BYTES);
+    if (rc == SL_ETOOBIG) {
+        respond_error(req, 413, "decompressed body exceeds the limit", 0);
+        return -1;
+    }
+    if (rc != 0) {
+        respond_error(req, 400, "body cannot be decompressed", 0);
+        return -1;
+    }
+    return 0;
+}
+
+static void reject_body(struct push_ctx *c, const char *what, struct sl_buf *err)
+{
+    sl_log_limited(&c->api->log_bad, SL_LOG_WARN, "push: undecodable body", "tenant=%s format=%s",
+                   c->tenant_z, what);
+    struct sl_buf msg = SL_BUF_INIT;
+    sl_buf_appendf(&msg, "invalid %s push body: %s", what, err->len ? err->data : "malformed");
+    respond_error(c->req, 400, msg.data, 0);
+    sl_buf_release(&msg);
+    sl_rejects_release(&c->rej);
+    sl_buf_release(&c->body);
+}
+
+static void handle_native(struct sl_http_request *req, void *ud)
+{
+    struct sl_push_api *api = ud;
+    struct push_ctx *c = ctx_new(api, req);
+    if (!c)
+        return;
+    if (!media_type_is(sl_http_req_header(req, "Content-Type"), SL_PUSH_CONTENT_TYPE)) {
+        respond_error(req, 415, "Content-Type must be " SL_PUSH_CONTENT_TYPE, 0);
+        sl_rejects_release(&c->rej);
+        return;
+    }
+    if (ctx_decompress(c) != 0) {
+        sl_rejects_release(&c->rej);
+        sl_buf_release(&c->body);
+        return;
+    }
+    struct sl_batch b;
+    struct sl_buf err = SL_BUF_INIT;
+    if (sl_batch_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
+        reject_body(c, "msgpack", &err);
+        sl_buf_release(&err);
+        return;
+    }
+    sl_buf_release(&err);
+    process_batch(c, &b);
+}
+
+static void handle_loki(struct sl_http_request *req, void *ud)
+{
+    struct sl_push_api *api = ud;
+    struct push_ctx *c = ctx_new(api, req);
+    if (!c)
+        return;
+    const struct sl_bytes *ct = sl_http_req_header(req, "Content-Type");
+    if (!media_type_is(ct, "application/json")) {
+        bool proto = !ct || ct->len == 0 || media_type_is(ct, "application/x-protobuf");
+        respond_error(req, 415,
+                      proto ? "Loki protobuf push (application/x-protobuf) is not supported "
+                              "yet; send application/json"
+                            : "Content-Type must be application/json",
+                      0);
+        sl_rejects_release(&c->rej);
+        return;
+    }
+    if (ctx_decompress(c) != 0) {
+        sl_rejects_release(&c->rej);
+        sl_buf_release(&c->body);
+        return;
+    }
+    struct sl_batch b;
+    struct sl_buf err = SL_BUF_INIT;
+    if (sl_push_json_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
+        reject_body(c, "JSON", &err);
+        sl_buf_release(&err);
+        return;
+    }
+    sl_buf_release(&err);
+    process_batch(c, &b);
+}
+
+/* ---- Loki JSON ---- */
+
+static int json_fail(struct sl_buf *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int json_fail(struct sl_buf *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        sl_buf_vappendf(err, fmt, ap);
+        va_end(ap);
+    }
+    return SL_EINVAL;
+}
+
+/* Loki parses the timestamp with strconv.ParseInt: decimal, optional sign. */
+static int parse_ns(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (n && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == n || n - i > 19)
+        return SL_EINVAL;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return SL_EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
+        return SL_EINVAL;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+static struct sl_bytes json_bytes(struct sl_arena *a, json_t *s)
+{
+    return sl_arena_bytes(a, sl_bytes(json_string_value(s), json_string_length(s)));
+}
+
+/* Copies a JSON object of strings into labels; returns 0 or -1. */
+static int json_labels(struct sl_arena *a, json_t *obj, struct sl_label **items, size_t *n)
+{
+    size_t cnt = json_object_size(obj), k = 0;
+    *items = sl_arena_alloc(a, (cnt ? cnt : 1) * sizeof(**items));
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!json_is_string(v))
+            return -1;
+        (*items)[k].name = sl_arena_bytes(a, sl_bytes_str(key));
+        (*items)[k].value = json_bytes(a, v);
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+static int json_entry(struct sl_arena *a, json_t *v, struct sl_batch_entry *e, size_t i, size_t j,
+                      struct sl_buf *err)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n < 2 || n > 3)
+        return json_fail(err, "streams[%zu].values[%zu]: expected [\"<ns>\", \"<line>\"]", i, j);
+    json_t *ts = json_array_get(v, 0), *line = json_array_get(v, 1);
+    if (!json_is_string(ts) ||
+        parse_ns(json_string_value(ts), json_string_length(ts), &e->ts_ns) != 0)
+        return json_fail(err,
+                         "streams[%zu].values[%zu]: timestamp must be a string of "
+                         "nanoseconds",
+                         i, j);
+    if (!json_is_string(line))
+        return json_fail(err, "streams[%zu].values[%zu]: line must be a string", i, j);
+    e->line = json_bytes(a, line);
+    e->meta = NULL;
+    e->nmeta = 0;
+    if (n == 3) {
+        json_t *m = json_array_get(v, 2);
+        if (!json_is_object(m) || json_labels(a, m, &e->meta, &e->nmeta) != 0)
+            return json_fail(err,
+                             "streams[%zu].values[%zu]: metadata must be an object of "
+                             "strings",
+                             i, j);
+    }
+    return 0;
+}
+
+static int json_stream(struct sl_arena *a, json_t *js, struct sl_batch_stream *s, size_t i,
+                       struct sl_batch *out, struct sl_buf *err)
+{
+    if (!json_is_object(js))
+        return json_fail(err, "streams[%zu]: expected an object", i);
+    json_t *labels = json_object_get(js, "stream"), *values = json_object_get(js, "values");
+    if (!json_is_object(labels) || json_labels(a, labels, &s->labels.items, &s->labels.n) != 0)
+        return json_fail(err, "streams[%zu].stream: expected an object of strings", i);
+    if (values && !json_is_array(values))
+        return json_fail(err, "streams[%zu].values: expected an array", i);
+    s->nentries = json_array_size(values);
+    s->entries = sl_arena_alloc(a, (s->nentries ? s->nentries : 1) * sizeof(*s->entries));
+    for (size_t j = 0; j < s->nentries; j++) {
+        int rc = json_entry(a, json_array_get(values, j), &s->entries[j], i, j, err);
+        if (rc)
+            return rc;
+        out->line_bytes += s->entries[j].line.len;
+    }
+    out->nentries += s->nentries;
+    return 0;
+}
+
+int sl_push_json_decode(struct sl_arena *arena, const void *body, size_t n, struct sl_batch *out,
+                        struct sl_buf *err)
+{
+    memset(out, 0, sizeof(*out));
+    json_error_t jerr;
+    json_t *root = json_loadb(body, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (err)
+            sl_buf_appendf(err, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return SL_EINVAL;
+    }
+    int rc = 0;
+    json_t *streams = json_is_object(root) ? json_object_get(root, "streams") : NULL;
+    if (!json_is_array(streams)) {
+        rc = json_fail(err, "expected {\"streams\": [...]}");
+        goto out;
+    }
+    out->nstreams = json_array_size(streams);
+    out->streams =
+        sl_arena_calloc(arena, (out->nstreams ? out->nstreams : 1) * sizeof(*out->streams));
+    for (size_t i = 0; i < out->nstreams && rc == 0; i++)
+        rc = json_stream(arena, json_array_get(streams, i), &out->streams[i], i, out, err);
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- WAL records ---- */
+
+void sl_push_record_encode(struct sl_bytes tenant, struct sl_bytes batch_body, struct sl_buf *out)
+{
+    unsigned char h[3] = {SL_PUSH_RECORD_V1, (unsigned char)(tenant.len & 0xff),
+                          (unsigned char)(tenant.len >> 8)};
+    sl_buf_append(out, h, sizeof(h));
+    sl_buf_append_bytes(out, tenant);
+    sl_buf_append_bytes(out, batch_body);
+}
+
+int sl_push_record_apply(struct sl_ingester *ing, struct sl_bytes p, struct sl_push_result *res)
+{
+    struct sl_push_result local = {0};
+    if (!res)
+        res = &local;
+    if (p.len < 3)
+        return SL_ECORRUPT;
+    const unsigned char *u = (const unsigned char *)p.ptr;
+    if (u[0] != SL_PUSH_RECORD_V1)
+        return SL_EUNSUPP;
+    size_t tlen = (size_t)u[1] | (size_t)u[2] << 8;
+    if (p.len - 3 < tlen)
+        return SL_ECORRUPT;
+    struct sl_bytes tenant = sl_bytes(p.ptr + 3, tlen);
+    if (!sl_tenant_valid(tenant))
+        return SL_ECORRUPT;
+    struct sl_arena arena;
+    sl_arena_init(&arena, 0);
+    struct sl_batch b;
+    int rc = sl_batch_decode(&arena, p.ptr + 3 + tlen, p.len - 3 - tlen, &b, NULL);
+    if (rc != 0) {
+        sl_arena_release(&arena);
+        return SL_ECORRUPT;
+    }
+    for (size_t i = 0; i < b.nstreams; i++) {
+        struct sl_batch_stream *s = &b.streams[i];
+        /* Written sorted and valid; checked again as a record may be damaged
+         * in a way its crc cannot tell (a bug in an older writer). */
+        if (sl_labels_validate(&s->labels, NULL, NULL) != 0) {
+            rc = SL_ECORRUPT;
+            continue;
+        }
+        sl_ingester_push(ing, tenant, &s->labels, s->entries, s->nentries, NULL, res);
+    }
+    sl_arena_release(&arena);
+    return rc;
+}
+
+/* ---- lifecycle ---- */
+
+struct sl_push_api *sl_push_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
+                                    struct sl_wal *wal, struct sl_metrics *m,
+                                    const struct sl_push_opts *o)
+{
+    struct sl_push_api *api = SL_NEW(struct sl_push_api);
+    api->ing = ing;
+    api->wal = wal;
+    api->o = *o;
+    api->f_received =
+        sl_metrics_counter(m, "sluice_aggregator_lines_received_total",
+                           "Entries received in push requests, before validation.", "tenant");
+    api->f_bytes = sl_metrics_counter(m, "sluice_aggregator_bytes_received_total",
+                                      "Raw line bytes received in push requests.", "tenant");
+    api->f_rejected = sl_metrics_counter(m, "sluice_aggregator_lines_rejected_total",
+                                         "Entries rejected, by reason.", "tenant,reason");
+    api->f_dups = sl_metrics_counter(m, "sluice_aggregator_lines_duplicate_total",
+                                     "Entries dropped as duplicates of stored ones.", "tenant");
+    api->m_wal_unavailable = sl_metric_with(
+        sl_metrics_counter(m, "sluice_aggregator_push_wal_unavailable_total",
+                           "Pushes refused with 503 because the WAL had failed.", NULL));
+    sl_http_server_route(srv, "POST", "/api/v1/push", false, handle_native, api);
+    sl_http_server_route(srv, "POST", "/loki/api/v1/push", false, handle_loki, api);
+    return api;
+}
+
+void sl_push_api_free(struct sl_push_api *p)
+{
+    sl_free(p);
+}

@@ -1,0 +1,186 @@
+/* The aggregator's options table. Defaults are DESIGN.md's; a key is renamed
+ * never, only added. */
+#include "aggregator/config/agg_config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+#define OFF(f) offsetof(struct sl_agg_config, f)
+
+/* clang-format off */
+const struct sl_option sl_agg_options[] = {
+    {"server.listen", SL_OPT_STRING, "127.0.0.1:3100", OFF(server_listen),
+     "HTTP listen address host:port (--listen)"},
+    {"server.max_request_bytes", SL_OPT_SIZE, "64MiB", OFF(server_max_request_bytes),
+     "largest request body accepted (413 above)"},
+    {"server.read_timeout", SL_OPT_DURATION, "30s", OFF(server_read_timeout_ns),
+     "a request must arrive completely within this time"},
+    {"server.log_level", SL_OPT_STRING, "info", OFF(server_log_level),
+     "debug | info | warn | error"},
+    {"auth.enabled", SL_OPT_BOOL, "false", OFF(auth_enabled),
+     "require X-Scope-OrgID on every request (401 without)"},
+    {"data_dir", SL_OPT_STRING, "./data", OFF(data_dir),
+     "directory for the WAL and the local store (--data-dir)"},
+    {"target", SL_OPT_STRING, "all", OFF(target),
+     "roles of this process: all | write | read | backend (--target)"},
+    {"storage.backend", SL_OPT_STRING, "filesystem", OFF(storage_backend),
+     "object store: filesystem | s3"},
+    {"storage.filesystem.dir", SL_OPT_STRING, "${data_dir}/store", OFF(storage_fs_dir),
+     "directory of the filesystem object store"},
+    {"storage.s3.bucket", SL_OPT_STRING, "", OFF(s3_bucket), "S3 bucket"},
+    {"storage.s3.region", SL_OPT_STRING, "us-east-1", OFF(s3_region), "S3 region"},
+    {"storage.s3.endpoint", SL_OPT_STRING, "", OFF(s3_endpoint),
+     "S3-compatible endpoint URL; empty for AWS"},
+    {"storage.s3.path_style", SL_OPT_BOOL, "false", OFF(s3_path_style),
+     "path-style bucket addressing"},
+    {"storage.s3.access_key_id", SL_OPT_STRING, "", OFF(s3_access_key_id),
+     "static access key; empty to use IRSA or instance credentials"},
+    {"storage.s3.secret_access_key", SL_OPT_STRING, "", OFF(s3_secret_access_key),
+     "static secret key"},
+    {"storage.s3.session_token", SL_OPT_STRING, "", OFF(s3_session_token),
+     "static session token"},
+    {"storage.s3.ca_file", SL_OPT_STRING, "", OFF(s3_ca_file), "extra CA bundle for TLS"},
+    {"storage.s3.insecure_skip_verify", SL_OPT_BOOL, "false", OFF(s3_insecure_skip_verify),
+     "do not verify the TLS certificate (testing only)"},
+    {"storage.s3.timeout", SL_OPT_DURATION, "30s", OFF(s3_timeout_ns), "timeout per S3 request"},
+    {"storage.s3.max_retries", SL_OPT_INT, "5", OFF(s3_max_retries),
+     "retries of a failed S3 request"},
+    {"wal.enabled", SL_OPT_BOOL, "true", OFF(wal_enabled),
+     "write-ahead log; off means acknowledged data is lost on a crash"},
+    {"wal.dir", SL_OPT_STRING, "${data_dir}/wal", OFF(wal_dir), "WAL segment directory"},
+    {"wal.fsync", SL_OPT_STRING, "batch", OFF(wal_fsync),
+     "batch (group commit) | always (same as batch) | never (no fsync: unsafe)"},
+    {"wal.segment_size", SL_OPT_SIZE, "64MiB", OFF(wal_segment_size),
+     "a new segment file is started past this size"},
+    {"ingester.chunk_encoding", SL_OPT_STRING, "zstd", OFF(ing_chunk_encoding),
+     "chunk codec: zstd | gzip"},
+    {"ingester.chunk_block_size", SL_OPT_SIZE, "256KiB", OFF(ing_chunk_block_size),
+     "raw bytes per compressed block"},
+    {"ingester.chunk_target_size", SL_OPT_SIZE, "1536KiB", OFF(ing_chunk_target_size),
+     "a chunk is closed at this compressed size"},
+    {"ingester.max_chunk_age", SL_OPT_DURATION, "2h", OFF(ing_max_chunk_age_ns),
+     "a chunk is closed at this age; out-of-order window is half of it"},
+    {"ingester.chunk_idle_period", SL_OPT_DURATION, "30m", OFF(ing_chunk_idle_period_ns),
+     "a chunk without new entries for this long is closed"},
+    {"ingester.flush_check_period", SL_OPT_DURATION, "30s", OFF(ing_flush_check_period_ns),
+     "how often chunks are checked for closing"},
+    {"ingester.flush_on_shutdown", SL_OPT_BOOL, "true", OFF(ing_flush_on_shutdown),
+     "flush every chunk to the store on shutdown"},
+    {"ingester.index_upload_period", SL_OPT_DURATION, "5m", OFF(ing_index_upload_period_ns),
+     "how often an index file is written for flushed chunks"},
+    {"ring.members", SL_OPT_STRLIST, "[]", OFF(ring_members),
+     "static list of write replicas (scale-out)"},
+    {"ring.dns", SL_OPT_STRING, "", OFF(ring_dns),
+     "headless service name resolving to the write replicas"},
+    {"ring.replication_factor", SL_OPT_INT, "1", OFF(ring_replication_factor),
+     "copies of each stream"},
+    {"ring.secret", SL_OPT_STRING, "", OFF(ring_secret), "shared secret between replicas"},
+    {"limits.ingestion_rate_mb", SL_OPT_INT, "4", OFF(lim_ingestion_rate_mb),
+     "per-tenant ingestion rate, MB/s"},
+    {"limits.ingestion_burst_size_mb", SL_OPT_INT, "6", OFF(lim_ingestion_burst_size_mb),
+     "per-tenant ingestion burst, MB"},
+    {"limits.max_line_size", SL_OPT_SIZE, "256KiB", OFF(lim_max_line_size),
+     "longer lines are rejected (line_too_long)"},
+    {"limits.max_label_names_per_series", SL_OPT_INT, "15", OFF(lim_max_label_names_per_series),
+     "labels per stream"},
+    {"limits.max_label_name_length", SL_OPT_INT, "1024", OFF(lim_max_label_name_length),
+     "bytes per label name"},
+    {"limits.max_label_value_length", SL_OPT_INT, "2048", OFF(lim_max_label_value_length),
+     "bytes per label value"},
+    {"limits.max_streams_per_tenant", SL_OPT_INT, "10000", OFF(lim_max_streams_per_tenant),
+     "streams in memory per tenant; 0 for no limit"},
+    {"limits.reject_old_samples", SL_OPT_BOOL, "true", OFF(lim_reject_old_samples),
+     "reject entries older than reject_old_samples_max_age"},
+    {"limits.reject_old_samples_max_age", SL_OPT_DURATION, "168h",
+     OFF(lim_reject_old_samples_max_age_ns), "age limit for reject_old_samples"},
+    {"limits.creation_grace_period", SL_OPT_DURATION, "10m", OFF(lim_creation_grace_period_ns),
+     "entries further in the future are rejected (too_far_in_future)"},
+    {"limits.max_entries_limit_per_query", SL_OPT_INT, "5000",
+     OFF(lim_max_entries_limit_per_query), "largest limit= of a log query"},
+    {"limits.max_query_series", SL_OPT_INT, "500", OFF(lim_max_query_series),
+     "series per metric query"},
+    {"limits.query_timeout", SL_OPT_DURATION, "1m", OFF(lim_query_timeout_ns),
+     "queries running longer are cancelled"},
+    {"limits.retention_period", SL_OPT_DURATION, "0s", OFF(lim_retention_period_ns),
+     "data older than this is deleted by the compactor; 0s keeps everything"},
+};
+/* clang-format on */
+
+const size_t sl_agg_noptions = sizeof(sl_agg_options) / sizeof(sl_agg_options[0]);
+
+static bool one_of(const char *v, const char *const *allowed)
+{
+    for (; *allowed; allowed++)
+        if (strcmp(v, *allowed) == 0)
+            return true;
+    return false;
+}
+
+static int bad(struct sl_buf *err, const char *key, const char *why)
+{
+    if (err)
+        sl_buf_appendf(err, "config: %s: %s", key, why);
+    return SL_EINVAL;
+}
+
+int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
+{
+    static const char *const targets[] = {"all", "write", "read", "backend", NULL};
+    static const char *const fsyncs[] = {"batch", "always", "never", NULL};
+    static const char *const backends[] = {"filesystem", "s3", NULL};
+    static const char *const encodings[] = {"zstd", "gzip", NULL};
+    enum sl_log_level lvl;
+
+    if (!one_of(c->target, targets))
+        return bad(err, "target", "expected all, write, read or backend");
+    if (!one_of(c->wal_fsync, fsyncs))
+        return bad(err, "wal.fsync", "expected batch, always or never");
+    if (!one_of(c->storage_backend, backends))
+        return bad(err, "storage.backend", "expected filesystem or s3");
+    if (!one_of(c->ing_chunk_encoding, encodings))
+        return bad(err, "ingester.chunk_encoding", "expected zstd or gzip");
+    if (sl_log_level_parse(c->server_log_level, &lvl) != 0)
+        return bad(err, "server.log_level", "expected debug, info, warn or error");
+    if (c->server_listen[0] == '\0')
+        return bad(err, "server.listen", "must not be empty");
+    if (c->data_dir[0] == '\0')
+        return bad(err, "data_dir", "must not be empty");
+    if (c->wal_enabled && c->wal_dir[0] == '\0')
+        return bad(err, "wal.dir", "must not be empty");
+    if (c->server_max_request_bytes <= 0)
+        return bad(err, "server.max_request_bytes", "must be positive");
+    if (c->wal_segment_size < 4096)
+        return bad(err, "wal.segment_size", "must be at least 4KiB");
+    if (c->ing_chunk_block_size < 1024 || c->ing_chunk_block_size > (64 << 20))
+        return bad(err, "ingester.chunk_block_size", "must be between 1KiB and 64MiB");
+    if (c->ing_max_chunk_age_ns <= 0)
+        return bad(err, "ingester.max_chunk_age", "must be positive");
+    if (c->lim_max_line_size <= 0)
+        return bad(err, "limits.max_line_size", "must be positive");
+    if (c->lim_max_label_names_per_series <= 0 || c->lim_max_label_name_length <= 0 ||
+        c->lim_max_label_value_length <= 0)
+        return bad(err, "limits.max_label_*", "must be positive");
+    if (c->lim_max_streams_per_tenant < 0)
+        return bad(err, "limits.max_streams_per_tenant", "must not be negative");
+    return 0;
+}
+
+int sl_agg_config_load(struct sl_agg_config *cfg, const char *path, const char *const *sets,
+                       size_t nsets, struct sl_buf *err)
+{
+    int rc = sl_config_load(sl_agg_options, sl_agg_noptions, cfg, path, sets, nsets, err);
+    if (rc != 0)
+        return rc;
+    rc = sl_agg_config_check(cfg, err);
+    if (rc != 0)
+        sl_agg_config_release(cfg);
+    return rc;
+}
+
+void sl_agg_config_release(struct sl_agg_config *cfg)
+{
+    sl_config_release(sl_agg_options, sl_agg_noptions, cfg);
+}

@@ -1,0 +1,655 @@
+/* In-memory streams. Layout per stream: compressed blocks, each sorted by
+ * (timestamp, arrival), plus one uncompressed head kept sorted the same way.
+ * An out-of-order entry goes into the head at its place, so a block cut later
+ * may overlap earlier blocks in time; the reader merges overlapping blocks
+ * (ties resolved by block order, which is arrival order), and streams through
+ * blocks that do not overlap, which is the common case. */
+#include "aggregator/ingester/ingester.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/compress.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+
+/* zstd level 1: the fastest level still gives ~4x on log lines. */
+#define BLOCK_ZSTD_LEVEL 1
+/* Per-entry overhead counted towards the head's raw size (two varints). */
+#define ENTRY_OVERHEAD 8
+
+struct hent {
+    int64_t ts;
+    uint32_t off; /* of the line in head.data */
+    uint32_t len;
+};
+
+struct head {
+    struct sl_buf data;
+    struct hent *e;
+    size_t n, cap;
+    size_t raw; /* encoded size estimate, compared with block_size */
+};
+
+struct block {
+    int64_t min_ts, max_ts;
+    uint32_t count;
+    size_t raw_len;
+    char *z;
+    size_t zlen;
+};
+
+struct stream {
+    struct stream *next; /* hash chain */
+    uint64_t fp;
+    struct sl_labels labels; /* points into one allocation after the items */
+    struct block *blocks;
+    size_t nblocks, capblocks;
+    int64_t blocks_max_ts; /* max over blocks, for the duplicate check */
+    struct head head;
+    int64_t min_ts, max_ts;
+    size_t entries;
+};
+
+struct tenant {
+    struct tenant *next;
+    char *name;
+    size_t len;
+    pthread_rwlock_t lock;
+    struct stream **buckets;
+    size_t nbuckets, nstreams;
+    struct sl_metric *m_streams;
+};
+
+struct sl_ingester {
+    struct sl_ingester_opts o;
+    pthread_mutex_t mu; /* guards the tenant list */
+    struct tenant *tenants;
+    size_t nstreams; /* atomic */
+    struct sl_metric_family *f_streams;
+    struct sl_metric *m_blocks_cut;
+    struct sl_metric *m_block_bytes;
+    struct sl_metric *m_head_bytes;
+};
+
+struct sl_stream_reader {
+    struct stream *s;
+};
+
+/* ---- varints ---- */
+
+static void put_uvarint(struct sl_buf *b, uint64_t v)
+{
+    char *p = sl_buf_reserve(b, 10);
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (char)v;
+    sl_buf_commit(b, n);
+}
+
+static int get_uvarint(const char **p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        unsigned char c = (unsigned char)*(*p)++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return SL_ECORRUPT;
+}
+
+/* ---- blocks ---- */
+
+struct view {
+    int64_t ts;
+    const char *p;
+    size_t len;
+    uint32_t src; /* source order: block index, head last */
+    uint32_t idx; /* position within the source */
+};
+
+static int block_decode(const struct block *b, struct sl_buf *raw)
+{
+    sl_buf_clear(raw);
+    int rc = sl_zstd_decompress(raw, b->z, b->zlen, b->raw_len);
+    if (rc == 0 && raw->len != b->raw_len)
+        rc = SL_ECORRUPT;
+    return rc;
+}
+
+/* Appends the views of a decoded block to *v (grown with sl_reallocarray). */
+static int block_views(const struct block *b, const struct sl_buf *raw, uint32_t src,
+                       struct view **v, size_t *n, size_t *cap)
+{
+    const char *p = raw->data, *end = raw->data + raw->len;
+    int64_t ts = b->min_ts;
+    for (uint32_t i = 0; i < b->count; i++) {
+        uint64_t d, len;
+        if (get_uvarint(&p, end, &d) || get_uvarint(&p, end, &len) || len > (uint64_t)(end - p))
+            return SL_ECORRUPT;
+        ts = (int64_t)((uint64_t)ts + d); /* wraps like the encoder, no UB */
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 256;
+            *v = sl_reallocarray(*v, *cap, sizeof(**v));
+        }
+        (*v)[(*n)++] = (struct view){ts, p, (size_t)len, src, i};
+        p += len;
+    }
+    return p == end ? 0 : SL_ECORRUPT;
+}
+
+static void head_views(const struct head *h, uint32_t src, struct view **v, size_t *n, size_t *cap)
+{
+    if (*n + h->n > *cap) {
+        *cap = *n + h->n;
+        *v = sl_reallocarray(*v, *cap, sizeof(**v));
+    }
+    for (size_t i = 0; i < h->n; i++)
+        (*v)[(*n)++] =
+            (struct view){h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len, src, (uint32_t)i};
+}
+
+static void stream_cut(struct sl_ingester *ing, struct stream *s)
+{
+    struct head *h = &s->head;
+    if (h->n == 0)
+        return;
+    struct sl_buf raw = SL_BUF_INIT, z = SL_BUF_INIT;
+    int64_t prev = h->e[0].ts;
+    for (size_t i = 0; i < h->n; i++) {
+        put_uvarint(&raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
+        put_uvarint(&raw, h->e[i].len);
+        sl_buf_append(&raw, h->data.data + h->e[i].off, h->e[i].len);
+        prev = h->e[i].ts;
+    }
+    if (sl_zstd_compress(&z, raw.data, raw.len, BLOCK_ZSTD_LEVEL) != 0) {
+        /* Cannot happen short of a zstd bug; keep the head rather than lose it. */
+        sl_error("ingester: block compression failed", "entries=%zu", h->n);
+        sl_buf_release(&raw);
+        sl_buf_release(&z);
+        return;
+    }
+    if (s->nblocks == s->capblocks) {
+        s->capblocks = s->capblocks ? s->capblocks * 2 : 4;
+        s->blocks = sl_reallocarray(s->blocks, s->capblocks, sizeof(*s->blocks));
+    }
+    struct block *b = &s->blocks[s->nblocks++];
+    b->min_ts = h->e[0].ts;
+    b->max_ts = h->e[h->n - 1].ts;
+    b->count = (uint32_t)h->n;
+    b->raw_len = raw.len;
+    b->z = sl_buf_detach(&z, &b->zlen);
+    if (s->nblocks == 1 || b->max_ts > s->blocks_max_ts)
+        s->blocks_max_ts = b->max_ts;
+    if (ing->m_blocks_cut) {
+        sl_counter_inc(ing->m_blocks_cut);
+        sl_gauge_add(ing->m_block_bytes, (double)b->zlen);
+        sl_gauge_add(ing->m_head_bytes, -(double)h->data.len);
+    }
+    sl_buf_release(&raw);
+    sl_buf_clear(&h->data);
+    h->n = 0;
+    h->raw = 0;
+}
+
+/* ---- streams and tenants ---- */
+
+static bool labels_equal(const struct sl_labels *a, const struct sl_labels *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!sl_bytes_eq(a->items[i].name, b->items[i].name) ||
+            !sl_bytes_eq(a->items[i].value, b->items[i].value))
+            return false;
+    return true;
+}
+
+static struct stream *stream_new(const struct sl_labels *ls, uint64_t fp)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < ls->n; i++)
+        bytes += ls->items[i].name.len + ls->items[i].value.len;
+    struct stream *s = SL_NEW(struct stream);
+    char *mem = sl_malloc(ls->n * sizeof(struct sl_label) + bytes + 1);
+    struct sl_label *items = (struct sl_label *)(void *)mem;
+    char *p = mem + ls->n * sizeof(struct sl_label);
+    for (size_t i = 0; i < ls->n; i++) {
+        memcpy(p, ls->items[i].name.ptr, ls->items[i].name.len);
+        items[i].name = sl_bytes(p, ls->items[i].name.len);
+        p += ls->items[i].name.len;
+        if (ls->items[i].value.len)
+            memcpy(p, ls->items[i].value.ptr, ls->items[i].value.len);
+        items[i].value = sl_bytes(p, ls->items[i].value.len);
+        p += ls->items[i].value.len;
+    }
+    s->labels.items = items;
+    s->labels.n = ls->n;
+    s->fp = fp;
+    sl_buf_init(&s->head.data);
+    return s;
+}
+
+static void stream_free(struct stream *s)
+{
+    for (size_t i = 0; i < s->nblocks; i++)
+        sl_free(s->blocks[i].z);
+    sl_free(s->blocks);
+    sl_buf_release(&s->head.data);
+    sl_free(s->head.e);
+    sl_free(s->labels.items);
+    sl_free(s);
+}
+
+static struct tenant *tenant_get(struct sl_ingester *ing, struct sl_bytes name, bool create)
+{
+    pthread_mutex_lock(&ing->mu);
+    struct tenant *t = ing->tenants;
+    while (t && !sl_bytes_eq(sl_bytes(t->name, t->len), name))
+        t = t->next;
+    if (!t && create) {
+        t = SL_NEW(struct tenant);
+        t->name = sl_strndup(name.ptr, name.len);
+        t->len = name.len;
+        pthread_rwlock_init(&t->lock, NULL);
+        t->nbuckets = 64;
+        t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
+        if (ing->f_streams)
+            t->m_streams = sl_metric_with(ing->f_streams, t->name);
+        t->next = ing->tenants;
+        ing->tenants = t;
+    }
+    pthread_mutex_unlock(&ing->mu);
+    return t;
+}
+
+static void tenant_grow(struct tenant *t)
+{
+    size_t nb = t->nbuckets * 2;
+    struct stream **b = sl_calloc(nb, sizeof(*b));
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct stream *s = t->buckets[i], *next;
+        for (; s; s = next) {
+            next = s->next;
+            s->next = b[s->fp & (nb - 1)];
+            b[s->fp & (nb - 1)] = s;
+        }
+    }
+    sl_free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = nb;
+}
+
+static struct stream *tenant_find(struct tenant *t, const struct sl_labels *ls, uint64_t fp)
+{
+    for (struct stream *s = t->buckets[fp & (t->nbuckets - 1)]; s; s = s->next)
+        if (s->fp == fp && labels_equal(&s->labels, ls))
+            return s;
+    return NULL;
+}
+
+static struct stream *tenant_add(struct sl_ingester *ing, struct tenant *t,
+                                 const struct sl_labels *ls, uint64_t fp)
+{
+    if (t->nstreams >= t->nbuckets)
+        tenant_grow(t);
+    struct stream *s = stream_new(ls, fp);
+    size_t i = fp & (t->nbuckets - 1);
+    s->next = t->buckets[i];
+    t->buckets[i] = s;
+    t->nstreams++;
+    __atomic_add_fetch(&ing->nstreams, 1, __ATOMIC_RELAXED);
+    if (t->m_streams)
+        sl_gauge_set(t->m_streams, (double)t->nstreams);
+    return s;
+}
+
+/* ---- push ---- */
+
+/* One decoded block kept for the duplicate checks of one push call. */
+struct dup_cache {
+    size_t b; /* block index + 1; 0: none (indexes stay valid during a push) */
+    struct sl_buf raw;
+    struct view *v;
+    size_t n, cap;
+};
+
+static bool head_has(const struct head *h, int64_t ts, struct sl_bytes line)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) { /* first entry with e.ts >= ts */
+        size_t mid = (lo + hi) / 2;
+        if (h->e[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < h->n && h->e[lo].ts == ts; lo++)
+        if (sl_bytes_eq(sl_bytes(h->data.data + h->e[lo].off, h->e[lo].len), line))
+            return true;
+    return false;
+}
+
+static bool block_has(struct dup_cache *c, const struct stream *s, size_t bi, int64_t ts,
+                      struct sl_bytes line)
+{
+    const struct block *b = &s->blocks[bi];
+    if (c->b != bi + 1) {
+        c->b = 0;
+        c->n = 0;
+        if (block_decode(b, &c->raw) != 0 || block_views(b, &c->raw, 0, &c->v, &c->n, &c->cap)) {
+            sl_error("ingester: corrupt block in memory", "entries=%u", b->count);
+            return false;
+        }
+        c->b = bi + 1;
+    }
+    for (size_t i = 0; i < c->n && c->v[i].ts <= ts; i++)
+        if (c->v[i].ts == ts && sl_bytes_eq(sl_bytes(c->v[i].p, c->v[i].len), line))
+            return true;
+    return false;
+}
+
+static bool stream_has(struct stream *s, struct dup_cache *c, int64_t ts, struct sl_bytes line)
+{
+    if (s->entries == 0 || ts < s->min_ts || ts > s->max_ts)
+        return false;
+    if (head_has(&s->head, ts, line))
+        return true;
+    if (s->nblocks == 0 || ts > s->blocks_max_ts)
+        return false;
+    for (size_t i = s->nblocks; i-- > 0;)
+        if (ts >= s->blocks[i].min_ts && ts <= s->blocks[i].max_ts && block_has(c, s, i, ts, line))
+            return true;
+    return false;
+}
+
+static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, struct sl_bytes line)
+{
+    struct head *h = &s->head;
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->e = sl_reallocarray(h->e, h->cap, sizeof(*h->e));
+    }
+    size_t pos = h->n;
+    if (pos > 0 && h->e[pos - 1].ts > ts) {
+        size_t lo = 0, hi = h->n;
+        while (lo < hi) { /* first entry with e.ts > ts: ties keep arrival order */
+            size_t mid = (lo + hi) / 2;
+            if (h->e[mid].ts <= ts)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos = lo;
+        memmove(&h->e[pos + 1], &h->e[pos], (h->n - pos) * sizeof(*h->e));
+    }
+    h->e[pos] = (struct hent){ts, (uint32_t)h->data.len, (uint32_t)line.len};
+    h->n++;
+    sl_buf_append(&h->data, line.ptr, line.len);
+    h->raw += line.len + ENTRY_OVERHEAD;
+    if (ing->m_head_bytes)
+        sl_gauge_add(ing->m_head_bytes, (double)line.len);
+    if (s->entries == 0 || ts < s->min_ts)
+        s->min_ts = ts;
+    if (s->entries == 0 || ts > s->max_ts)
+        s->max_ts = ts;
+    s->entries++;
+    /* A line longer than 4 GiB cannot be in a head: limits.max_line_size is
+     * far below, and the offsets are 32-bit; cutting early keeps them valid. */
+    if (h->raw >= ing->o.block_size || h->data.len > UINT32_MAX / 2)
+        stream_cut(ing, s);
+}
+
+int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
+                     const struct sl_labels *labels, const struct sl_batch_entry *entries, size_t n,
+                     size_t *accepted_out, struct sl_push_result *res)
+{
+    if (n == 0)
+        return 0;
+    struct tenant *t = tenant_get(ing, tenant, true);
+    uint64_t fp = sl_labels_fingerprint(labels);
+    pthread_rwlock_wrlock(&t->lock);
+    struct stream *s = tenant_find(t, labels, fp);
+    if (!s) {
+        if (ing->o.max_streams_per_tenant && t->nstreams >= ing->o.max_streams_per_tenant) {
+            pthread_rwlock_unlock(&t->lock);
+            res->stream_limit += n;
+            return 0;
+        }
+        s = tenant_add(ing, t, labels, fp);
+    }
+    int64_t window = ing->o.max_chunk_age_ns / 2;
+    struct dup_cache c = {0};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_batch_entry *e = &entries[i];
+        if (s->entries && e->ts_ns < s->max_ts &&
+            (uint64_t)s->max_ts - (uint64_t)e->ts_ns > (uint64_t)window) {
+            res->out_of_order++;
+            continue;
+        }
+        if (stream_has(s, &c, e->ts_ns, e->line)) {
+            res->duplicates++;
+            continue;
+        }
+        head_insert(ing, s, e->ts_ns, e->line);
+        res->accepted++;
+        if (accepted_out)
+            accepted_out[k++] = i;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    sl_buf_release(&c.raw);
+    sl_free(c.v);
+    return 0;
+}
+
+/* ---- read path ---- */
+
+struct source {
+    int64_t min_ts, max_ts;
+    uint32_t order; /* block index; the head is nblocks */
+};
+
+static int source_cmp(const void *a, const void *b)
+{
+    const struct source *x = a, *y = b;
+    if (x->min_ts != y->min_ts)
+        return x->min_ts < y->min_ts ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int view_cmp(const void *a, const void *b)
+{
+    const struct view *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->src != y->src)
+        return x->src < y->src ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+struct scan {
+    struct stream *s;
+    int64_t from, through;
+    bool backward;
+    sl_entry_fn fn;
+    void *ud;
+    struct sl_buf *raws; /* one per block of the cluster */
+    size_t nraws;
+    struct view *v;
+    size_t nv, capv;
+};
+
+/* Decodes the sources [a, b) of one cluster and emits their entries in order. */
+static int scan_cluster(struct scan *sc, const struct source *src, size_t a, size_t b)
+{
+    struct stream *s = sc->s;
+    sc->nv = 0;
+    if (b - a > sc->nraws) {
+        sc->raws = sl_reallocarray(sc->raws, b - a, sizeof(*sc->raws));
+        for (size_t i = sc->nraws; i < b - a; i++)
+            sl_buf_init(&sc->raws[i]);
+        sc->nraws = b - a;
+    }
+    for (size_t i = a; i < b; i++) {
+        if (src[i].order == s->nblocks) {
+            head_views(&s->head, src[i].order, &sc->v, &sc->nv, &sc->capv);
+            continue;
+        }
+        const struct block *bl = &s->blocks[src[i].order];
+        if (block_decode(bl, &sc->raws[i - a]) != 0 ||
+            block_views(bl, &sc->raws[i - a], src[i].order, &sc->v, &sc->nv, &sc->capv) != 0)
+            return SL_ECORRUPT;
+    }
+    if (b - a > 1)
+        qsort(sc->v, sc->nv, sizeof(*sc->v), view_cmp);
+    for (size_t k = 0; k < sc->nv; k++) {
+        const struct view *e = &sc->v[sc->backward ? sc->nv - 1 - k : k];
+        if (e->ts < sc->from || e->ts >= sc->through)
+            continue;
+        int rc = sc->fn(e->ts, sl_bytes(e->p, e->len), sc->ud);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Splits the sorted sources into clusters of overlapping time ranges. */
+static int scan_sources(struct scan *sc, const struct source *src, size_t ns)
+{
+    size_t *starts = sl_mallocarray(ns + 1, sizeof(*starts));
+    size_t nc = 0;
+    int64_t hi = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (i == 0 || src[i].min_ts > hi) {
+            starts[nc++] = i;
+            hi = src[i].max_ts;
+        } else if (src[i].max_ts > hi) {
+            hi = src[i].max_ts;
+        }
+    }
+    starts[nc] = ns;
+    int rc = 0;
+    for (size_t k = 0; k < nc && rc == 0; k++) {
+        size_t c = sc->backward ? nc - 1 - k : k;
+        rc = scan_cluster(sc, src, starts[c], starts[c + 1]);
+    }
+    sl_free(starts);
+    return rc;
+}
+
+int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
+                          bool backward, sl_entry_fn entry_fn, void *ud)
+{
+    struct stream *s = r->s;
+    if (from_ns >= through_ns || s->entries == 0)
+        return 0;
+    struct source *src = sl_mallocarray(s->nblocks + 1, sizeof(*src));
+    size_t ns = 0;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const struct block *b = &s->blocks[i];
+        if (b->max_ts >= from_ns && b->min_ts < through_ns)
+            src[ns++] = (struct source){b->min_ts, b->max_ts, (uint32_t)i};
+    }
+    const struct head *h = &s->head;
+    if (h->n && h->e[h->n - 1].ts >= from_ns && h->e[0].ts < through_ns)
+        src[ns++] = (struct source){h->e[0].ts, h->e[h->n - 1].ts, (uint32_t)s->nblocks};
+    qsort(src, ns, sizeof(*src), source_cmp);
+    struct scan sc = {.s = s,
+                      .from = from_ns,
+                      .through = through_ns,
+                      .backward = backward,
+                      .fn = entry_fn,
+                      .ud = ud};
+    int rc = ns ? scan_sources(&sc, src, ns) : 0;
+    for (size_t i = 0; i < sc.nraws; i++)
+        sl_buf_release(&sc.raws[i]);
+    sl_free(sc.raws);
+    sl_free(sc.v);
+    sl_free(src);
+    return rc;
+}
+
+int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingester_visit_fn fn,
+                      void *ud)
+{
+    struct tenant *t = tenant_get(ing, tenant, false);
+    if (!t)
+        return 0;
+    int rc = 0;
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->nbuckets && rc == 0; i++) {
+        for (struct stream *s = t->buckets[i]; s && rc == 0; s = s->next) {
+            struct sl_stream_info info = {&s->labels, s->fp, s->min_ts, s->max_ts, s->entries};
+            struct sl_stream_reader r = {s};
+            rc = fn(&info, &r, ud);
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+size_t sl_ingester_streams(struct sl_ingester *ing)
+{
+    return __atomic_load_n(&ing->nstreams, __ATOMIC_RELAXED);
+}
+
+/* ---- lifecycle ---- */
+
+struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_metrics *m)
+{
+    struct sl_ingester *ing = SL_NEW(struct sl_ingester);
+    ing->o = *o;
+    if (ing->o.block_size == 0)
+        ing->o.block_size = 256 << 10;
+    if (ing->o.max_chunk_age_ns <= 0)
+        ing->o.max_chunk_age_ns = 2 * 3600 * 1000000000LL;
+    pthread_mutex_init(&ing->mu, NULL);
+    if (m) {
+        ing->f_streams = sl_metrics_gauge(m, "sluice_aggregator_streams_active",
+                                          "Streams in memory, per tenant.", "tenant");
+        ing->m_blocks_cut =
+            sl_metric_with(sl_metrics_counter(m, "sluice_aggregator_ingester_blocks_cut_total",
+                                              "Head blocks compressed into blocks.", NULL));
+        ing->m_block_bytes =
+            sl_metric_with(sl_metrics_gauge(m, "sluice_aggregator_ingester_block_bytes",
+                                            "Compressed bytes of the blocks in memory.", NULL));
+        ing->m_head_bytes =
+            sl_metric_with(sl_metrics_gauge(m, "sluice_aggregator_ingester_head_bytes",
+                                            "Uncompressed line bytes in head blocks.", NULL));
+    }
+    return ing;
+}
+
+void sl_ingester_free(struct sl_ingester *ing)
+{
+    if (!ing)
+        return;
+    struct tenant *t = ing->tenants, *tn;
+    for (; t; t = tn) {
+        tn = t->next;
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            struct stream *s = t->buckets[i], *sn;
+            for (; s; s = sn) {
+                sn = s->next;
+                stream_free(s);
+            }
+        }
+        sl_free(t->buckets);
+        pthread_rwlock_destroy(&t->lock);
+        sl_free(t->name);
+        sl_free(t);
+    }
+    pthread_mutex_destroy(&ing->mu);
+    sl_free(ing);
+}
