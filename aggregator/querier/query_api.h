@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "common/http_server.h"
 
 struct sl_ingester;
@@ -19,13 +21,25 @@ struct sl_query_api_opts {
     int64_t max_entries_limit; /* limits.max_entries_limit_per_query (5000) */
     int64_t max_query_series;  /* limits.max_query_series (500) */
     int64_t query_timeout_ns;  /* limits.query_timeout (1m) */
+    uv_loop_t *loop;           /* the server's loop (queries run on its thread pool);
+                                  NULL: uv_default_loop() */
 };
 
 struct sl_query_api;
 
-/* Registers the routes on srv. ing and m must outlive the returned object. */
+/* Registers the routes on srv (GET and POST each): query_range, query (400
+ * for now: no instant queries yet), labels and label (names),
+ * label/<name>/values, series. ing and m (may be NULL) must outlive the
+ * returned object. Errors are Loki-like plain text: 400 for bad parameters,
+ * queries and unsupported constructs, 504 on limits.query_timeout, 500.
+ * Registers (if m): sluice_aggregator_queries_total{endpoint,code},
+ * sluice_aggregator_query_{lines,bytes}_scanned_total,
+ * sluice_aggregator_query_regex_limit_hits_total,
+ * sluice_aggregator_query_duration_seconds{endpoint}. */
 struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
                                       struct sl_metrics *m, const struct sl_query_api_opts *o);
+/* Call on the loop thread once the server is closed. Queries still running
+ * on the thread pool keep the object alive until their answers are sent. */
 void sl_query_api_free(struct sl_query_api *q);
 
 #endif

@@ -1,0 +1,489 @@
+/* Querier core over the ingester's memory. A log query keeps the best
+ * `limit` entries in a bounded heap (worst at the root): a stream's scan runs
+ * in the query's direction, so it stops as soon as its next timestamp cannot
+ * beat the heap's worst; memory is bounded by `limit` lines, whatever the
+ * number of streams. Streams' labels are copied only when they contribute. */
+#include "aggregator/querier/querier.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/ingester/ingester.h"
+#include "aggregator/logql/logql.h"
+#include "common/arena.h"
+#include "common/err.h"
+#include "common/jsonw.h"
+#include "common/labels.h"
+#include "common/mem.h"
+#include "common/timeutil.h"
+
+/* Returned by the entry callback to end one stream's scan early. */
+#define SCAN_STOP 1
+/* The deadline is checked every this many entries. */
+#define DEADLINE_EVERY 1024
+
+struct qstream {
+    struct sl_labels labels; /* arena copy */
+    struct sl_bytes canon;   /* arena copy of the canonical form */
+    size_t rank;             /* position in label order */
+};
+
+struct kept {
+    int64_t ts;
+    uint32_t stream;
+    uint64_t seq; /* scan order within its stream */
+    char *line;   /* sl_malloc'd copy */
+    size_t len;
+};
+
+struct logrun {
+    const struct sl_querier_request *req;
+    struct sl_logql_query *q;
+    const struct sl_logql_log_expr *e;
+    struct sl_arena arena;
+    struct qstream *streams;
+    size_t nstreams, capstreams;
+    struct kept *heap;
+    size_t nheap, limit;
+    const struct sl_labels *cur_labels; /* stream being scanned */
+    uint32_t cur;
+    bool cur_has; /* cur is valid: the stream has been copied */
+    uint64_t cur_seq;
+    uint64_t lines, bytes;
+};
+
+static void result_text(struct sl_querier_result *res, int status, const char *msg, size_t n)
+{
+    res->status = status;
+    res->json = false;
+    sl_buf_clear(&res->body);
+    sl_buf_append(&res->body, msg, n);
+}
+
+/* <0 if a is to be returned in preference to b. */
+static int kept_cmp(const struct logrun *r, const struct kept *a, const struct kept *b)
+{
+    if (a->ts != b->ts) {
+        bool a_first = r->req->forward ? a->ts < b->ts : a->ts > b->ts;
+        return a_first ? -1 : 1;
+    }
+    if (a->stream != b->stream)
+        return sl_bytes_cmp(r->streams[a->stream].canon, r->streams[b->stream].canon);
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void heap_swap(struct kept *h, size_t i, size_t j)
+{
+    struct kept t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
+/* Root is the worst entry: a parent never compares better than a child. */
+static void heap_up(struct logrun *r, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (kept_cmp(r, &r->heap[p], &r->heap[i]) >= 0)
+            break;
+        heap_swap(r->heap, p, i);
+        i = p;
+    }
+}
+
+static void heap_down(struct logrun *r, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, w = i;
+        if (l < r->nheap && kept_cmp(r, &r->heap[l], &r->heap[w]) > 0)
+            w = l;
+        if (l + 1 < r->nheap && kept_cmp(r, &r->heap[l + 1], &r->heap[w]) > 0)
+            w = l + 1;
+        if (w == i)
+            return;
+        heap_swap(r->heap, i, w);
+        i = w;
+    }
+}
+
+static void copy_current_stream(struct logrun *r)
+{
+    if (r->nstreams == r->capstreams) {
+        r->capstreams = r->capstreams ? 2 * r->capstreams : 16;
+        r->streams = sl_reallocarray(r->streams, r->capstreams, sizeof *r->streams);
+    }
+    struct qstream *qs = &r->streams[r->nstreams];
+    sl_labels_copy(&r->arena, r->cur_labels, &qs->labels);
+    struct sl_buf c = SL_BUF_INIT;
+    sl_labels_format(&qs->labels, &c);
+    qs->canon = sl_arena_bytes(&r->arena, sl_buf_bytes(&c));
+    sl_buf_release(&c);
+    r->cur = (uint32_t)r->nstreams++;
+    r->cur_has = true;
+}
+
+static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
+{
+    struct logrun *r = ud;
+    r->lines++;
+    r->bytes += line.len;
+    if (r->req->deadline_mono_ns && r->lines % DEADLINE_EVERY == 0 &&
+        sl_mono_ns() > r->req->deadline_mono_ns)
+        return SL_ETIMEDOUT;
+    uint64_t seq = r->cur_seq++;
+    if (r->nheap == r->limit) {
+        int64_t worst = r->heap[0].ts;
+        if (r->req->forward ? ts > worst : ts < worst)
+            return SCAN_STOP; /* the rest of this stream is worse still */
+    }
+    if (!sl_logql_match_line(r->q, r->e, line))
+        return 0;
+    if (!r->cur_has)
+        copy_current_stream(r);
+    struct kept k = {ts, r->cur, seq, NULL, line.len};
+    if (r->nheap == r->limit) {
+        if (kept_cmp(r, &k, &r->heap[0]) >= 0)
+            return 0;
+        sl_free(r->heap[0].line);
+        k.line = sl_memdup(line.len ? line.ptr : "", line.len ? line.len : 1);
+        r->heap[0] = k;
+        heap_down(r, 0);
+        return 0;
+    }
+    k.line = sl_memdup(line.len ? line.ptr : "", line.len ? line.len : 1);
+    r->heap[r->nheap++] = k;
+    heap_up(r, r->nheap - 1);
+    return 0;
+}
+
+static int on_log_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
+{
+    struct logrun *r = ud;
+    const struct sl_querier_request *req = r->req;
+    if (s->entries == 0 || s->max_ts < req->start_ns || s->min_ts >= req->end_ns)
+        return 0;
+    if (!sl_logql_match_labels(r->q, r->e, s->labels))
+        return 0;
+    r->cur_labels = s->labels;
+    r->cur_has = false;
+    r->cur_seq = 0;
+    int rc = sl_stream_reader_scan(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
+    return rc == SCAN_STOP ? 0 : rc;
+}
+
+static int rank_cmp(const void *a, const void *b, void *ud)
+{
+    const struct qstream *s = ud;
+    return sl_bytes_cmp(s[*(const size_t *)a].canon, s[*(const size_t *)b].canon);
+}
+
+static int out_cmp(const void *a, const void *b, void *ud)
+{
+    const struct qstream *s = ud;
+    const struct kept *x = a, *y = b;
+    if (x->stream != y->stream)
+        return s[x->stream].rank < s[y->stream].rank ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void write_labels(struct sl_jsonw *w, const struct sl_labels *ls)
+{
+    sl_jsonw_obj_open(w);
+    for (size_t i = 0; i < ls->n; i++) {
+        sl_jsonw_key_bytes(w, ls->items[i].name);
+        sl_jsonw_bytes(w, ls->items[i].value);
+    }
+    sl_jsonw_obj_close(w);
+}
+
+static void write_stats(struct sl_jsonw *w, const struct logrun *r, int64_t exec_ns)
+{
+    double secs = (double)exec_ns / 1e9;
+    sl_jsonw_key(w, "stats");
+    sl_jsonw_obj_open(w);
+    sl_jsonw_key(w, "summary");
+    sl_jsonw_obj_open(w);
+    sl_jsonw_key(w, "bytesProcessedPerSecond");
+    sl_jsonw_i64(w, secs > 0 ? (int64_t)((double)r->bytes / secs) : 0);
+    sl_jsonw_key(w, "linesProcessedPerSecond");
+    sl_jsonw_i64(w, secs > 0 ? (int64_t)((double)r->lines / secs) : 0);
+    sl_jsonw_key(w, "totalBytesProcessed");
+    sl_jsonw_i64(w, (int64_t)r->bytes);
+    sl_jsonw_key(w, "totalLinesProcessed");
+    sl_jsonw_i64(w, (int64_t)r->lines);
+    sl_jsonw_key(w, "execTime");
+    sl_jsonw_f64(w, secs);
+    sl_jsonw_key(w, "queueTime");
+    sl_jsonw_f64(w, 0);
+    sl_jsonw_key(w, "totalEntriesReturned");
+    sl_jsonw_i64(w, (int64_t)r->nheap);
+    sl_jsonw_obj_close(w);
+    sl_jsonw_obj_close(w);
+}
+
+static void write_streams(struct logrun *r, struct sl_querier_result *res, int64_t exec_ns)
+{
+    size_t *order = sl_mallocarray(r->nstreams ? r->nstreams : 1, sizeof *order);
+    for (size_t i = 0; i < r->nstreams; i++)
+        order[i] = i;
+    qsort_r(order, r->nstreams, sizeof *order, rank_cmp, r->streams);
+    for (size_t i = 0; i < r->nstreams; i++)
+        r->streams[order[i]].rank = i;
+    sl_free(order);
+    qsort_r(r->heap, r->nheap, sizeof *r->heap, out_cmp, r->streams);
+
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, &res->body);
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "status");
+    sl_jsonw_str(&w, "success");
+    sl_jsonw_key(&w, "data");
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "resultType");
+    sl_jsonw_str(&w, "streams");
+    sl_jsonw_key(&w, "result");
+    sl_jsonw_arr_open(&w);
+    for (size_t i = 0; i < r->nheap; i++) {
+        const struct kept *k = &r->heap[i];
+        if (i == 0 || k->stream != r->heap[i - 1].stream) {
+            if (i)
+                sl_jsonw_arr_close(&w), sl_jsonw_obj_close(&w);
+            sl_jsonw_obj_open(&w);
+            sl_jsonw_key(&w, "stream");
+            write_labels(&w, &r->streams[k->stream].labels);
+            sl_jsonw_key(&w, "values");
+            sl_jsonw_arr_open(&w);
+        }
+        sl_jsonw_arr_open(&w);
+        sl_jsonw_i64_str(&w, k->ts);
+        sl_jsonw_bytes(&w, sl_bytes(k->line, k->len));
+        sl_jsonw_arr_close(&w);
+    }
+    if (r->nheap)
+        sl_jsonw_arr_close(&w), sl_jsonw_obj_close(&w);
+    sl_jsonw_arr_close(&w);
+    write_stats(&w, r, exec_ns);
+    sl_jsonw_obj_close(&w);
+    sl_jsonw_obj_close(&w);
+    res->status = 200;
+    res->json = true;
+}
+
+/* Parses a LogQL text; on failure fills res (400) and returns NULL. */
+static struct sl_logql_query *parse_or_400(struct sl_bytes text, bool selector_only,
+                                           struct sl_querier_result *res)
+{
+    struct sl_logql_query *q = NULL;
+    struct sl_buf err = SL_BUF_INIT;
+    int rc = selector_only ? sl_logql_parse_selector(text.ptr, text.len, &q, &err)
+                           : sl_logql_parse(text.ptr, text.len, &q, &err);
+    if (rc) {
+        result_text(res, 400, err.data ? err.data : "invalid query", err.len);
+        sl_buf_release(&err);
+        return NULL;
+    }
+    sl_buf_release(&err);
+    return q;
+}
+
+static void scan_error(struct sl_querier_result *res, int rc)
+{
+    if (rc == SL_ETIMEDOUT) {
+        static const char msg[] = "query timed out";
+        result_text(res, 504, msg, sizeof msg - 1);
+    } else {
+        struct sl_buf b = SL_BUF_INIT;
+        sl_buf_appendf(&b, "query failed: %s", sl_strerror(rc));
+        result_text(res, 500, b.data, b.len);
+        sl_buf_release(&b);
+    }
+}
+
+static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *req,
+                     struct sl_querier_result *res)
+{
+    int64_t t0 = sl_mono_ns();
+    struct logrun r = {.req = req, .limit = (size_t)req->limit};
+    r.q = parse_or_400(req->query, false, res);
+    if (!r.q)
+        return;
+    r.e = sl_logql_log_expr(r.q);
+    if (!r.e) {
+        static const char msg[] = "unsupported in this version: metric queries";
+        result_text(res, 400, msg, sizeof msg - 1);
+        sl_logql_query_free(r.q);
+        return;
+    }
+    sl_arena_init(&r.arena, 0);
+    r.heap = sl_mallocarray(r.limit ? r.limit : 1, sizeof *r.heap);
+    int rc = r.limit ? sl_ingester_visit(ing, req->tenant, on_log_stream, &r) : 0;
+    if (rc)
+        scan_error(res, rc);
+    else
+        write_streams(&r, res, sl_mono_ns() - t0);
+    res->lines_scanned = r.lines;
+    res->bytes_scanned = r.bytes;
+    res->entries_returned = rc ? 0 : r.nheap;
+    res->regex_limit_hits = r.q->regex_limit_hits;
+    for (size_t i = 0; i < r.nheap; i++)
+        sl_free(r.heap[i].line);
+    sl_free(r.heap);
+    sl_free(r.streams);
+    sl_arena_release(&r.arena);
+    sl_logql_query_free(r.q);
+}
+
+/* ---- labels, label values, series ---- */
+
+struct metarun {
+    const struct sl_querier_request *req;
+    struct sl_logql_query **sel; /* selectors (values: 0 or 1; series: nmatch) */
+    size_t nsel;
+    struct sl_arena arena;
+    struct sl_bytes *items; /* names, values, or canonical label sets */
+    struct sl_labels *sets; /* series: label sets parallel to items */
+    size_t n, cap;
+    uint64_t regex_limit_hits;
+};
+
+static void meta_add(struct metarun *m, struct sl_bytes v, const struct sl_labels *ls)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 64;
+        m->items = sl_reallocarray(m->items, m->cap, sizeof *m->items);
+        if (m->req->kind == SL_QUERIER_SERIES)
+            m->sets = sl_reallocarray(m->sets, m->cap, sizeof *m->sets);
+    }
+    m->items[m->n] = sl_arena_bytes(&m->arena, v);
+    if (ls)
+        sl_labels_copy(&m->arena, ls, &m->sets[m->n]);
+    m->n++;
+}
+
+static bool meta_selected(struct metarun *m, const struct sl_labels *ls)
+{
+    if (m->nsel == 0)
+        return true;
+    for (size_t i = 0; i < m->nsel; i++)
+        if (sl_logql_match_labels(m->sel[i], sl_logql_log_expr(m->sel[i]), ls))
+            return true;
+    return false;
+}
+
+static int on_meta_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
+{
+    (void)rd;
+    struct metarun *m = ud;
+    const struct sl_querier_request *req = m->req;
+    if (s->entries == 0 || s->max_ts < req->start_ns || s->min_ts >= req->end_ns)
+        return 0;
+    if (!meta_selected(m, s->labels))
+        return 0;
+    const struct sl_labels *ls = s->labels;
+    if (req->kind == SL_QUERIER_LABELS) {
+        for (size_t i = 0; i < ls->n; i++)
+            meta_add(m, ls->items[i].name, NULL);
+    } else if (req->kind == SL_QUERIER_LABEL_VALUES) {
+        for (size_t i = 0; i < ls->n; i++)
+            if (sl_bytes_eq(ls->items[i].name, req->label_name) && ls->items[i].value.len)
+                meta_add(m, ls->items[i].value, NULL);
+    } else {
+        struct sl_buf c = SL_BUF_INIT;
+        sl_labels_format(ls, &c);
+        meta_add(m, sl_buf_bytes(&c), ls);
+        sl_buf_release(&c);
+    }
+    return 0;
+}
+
+static int bytes_cmp(const void *a, const void *b)
+{
+    return sl_bytes_cmp(*(const struct sl_bytes *)a, *(const struct sl_bytes *)b);
+}
+
+static int series_cmp(const void *a, const void *b, void *ud)
+{
+    const struct sl_bytes *items = ud;
+    return sl_bytes_cmp(items[*(const size_t *)a], items[*(const size_t *)b]);
+}
+
+static void write_meta(struct metarun *m, struct sl_querier_result *res)
+{
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, &res->body);
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "status");
+    sl_jsonw_str(&w, "success");
+    sl_jsonw_key(&w, "data");
+    sl_jsonw_arr_open(&w);
+    if (m->req->kind == SL_QUERIER_SERIES) {
+        size_t *order = sl_mallocarray(m->n ? m->n : 1, sizeof *order);
+        for (size_t i = 0; i < m->n; i++)
+            order[i] = i;
+        qsort_r(order, m->n, sizeof *order, series_cmp, m->items);
+        for (size_t i = 0; i < m->n; i++)
+            if (i == 0 || !sl_bytes_eq(m->items[order[i]], m->items[order[i - 1]]))
+                write_labels(&w, &m->sets[order[i]]);
+        sl_free(order);
+    } else {
+        qsort(m->items, m->n, sizeof *m->items, bytes_cmp);
+        for (size_t i = 0; i < m->n; i++)
+            if (i == 0 || !sl_bytes_eq(m->items[i], m->items[i - 1]))
+                sl_jsonw_bytes(&w, m->items[i]);
+    }
+    sl_jsonw_arr_close(&w);
+    sl_jsonw_obj_close(&w);
+    res->status = 200;
+    res->json = true;
+}
+
+static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *req,
+                     struct sl_querier_result *res)
+{
+    struct metarun m = {.req = req};
+    size_t want = req->kind == SL_QUERIER_SERIES                             ? req->nmatch
+                  : (req->kind == SL_QUERIER_LABEL_VALUES && req->query.len) ? 1
+                                                                             : 0;
+    m.sel = sl_calloc(want ? want : 1, sizeof *m.sel);
+    for (; m.nsel < want; m.nsel++) {
+        bool series = req->kind == SL_QUERIER_SERIES;
+        struct sl_bytes text = series ? req->match[m.nsel] : req->query;
+        m.sel[m.nsel] = parse_or_400(text, series, res);
+        if (!m.sel[m.nsel])
+            goto done;
+        if (!sl_logql_log_expr(m.sel[m.nsel])) {
+            static const char msg[] = "only log selectors are accepted here";
+            result_text(res, 400, msg, sizeof msg - 1);
+            m.nsel++;
+            goto done;
+        }
+    }
+    sl_arena_init(&m.arena, 0);
+    int rc =
+        req->end_ns > req->start_ns ? sl_ingester_visit(ing, req->tenant, on_meta_stream, &m) : 0;
+    if (rc)
+        scan_error(res, rc);
+    else
+        write_meta(&m, res);
+    sl_arena_release(&m.arena);
+done:
+    for (size_t i = 0; i < m.nsel; i++) {
+        if (m.sel[i])
+            res->regex_limit_hits += m.sel[i]->regex_limit_hits;
+        sl_logql_query_free(m.sel[i]);
+    }
+    sl_free(m.sel);
+    sl_free(m.items);
+    sl_free(m.sets);
+}
+
+void sl_querier_run(struct sl_ingester *ing, const struct sl_querier_request *req,
+                    struct sl_querier_result *res)
+{
+    memset(res, 0, sizeof *res);
+    sl_buf_init(&res->body);
+    if (req->kind == SL_QUERIER_LOGS)
+        run_logs(ing, req, res);
+    else
+        run_meta(ing, req, res);
+}

@@ -1,0 +1,60 @@
+/* The querier core: turns one validated read request into a complete
+ * response (status and body) from the ingester's memory. No HTTP and no
+ * event loop here, so it runs on a worker thread and in tests alike.
+ *
+ * Semantics follow Loki: the time range is [start, end); a log query's limit
+ * applies to the entries merged over all streams (the newest `limit` for
+ * backward, the oldest for forward); the result groups them by stream
+ * (streams sorted by their labels), each stream's values in the query's
+ * direction.
+ *
+ * Threading: sl_querier_run may run on any thread (the ingester's visit takes
+ * the tenant's read lock); the request is only read. */
+#ifndef SL_QUERIER_H
+#define SL_QUERIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/bytes.h"
+
+struct sl_ingester;
+
+enum sl_querier_kind {
+    SL_QUERIER_LOGS,         /* query_range with a log query */
+    SL_QUERIER_LABELS,       /* label names */
+    SL_QUERIER_LABEL_VALUES, /* values of label_name, optionally under a selector */
+    SL_QUERIER_SERIES,       /* label sets matching any of match[] */
+};
+
+struct sl_querier_request {
+    enum sl_querier_kind kind;
+    struct sl_bytes tenant;
+    struct sl_bytes query;        /* LOGS: LogQL; LABEL_VALUES: selector or empty */
+    const struct sl_bytes *match; /* SERIES: nmatch selectors (at least one) */
+    size_t nmatch;
+    struct sl_bytes label_name; /* LABEL_VALUES */
+    int64_t start_ns, end_ns;   /* [start, end) */
+    int64_t limit;              /* LOGS: > 0 */
+    bool forward;               /* LOGS: oldest first */
+    int64_t deadline_mono_ns;   /* sl_mono_ns() deadline; 0: none */
+};
+
+struct sl_querier_result {
+    int status;         /* 200, 400 (bad query/unsupported), 500, 504 (timeout) */
+    bool json;          /* body is JSON (else plain text, a reason) */
+    struct sl_buf body; /* owned by the caller: sl_buf_release */
+    uint64_t lines_scanned;
+    uint64_t bytes_scanned;
+    uint64_t entries_returned;
+    uint64_t regex_limit_hits;
+};
+
+/* Fills *res (body initialised here). Never fails otherwise: errors are a
+ * status and a reason in res->body. */
+void sl_querier_run(struct sl_ingester *ing, const struct sl_querier_request *req,
+                    struct sl_querier_result *res);
+
+#endif

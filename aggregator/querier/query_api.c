@@ -1,0 +1,454 @@
+/* HTTP glue of the read API: parameters (query string, and the form body of
+ * a POST) are checked on the loop thread with Loki's rules and messages; the
+ * query itself runs on the libuv thread pool (sl_querier_run) and the answer
+ * is sent from the after-work callback, on the loop thread. */
+#include "aggregator/querier/query_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aggregator/logql/logql.h"
+#include "aggregator/querier/querier.h"
+#include "aggregator/tenant/tenant.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+#include "common/timeutil.h"
+
+#define DEFAULT_SINCE_NS (3600 * SL_NS_PER_SEC) /* Loki's defaultSince */
+#define DEFAULT_LIMIT    100
+#define JSON_CT          "application/json; charset=UTF-8"
+#define LABEL_PREFIX     "/loki/api/v1/label/"
+
+struct sl_query_api {
+    struct sl_http_server *srv;
+    struct sl_ingester *ing;
+    uv_loop_t *loop;
+    struct sl_query_api_opts o;
+    size_t inflight;
+    bool freeing; /* free requested while work was in flight */
+    struct sl_metric_family *fam_queries;
+    struct sl_metric *m_lines, *m_bytes, *m_regex_limit;
+    struct sl_metric_family *fam_duration;
+    struct sl_log_limit log_limit;
+};
+
+struct param {
+    struct sl_bytes key, value; /* decoded, in the request arena */
+};
+
+struct params {
+    struct param *v;
+    size_t n, cap;
+};
+
+struct work {
+    uv_work_t w;
+    struct sl_query_api *api;
+    struct sl_http_request *req;
+    const char *endpoint; /* metric label */
+    struct sl_querier_request qr;
+    struct sl_querier_result res;
+};
+
+static int hexv(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static struct sl_bytes form_decode(struct sl_arena *a, const char *p, size_t n)
+{
+    char *d = sl_arena_alloc(a, n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '+') {
+            d[o++] = ' ';
+        } else if (p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
+            d[o++] = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2]));
+            i += 2;
+        } else {
+            d[o++] = p[i];
+        }
+    }
+    d[o] = 0;
+    return sl_bytes(d, o);
+}
+
+static void params_add_form(struct params *ps, struct sl_arena *a, struct sl_bytes form)
+{
+    const char *p = form.ptr, *end = form.ptr + form.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        if (pe > p) {
+            if (ps->n == ps->cap) {
+                struct param *nv = sl_arena_alloc(a, (ps->cap ? 2 * ps->cap : 16) * sizeof *nv);
+                if (ps->n)
+                    memcpy(nv, ps->v, ps->n * sizeof *nv);
+                ps->v = nv;
+                ps->cap = ps->cap ? 2 * ps->cap : 16;
+            }
+            const char *ke = eq ? eq : pe;
+            ps->v[ps->n].key = form_decode(a, p, (size_t)(ke - p));
+            ps->v[ps->n].value =
+                eq ? form_decode(a, eq + 1, (size_t)(pe - eq - 1)) : sl_bytes("", 0);
+            ps->n++;
+        }
+        p = pe + 1;
+    }
+}
+
+/* Query string, then a POST's form body (as Go's Request.ParseForm). */
+static void params_collect(struct sl_http_request *req, struct params *ps)
+{
+    memset(ps, 0, sizeof *ps);
+    params_add_form(ps, &req->arena, req->query);
+    if (strcmp(req->method, "POST") == 0) {
+        const struct sl_bytes *ct = sl_http_req_header(req, "Content-Type");
+        if (ct && ct->len >= 33 &&
+            strncasecmp(ct->ptr, "application/x-www-form-urlencoded", 33) == 0)
+            params_add_form(ps, &req->arena, sl_buf_bytes(&req->body));
+    }
+}
+
+static const struct sl_bytes *param(const struct params *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (sl_bytes_eq_str(ps->v[i].key, name))
+            return &ps->v[i].value;
+    return NULL;
+}
+
+/* A present but empty parameter counts as absent, as in Loki. */
+static const struct sl_bytes *param_nonempty(const struct params *ps, const char *name)
+{
+    const struct sl_bytes *v = param(ps, name);
+    return v && v->len ? v : NULL;
+}
+
+static void bad_param(struct sl_http_request *req, const char *name, const struct sl_bytes *v,
+                      const char *why)
+{
+    sl_http_respond_text(req, 400, "invalid parameter \"%s\": cannot parse \"%.*s\": %s", name,
+                         (int)v->len, v->ptr, why);
+}
+
+/* Loki's determineBounds: end defaults to now; start to min(end, now) minus
+ * since (default 1h); an explicit start wins over since. */
+static int parse_bounds(struct sl_http_request *req, const struct params *ps, int64_t *start,
+                        int64_t *end)
+{
+    int64_t now = sl_now_ns(), since = DEFAULT_SINCE_NS;
+    const struct sl_bytes *v;
+    if ((v = param_nonempty(ps, "since")) && sl_duration_parse(v->ptr, v->len, &since)) {
+        bad_param(req, "since", v, "not a valid duration");
+        return SL_EINVAL;
+    }
+    *end = now;
+    if ((v = param_nonempty(ps, "end")) && sl_loki_time_parse(v->ptr, v->len, end)) {
+        bad_param(req, "end", v, "not a valid timestamp");
+        return SL_EINVAL;
+    }
+    *start = (*end > now ? now : *end) - since;
+    if ((v = param_nonempty(ps, "start")) && sl_loki_time_parse(v->ptr, v->len, start)) {
+        bad_param(req, "start", v, "not a valid timestamp");
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    struct work *wk = (struct work *)w;
+    sl_querier_run(wk->api->ing, &wk->qr, &wk->res);
+}
+
+static void api_destroy(struct sl_query_api *api)
+{
+    sl_free(api);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    struct work *wk = (struct work *)w;
+    struct sl_query_api *api = wk->api;
+    struct sl_querier_result *res = &wk->res;
+    if (status == UV_ECANCELED) {
+        sl_http_respond_text(wk->req, 503, "query canceled: shutting down");
+    } else if (res->json) {
+        sl_http_respond_buf(wk->req, res->status, JSON_CT, &res->body);
+    } else {
+        sl_http_respond_text(wk->req, res->status, "%.*s", (int)res->body.len,
+                             res->body.data ? res->body.data : "");
+        if (res->status >= 500)
+            sl_log_limited(&api->log_limit, SL_LOG_WARN, "query failed", "endpoint=%s status=%d",
+                           wk->endpoint, res->status);
+    }
+    if (api->fam_queries) {
+        char code[16];
+        snprintf(code, sizeof code, "%d", status == UV_ECANCELED ? 503 : res->status);
+        sl_counter_inc(sl_metric_with(api->fam_queries, wk->endpoint, code));
+        sl_counter_add(api->m_lines, (double)res->lines_scanned);
+        sl_counter_add(api->m_bytes, (double)res->bytes_scanned);
+        sl_counter_add(api->m_regex_limit, (double)res->regex_limit_hits);
+        sl_histogram_observe(sl_metric_with(api->fam_duration, wk->endpoint),
+                             (double)(sl_mono_ns() - wk->req->start_mono_ns) / 1e9);
+    }
+    if (res->regex_limit_hits)
+        sl_log_limited(&api->log_limit, SL_LOG_WARN, "regex match limit hit, lines not matched",
+                       "endpoint=%s count=%llu", wk->endpoint,
+                       (unsigned long long)res->regex_limit_hits);
+    sl_buf_release(&res->body);
+    sl_free(wk);
+    api->inflight--;
+    if (api->freeing && api->inflight == 0)
+        api_destroy(api);
+}
+
+static void submit(struct sl_query_api *api, struct work *wk)
+{
+    wk->api = api;
+    if (api->o.query_timeout_ns > 0)
+        wk->qr.deadline_mono_ns = wk->req->start_mono_ns + api->o.query_timeout_ns;
+    int rc = uv_queue_work(api->loop, &wk->w, work_cb, after_work_cb);
+    if (rc) {
+        sl_http_respond_text(wk->req, 500, "cannot schedule the query: %s", uv_strerror(rc));
+        sl_free(wk);
+        return;
+    }
+    api->inflight++;
+}
+
+/* Common start of every handler: tenant, parameters, time bounds. */
+static struct work *work_begin(struct sl_query_api *api, struct sl_http_request *req,
+                               struct params *ps, const char *endpoint)
+{
+    struct sl_bytes tenant;
+    if (sl_tenant_of_request(req, api->o.auth_enabled, &tenant))
+        return NULL;
+    params_collect(req, ps);
+    struct work *wk = SL_NEW(struct work);
+    wk->req = req;
+    wk->endpoint = endpoint;
+    wk->qr.tenant = tenant;
+    if (parse_bounds(req, ps, &wk->qr.start_ns, &wk->qr.end_ns)) {
+        sl_free(wk);
+        return NULL;
+    }
+    return wk;
+}
+
+static int parse_limit(struct sl_query_api *api, struct sl_http_request *req,
+                       const struct params *ps, int64_t *limit)
+{
+    const struct sl_bytes *v = param_nonempty(ps, "limit");
+    *limit = DEFAULT_LIMIT;
+    if (v) {
+        char tmp[32];
+        char *endp;
+        if (v->len >= sizeof tmp)
+            goto bad;
+        memcpy(tmp, v->ptr, v->len);
+        tmp[v->len] = 0;
+        long long x = strtoll(tmp, &endp, 10);
+        if (*endp || endp == tmp)
+            goto bad;
+        if (x <= 0) {
+            sl_http_respond_text(req, 400, "limit must be a positive value");
+            return SL_EINVAL;
+        }
+        *limit = x;
+    }
+    if (api->o.max_entries_limit > 0 && *limit > api->o.max_entries_limit) {
+        sl_http_respond_text(req, 400,
+                             "max entries limit per query exceeded, limit > max_entries_limit "
+                             "(%lld > %lld)",
+                             (long long)*limit, (long long)api->o.max_entries_limit);
+        return SL_EINVAL;
+    }
+    return 0;
+bad:
+    bad_param(req, "limit", v, "not an integer");
+    return SL_EINVAL;
+}
+
+static void handle_query_range(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct params ps;
+    struct work *wk = work_begin(api, req, &ps, "query_range");
+    if (!wk)
+        return;
+    const struct sl_bytes *q = param_nonempty(&ps, "query");
+    const struct sl_bytes *dir = param_nonempty(&ps, "direction");
+    if (!q) {
+        sl_http_respond_text(req, 400, "invalid parameter \"query\": the query is empty");
+        goto fail;
+    }
+    if (wk->qr.end_ns <= wk->qr.start_ns) {
+        sl_http_respond_text(req, 400, "end timestamp must not be before or equal to start time");
+        goto fail;
+    }
+    if (parse_limit(api, req, &ps, &wk->qr.limit))
+        goto fail;
+    if (dir && (dir->len == 7 && strncasecmp(dir->ptr, "forward", 7) == 0)) {
+        wk->qr.forward = true;
+    } else if (dir && !(dir->len == 8 && strncasecmp(dir->ptr, "backward", 8) == 0)) {
+        sl_http_respond_text(req, 400,
+                             "invalid parameter \"direction\": \"%.*s\": must be forward or "
+                             "backward",
+                             (int)dir->len, dir->ptr);
+        goto fail;
+    }
+    wk->qr.kind = SL_QUERIER_LOGS;
+    wk->qr.query = *q;
+    submit(api, wk);
+    return;
+fail:
+    sl_free(wk);
+}
+
+/* Instant queries only make sense for metric queries, none of which is
+ * supported yet; a log query gets Loki 3's answer. */
+static void handle_query(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct sl_bytes tenant, q = {"", 0};
+    if (sl_tenant_of_request(req, api->o.auth_enabled, &tenant))
+        return;
+    struct params ps;
+    params_collect(req, &ps);
+    const struct sl_bytes *v = param_nonempty(&ps, "query");
+    if (v)
+        q = *v;
+    struct sl_logql_query *lq = NULL;
+    struct sl_buf err = SL_BUF_INIT;
+    if (sl_logql_parse(q.ptr, q.len, &lq, &err) == 0)
+        sl_http_respond_text(req, 400,
+                             "log queries are not supported as an instant query type, please "
+                             "change your query to a range query type");
+    else
+        sl_http_respond_text(req, 400, "%.*s", (int)err.len, err.data ? err.data : "");
+    sl_logql_query_free(lq);
+    sl_buf_release(&err);
+}
+
+static void handle_labels(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct params ps;
+    struct work *wk = work_begin(api, req, &ps, "labels");
+    if (!wk)
+        return;
+    wk->qr.kind = SL_QUERIER_LABELS;
+    submit(api, wk);
+}
+
+static void handle_label_values(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct sl_bytes rest = req->path;
+    size_t pl = strlen(LABEL_PREFIX), sl = strlen("/values");
+    if (rest.len <= pl + sl || memcmp(rest.ptr + rest.len - sl, "/values", sl) != 0) {
+        sl_http_respond_text(req, 404, "not found");
+        return;
+    }
+    struct sl_bytes name = sl_bytes(rest.ptr + pl, rest.len - pl - sl);
+    if (!sl_label_name_valid(name)) {
+        sl_http_respond_text(req, 400, "invalid label name \"%.*s\"", (int)name.len, name.ptr);
+        return;
+    }
+    struct params ps;
+    struct work *wk = work_begin(api, req, &ps, "label_values");
+    if (!wk)
+        return;
+    const struct sl_bytes *q = param_nonempty(&ps, "query");
+    wk->qr.kind = SL_QUERIER_LABEL_VALUES;
+    wk->qr.label_name = name;
+    if (q)
+        wk->qr.query = *q;
+    submit(api, wk);
+}
+
+static void handle_series(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct params ps;
+    struct work *wk = work_begin(api, req, &ps, "series");
+    if (!wk)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < ps.n; i++)
+        n += sl_bytes_eq_str(ps.v[i].key, "match[]") || sl_bytes_eq_str(ps.v[i].key, "match");
+    if (n == 0) {
+        sl_http_respond_text(req, 400, "invalid parameter \"match[]\": at least one is required");
+        sl_free(wk);
+        return;
+    }
+    struct sl_bytes *m = sl_arena_alloc(&req->arena, n * sizeof *m);
+    n = 0;
+    for (size_t i = 0; i < ps.n; i++)
+        if (sl_bytes_eq_str(ps.v[i].key, "match[]") || sl_bytes_eq_str(ps.v[i].key, "match"))
+            m[n++] = ps.v[i].value;
+    wk->qr.kind = SL_QUERIER_SERIES;
+    wk->qr.match = m;
+    wk->qr.nmatch = n;
+    submit(api, wk);
+}
+
+static void route2(struct sl_http_server *srv, const char *path, bool prefix, sl_http_handler h,
+                   void *ud)
+{
+    sl_http_server_route(srv, "GET", path, prefix, h, ud);
+    sl_http_server_route(srv, "POST", path, prefix, h, ud);
+}
+
+struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
+                                      struct sl_metrics *m, const struct sl_query_api_opts *o)
+{
+    struct sl_query_api *api = SL_NEW(struct sl_query_api);
+    api->srv = srv;
+    api->ing = ing;
+    api->o = *o;
+    api->loop = o->loop ? o->loop : uv_default_loop();
+    if (m) {
+        api->fam_queries = sl_metrics_counter(m, "sluice_aggregator_queries_total",
+                                              "Read API requests answered, by endpoint and status.",
+                                              "endpoint,code");
+        api->m_lines = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_lines_scanned_total", "Lines read by queries.", NULL));
+        api->m_bytes = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_bytes_scanned_total", "Line bytes read by queries.", NULL));
+        api->m_regex_limit = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_regex_limit_hits_total",
+            "Regex matches abandoned at the match limit (counted as not matching).", NULL));
+        api->fam_duration =
+            sl_metrics_histogram(m, "sluice_aggregator_query_duration_seconds",
+                                 "Read API request duration, by endpoint.", "endpoint", NULL, 0);
+    }
+    route2(srv, "/loki/api/v1/query_range", false, handle_query_range, api);
+    route2(srv, "/loki/api/v1/query", false, handle_query, api);
+    route2(srv, "/loki/api/v1/labels", false, handle_labels, api);
+    route2(srv, "/loki/api/v1/label", false, handle_labels, api);
+    route2(srv, LABEL_PREFIX, true, handle_label_values, api);
+    route2(srv, "/loki/api/v1/series", false, handle_series, api);
+    return api;
+}
+
+void sl_query_api_free(struct sl_query_api *q)
+{
+    if (!q)
+        return;
+    if (q->inflight) {
+        q->freeing = true; /* the last after-work callback frees it */
+        return;
+    }
+    api_destroy(q);
+}
