@@ -10,7 +10,12 @@
  * defaults: ${NAME} and ${NAME:-default}. If NAME is the key of a scalar
  * option of the same table (e.g. ${data_dir}), it resolves to that option's
  * final value; otherwise to the environment variable NAME (empty if unset, or
- * the default after :-). "$$" is a literal "$".
+ * the default after :-). "$$" is a literal "$"; a "$" not followed by "{" or
+ * "$" stays as is. Defaults may nest: ${A:-${B:-x}}. Inside a YAML flow
+ * collection ({...} or [...]) quote values holding ${...}, as YAML requires.
+ * Option references resolve after all layers are merged, so the default
+ * "${data_dir}/store" follows a data_dir set in the file or by --set; a
+ * reference cycle is an error naming the path (a -> b -> a).
  *
  * Precedence: default < file < --set. Errors name the offending key and, for
  * file values, the line: `config: server.listen: line 3: expected a scalar`,
