@@ -159,8 +159,8 @@ static void test_sort_stable_large(void **state)
     (void)state;
     enum { N = 200 };
     struct sl_label items[N];
-    char names[N][8];
-    char values[N][8];
+    char names[N][16];
+    char values[N][16];
     for (int i = 0; i < N; i++) {
         snprintf(names[i], sizeof(names[i]), "n%03d", (i * 37) % 50);
         snprintf(values[i], sizeof(values[i]), "%d", i);
