@@ -1035,7 +1035,16 @@ static void dump_node(struct sl_buf *b, const struct sl_cfgnode *n)
         if (i)
             sl_buf_append_str(b, ", ");
         if (map) {
+            /* YAML caps implicit keys at 1024 characters; longer ones need "? " */
+            size_t at = b->len;
             put_scalar(b, n->items[i]->key ? n->items[i]->key : "", false);
+            if (b->len - at > 1000) {
+                sl_buf_reserve(b, 2);
+                memmove(b->data + at + 2, b->data + at, b->len - at);
+                memcpy(b->data + at, "? ", 2);
+                b->len += 2;
+                b->data[b->len] = '\0';
+            }
             sl_buf_append_str(b, ": ");
         }
         dump_node(b, n->items[i]);

@@ -475,6 +475,24 @@ static void test_dump_round_trip(void **state)
     sl_buf_release(&out);
     sl_buf_release(&out2);
 
+    /* a NODE key longer than YAML's 1024-character implicit key limit */
+    struct sl_buf y2 = SL_BUF_INIT;
+    sl_buf_append_str(&y2, "files: {? \"");
+    for (int i = 0; i < 1500; i++)
+        sl_buf_append_char(&y2, (char)('a' + i % 26));
+    sl_buf_append_str(&y2, "\": v}\n");
+    assert_int_equal(load(&c, y2.data, NULL, 0), 0);
+    sl_config_dump(opts, NOPTS, &c, &out);
+    assert_contains(out.data, "files: {? ");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(sl_config_load_mem(opts, NOPTS, &d, out.data, out.len, NULL, 0, &err), 0);
+    assert_int_equal(strlen(d.files->items[0]->key), 1500);
+    assert_string_equal(d.files->items[0]->key, c.files->items[0]->key);
+    sl_config_release(opts, NOPTS, &c);
+    sl_config_release(opts, NOPTS, &d);
+    sl_buf_release(&y2);
+    sl_buf_release(&out);
+
     /* null NODE and empty secret */
     assert_int_equal(load(&c, NULL, NULL, 0), 0);
     sl_config_dump(opts, NOPTS, &c, &out);
