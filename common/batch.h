@@ -47,10 +47,12 @@ struct sl_batch {
  * values and lines may be str or bin; timestamps may use any msgpack integer
  * encoding (non-negative values usually arrive as uint). Declared container
  * sizes are checked against the bytes left before anything is allocated, so
- * arena use is bounded by a small multiple of n. Arrays and label/metadata views are allocated
- * from arena; byte views point into body, which must outlive out. On error
- * returns SL_EINVAL and writes a reason (e.g. "streams[2].entries[5]: timestamp
- * must be an integer") into err if not NULL. */
+ * arena use is bounded by a small multiple of n. Arrays and label/metadata
+ * views are allocated from arena; byte views point into body, which must
+ * outlive out. On error
+ * returns SL_EINVAL, leaves out empty (arena memory is not given back) and
+ * appends a reason naming the first problem (e.g. "streams[2].entries[5]:
+ * timestamp must be an integer, got float") to err if not NULL. */
 int sl_batch_decode(struct sl_arena *arena, const void *body, size_t n, struct sl_batch *out,
                     struct sl_buf *err);
 
