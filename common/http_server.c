@@ -11,6 +11,7 @@
 #include "common/http_server.h"
 
 #include <http_parser.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -902,6 +903,25 @@ void sl__http_conn_free_detached(struct sl_http_conn *c)
 
 /* ---- server ---- */
 
+/* http-parser has its own process-wide cap on header bytes (80 KiB unless
+ * changed). Our per-server count is the real limit, so only ever raise the
+ * parser's cap above the largest configured one (with room for the line
+ * overhead our count leaves out). */
+static void raise_parser_header_limit(size_t max_header_bytes)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static size_t current = HTTP_MAX_HEADER_SIZE;
+    size_t want = max_header_bytes + max_header_bytes / 2 + 1024;
+    if (want > UINT32_MAX / 2)
+        want = UINT32_MAX / 2;
+    pthread_mutex_lock(&mu);
+    if (want > current) {
+        http_parser_set_max_header_size((uint32_t)want);
+        current = want;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 struct sl_http_server *sl_http_server_new(uv_loop_t *loop, const struct sl_http_server_opts *o)
 {
     struct sl_http_server *s = SL_NEW(struct sl_http_server);
@@ -911,6 +931,7 @@ struct sl_http_server *sl_http_server_new(uv_loop_t *loop, const struct sl_http_
     s->read_timeout_ms = o && o->read_timeout_ms > 0 ? o->read_timeout_ms : DEF_READ_TIMEOUT_MS;
     s->idle_timeout_ms = o && o->idle_timeout_ms > 0 ? o->idle_timeout_ms : DEF_IDLE_TIMEOUT_MS;
     s->routes_tail = &s->routes;
+    raise_parser_header_limit(s->max_header_bytes);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     if (o && o->metrics) {

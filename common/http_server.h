@@ -11,7 +11,17 @@
  * once or later (after work on a thread pool, after a WAL fsync), but it must
  * call exactly one sl_http_respond*() per request, from the loop thread. The
  * request (and its arena) stays valid until then, even if the client has gone
- * away (sl_http_req_gone() tells; the response is then discarded). */
+ * away (sl_http_req_gone() tells; the response is then discarded).
+ *
+ * Reading is paused while a handler holds a request, so a client that hangs up
+ * meanwhile is noticed when the response is written; sl_http_req_gone() is
+ * true only once the server has closed the connection.
+ *
+ * Metrics (opts.metrics): <prefix>_http_requests_total{route,code},
+ * <prefix>_http_request_duration_seconds{route} (route "unmatched" for 404s
+ * and unparseable requests) and <prefix>_http_connections_dropped_total{reason}
+ * (read_timeout, write_timeout, bad_request, body_too_large,
+ * header_too_large, incomplete_request, read_error, write_error). */
 #ifndef SL_HTTP_SERVER_H
 #define SL_HTTP_SERVER_H
 
@@ -53,10 +63,10 @@ struct sl_http_request {
 typedef void (*sl_http_handler)(struct sl_http_request *req, void *ud);
 
 struct sl_http_server_opts {
-    size_t max_header_bytes;    /* 0: 64 KiB */
-    size_t max_body_bytes;      /* 0: 64 MiB */
-    int64_t read_timeout_ms;    /* 0: 30 s */
-    int64_t idle_timeout_ms;    /* 0: 120 s */
+    size_t max_header_bytes; /* 0: 64 KiB */
+    size_t max_body_bytes;   /* 0: 64 MiB */
+    int64_t read_timeout_ms; /* 0: 30 s; first byte to complete request, and the response write */
+    int64_t idle_timeout_ms; /* 0: 120 s; between requests on a kept-alive connection */
     struct sl_metrics *metrics; /* optional: <prefix>_http_requests_total{route,code},
                                    <prefix>_http_request_duration_seconds */
     const char *metrics_prefix; /* e.g. "sluice_aggregator" */

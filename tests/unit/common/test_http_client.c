@@ -347,6 +347,34 @@ static void test_cancel_on_free(void **state)
     assert_false(r1.retryable);
 }
 
+static void on_done_free(struct sl_http_response *resp, void *ud)
+{
+    struct fx *f = ud;
+    assert_int_equal(resp->status, 200);
+    /* a callback may free its own client; others in flight are cancelled */
+    sl_http_client_free(f->cli);
+    f->cli = NULL;
+}
+
+static void test_free_from_callback(void **state)
+{
+    struct fx *f = *state;
+    char url[128], never[128];
+    snprintf(url, sizeof(url), "%s/hello", f->base);
+    snprintf(never, sizeof(never), "%s/never", f->base);
+    struct result r = {0};
+    struct sl_http_req_opts o1 = {.method = "GET", .url = never};
+    assert_int_equal(sl_http_client_do(f->cli, &o1, on_done, &r), 0);
+    while (f->nheld < 1)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    struct sl_http_req_opts o2 = {.method = "GET", .url = url};
+    assert_int_equal(sl_http_client_do(f->cli, &o2, on_done_free, f), 0);
+    while (f->cli)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(r.done);
+    assert_int_equal(r.err, SL_ECANCELED);
+}
+
 /* ---- sl_http_fetch: blocking, so the server loop runs in a thread ---- */
 
 static void *loop_thread(void *arg)
@@ -424,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
         cmocka_unit_test(test_fetch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

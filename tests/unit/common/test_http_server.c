@@ -586,6 +586,64 @@ static void test_detached_byte_by_byte(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A configured header limit above http-parser's built-in 80 KiB is honoured. */
+static void test_detached_large_header_limit(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct sl_http_server_opts o = {.max_header_bytes = 200 * 1024};
+    struct sl_http_server *s = sl_http_server_new(&loop, &o);
+    sl_http_server_route(s, "GET", "/", false, h_sync, NULL);
+    struct sl_http_conn *c = sl__http_conn_new_detached(s);
+    size_t vlen = 150 * 1024;
+    char *big = sl_malloc(vlen);
+    memset(big, 'v', vlen);
+    const char *pre = "GET / HTTP/1.1\r\nX-Big: ";
+    assert_int_equal(sl__http_conn_feed(c, pre, strlen(pre)), 0);
+    assert_int_equal(sl__http_conn_feed(c, big, vlen), 0);
+    assert_int_equal(sl__http_conn_feed(c, "\r\n\r\n", 4), 0);
+    assert_non_null(strstr(sl__http_conn_output(c)->data, "HTTP/1.1 200 OK\r\n"));
+    /* and past it: 431 */
+    assert_int_equal(sl__http_conn_feed(c, pre, strlen(pre)), 0);
+    assert_int_equal(sl__http_conn_feed(c, big, vlen), 0);
+    assert_int_equal(sl__http_conn_feed(c, big, vlen), 1);
+    assert_non_null(strstr(sl__http_conn_output(c)->data, "HTTP/1.1 431 "));
+    sl_free(big);
+    sl__http_conn_free_detached(c);
+    sl_http_server_close(s, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_listen_errors(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct sl_http_server *a = sl_http_server_new(&loop, NULL);
+    struct sl_http_server *b = sl_http_server_new(&loop, NULL);
+    struct sl_http_server *c = sl_http_server_new(&loop, NULL);
+    struct sl_buf err = SL_BUF_INIT;
+    assert_int_equal(sl_http_server_listen(a, "nonsense", &err), SL_EINVAL);
+    assert_true(err.len > 0);
+    sl_buf_clear(&err);
+    assert_int_equal(sl_http_server_listen(a, "127.0.0.1:99999", &err), SL_EINVAL);
+    assert_int_equal(sl_http_server_listen(a, "300.1.1.1:80", &err), SL_EINVAL);
+    assert_int_equal(sl_http_server_listen(b, "127.0.0.1:0", NULL), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", sl_http_server_port(b));
+    sl_buf_clear(&err);
+    assert_true(sl_http_server_listen(c, addr, &err) < 0);
+    assert_non_null(strstr(err.data, "listen on"));
+    sl_buf_release(&err);
+    sl_http_server_close(a, NULL, NULL);
+    sl_http_server_close(b, NULL, NULL);
+    sl_http_server_close(c, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_form_param(void **state)
 {
     (void)state;
@@ -616,6 +674,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_form_param),
         cmocka_unit_test(test_detached_byte_by_byte),
+        cmocka_unit_test(test_detached_large_header_limit),
+        cmocka_unit_test(test_listen_errors),
         cmocka_unit_test_setup_teardown(test_get_params_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_chunked_in_pieces, setup, teardown),
