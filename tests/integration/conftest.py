@@ -109,7 +109,10 @@ class Aggregator(Proc):
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__("aggregator", [os.path.join(BIN, "sluice-aggregator"),
                                         "--listen", f"127.0.0.1:{self.port}",
-                                        "--data-dir", self.data_dir, *extra], workdir)
+                                        "--data-dir", self.data_dir,
+                                        # tests read whole streams back in one query
+                                        "--set", "limits.max_entries_limit_per_query=1000000",
+                                        *extra], workdir)
 
     def start(self, wait=True):
         super().start()
