@@ -1,0 +1,54 @@
+/* The `sluice` command-line client: shared state and helpers of its
+ * commands (the files of aggregator/cli/). Single-threaded; blocking HTTP. */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/bytes.h"
+
+#define SL_CLI_DEFAULT_ADDR "http://127.0.0.1:3100"
+
+struct sl_cli {
+    const char *addr;   /* --addr, $SLUICE_ADDR, or the default */
+    const char *org_id; /* --org-id, $SLUICE_ORG_ID, or NULL */
+};
+
+/* Command-line arguments after the command name: options are matched by
+ * sl_cli_opt, everything else is positional. */
+struct sl_cli_args {
+    int argc;
+    char **argv;
+    int i;
+};
+
+/* If argv[i] is --name (value in the next argument) or --name=value, stores
+ * the value, advances and returns 1; returns -1 (after a message) when the
+ * value is missing; 0 if argv[i] is another argument. has_value=false for
+ * flags (value is then "1"). */
+int sl_cli_opt(struct sl_cli_args *a, const char *name, bool has_value, const char **value);
+
+/* Appends "&name=<percent-encoded value>" (no '&' when q is empty). */
+void sl_cli_param(struct sl_buf *q, const char *name, const char *value);
+
+/* GET addr+path+"?"+query. On a 2xx JSON answer returns 0 and the parsed
+ * document in *out (caller json_decref's). Otherwise prints the reason on
+ * stderr (server's text for non-2xx, transport error) and returns non-zero. */
+int sl_cli_get_json(const struct sl_cli *cli, const char *path, const struct sl_buf *query,
+                    json_t **out);
+
+/* Time range options shared by commands: --since D, --from T, --to T.
+ * Appends start/end parameters to q. Returns 0 or -1 after a message. */
+struct sl_cli_range {
+    const char *since, *from, *to;
+};
+int sl_cli_range_params(const struct sl_cli_range *r, const char *default_since, struct sl_buf *q);
+
+int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a);
+int sl_cli_cmd_labels(struct sl_cli *cli, struct sl_cli_args *a);
+
+#endif
