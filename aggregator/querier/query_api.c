@@ -217,6 +217,12 @@ static void submit(struct sl_query_api *api, struct work *wk)
     wk->api = api;
     if (api->o.query_timeout_ns > 0)
         wk->qr.deadline_mono_ns = wk->req->start_mono_ns + api->o.query_timeout_ns;
+    if (!api->loop) { /* no loop given: answer inline (blocks the loop) */
+        api->inflight++;
+        work_cb(&wk->w);
+        after_work_cb(&wk->w, 0);
+        return;
+    }
     int rc = uv_queue_work(api->loop, &wk->w, work_cb, after_work_cb);
     if (rc) {
         sl_http_respond_text(wk->req, 500, "cannot schedule the query: %s", uv_strerror(rc));
@@ -417,7 +423,9 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
     api->srv = srv;
     api->ing = ing;
     api->o = *o;
-    api->loop = o->loop ? o->loop : uv_default_loop();
+    api->loop = o->loop;
+    if (!api->loop)
+        sl_warn("query API without a loop: queries run on the loop thread", "%s", "");
     if (m) {
         api->fam_queries = sl_metrics_counter(m, "sluice_aggregator_queries_total",
                                               "Read API requests answered, by endpoint and status.",

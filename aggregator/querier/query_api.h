@@ -21,8 +21,8 @@ struct sl_query_api_opts {
     int64_t max_entries_limit; /* limits.max_entries_limit_per_query (5000) */
     int64_t max_query_series;  /* limits.max_query_series (500) */
     int64_t query_timeout_ns;  /* limits.query_timeout (1m) */
-    uv_loop_t *loop;           /* the server's loop (queries run on its thread pool);
-                                  NULL: uv_default_loop() */
+    uv_loop_t *loop;           /* the server's loop: queries run on its thread pool.
+                                  NULL: they run inline on the loop thread (tests) */
 };
 
 struct sl_query_api;
