@@ -238,7 +238,8 @@ static int start_http(struct app *app)
     struct sl_query_api_opts qo = {.auth_enabled = c->auth_enabled,
                                    .max_entries_limit = c->lim_max_entries_limit_per_query,
                                    .max_query_series = c->lim_max_query_series,
-                                   .query_timeout_ns = c->lim_query_timeout_ns};
+                                   .query_timeout_ns = c->lim_query_timeout_ns,
+                                   .loop = &app->loop};
     app->query = sl_query_api_new(app->srv, app->ing, app->metrics, &qo);
     struct sl_buf err = SL_BUF_INIT;
     int rc = sl_http_server_listen(app->srv, c->server_listen, &err);
@@ -263,6 +264,10 @@ static void on_server_closed(void *ud)
 {
     struct app *app = ud;
     app->srv = NULL;
+    if (app->query) {
+        sl_query_api_free(app->query);
+        app->query = NULL;
+    }
     if (app->wal)
         sl_wal_close(app->wal, on_wal_closed, app);
     else

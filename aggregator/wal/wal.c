@@ -340,6 +340,9 @@ static int replay_segment(struct sl_wal *w, const char *path, sl_wal_replay_fn f
     }
     if (r < 0)
         rc = truncate_tail(w, fd, path, off, sb.st_size, why, st, err);
+    /* Every start opens a new segment; one that never got a record is noise. */
+    if (rc == 0 && off == SL_WAL_HEADER_SIZE && unlink(path) == 0)
+        st->segments--;
     sl_buf_release(&buf);
 out:
     close(fd);

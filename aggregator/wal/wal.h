@@ -20,7 +20,8 @@
  *
  * A new segment is started when the current one would grow past segment_size
  * (a single larger record gets a segment of its own), and at every open, so a
- * replayed segment is never appended to.
+ * replayed segment is never appended to; replay removes segments that hold
+ * no record.
  *
  * Segments are never deleted yet: deletion must wait until every entry of a
  * segment is in a stored chunk, which needs the store (a later issue).
