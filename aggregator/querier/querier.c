@@ -426,7 +426,8 @@ static void write_meta(struct metarun *m, struct sl_querier_result *res)
                 write_labels(&w, &m->sets[order[i]]);
         sl_free(order);
     } else {
-        qsort(m->items, m->n, sizeof *m->items, bytes_cmp);
+        if (m->n)
+            qsort(m->items, m->n, sizeof *m->items, bytes_cmp);
         for (size_t i = 0; i < m->n; i++)
             if (i == 0 || !sl_bytes_eq(m->items[i], m->items[i - 1]))
                 sl_jsonw_bytes(&w, m->items[i]);
