@@ -57,26 +57,38 @@ static void respond_error(struct sl_http_request *req, int status, const char *m
     sl_buf_release(&out);
 }
 
+static void ctx_release(struct push_ctx *c)
+{
+    sl_rejects_release(&c->rej);
+    sl_buf_release(&c->body);
+}
+
+/* Answers the push. The context lives in the request arena, which the
+ * response frees: everything is released before responding. */
 static void ctx_finish(struct push_ctx *c, int wal_status)
 {
     struct sl_http_request *req = c->req;
+    struct sl_push_api *api = c->api;
     size_t rejected = sl_rejects_total(&c->rej);
+    struct sl_buf msg = SL_BUF_INIT;
+    int status = 204;
     if (wal_status != 0) {
-        sl_log_limited(&c->api->log_bad, SL_LOG_ERROR, "push: not durable, answering 503",
+        sl_log_limited(&api->log_bad, SL_LOG_ERROR, "push: not durable, answering 503",
                        "tenant=%s error=\"%s\"", c->tenant_z, sl_strerror(wal_status));
-        respond_error(req, 503, "write-ahead log unavailable; nothing was acknowledged", rejected);
+        sl_buf_append_str(&msg, "write-ahead log unavailable; nothing was acknowledged");
+        status = 503;
     } else if (rejected) {
-        struct sl_buf msg = SL_BUF_INIT;
         sl_rejects_format(&c->rej, &msg);
-        sl_log_limited(&c->api->log_reject, SL_LOG_WARN, "push: entries rejected",
+        sl_log_limited(&api->log_reject, SL_LOG_WARN, "push: entries rejected",
                        "tenant=%s accepted=%zu rejected=%zu", c->tenant_z, c->accepted, rejected);
-        respond_error(req, 400, msg.data, rejected);
-        sl_buf_release(&msg);
-    } else {
-        sl_http_respond(req, 204, NULL, NULL, 0);
+        status = 400;
     }
-    sl_rejects_release(&c->rej);
-    sl_buf_release(&c->body);
+    ctx_release(c);
+    if (status == 204)
+        sl_http_respond(req, 204, NULL, NULL, 0);
+    else
+        respond_error(req, status, msg.data, rejected);
+    sl_buf_release(&msg);
 }
 
 static void on_wal_done(void *ud, int status)
@@ -212,28 +224,34 @@ static struct push_ctx *ctx_new(struct sl_push_api *api, struct sl_http_request 
     return c;
 }
 
-/* Decompresses the request body into c->body; on failure answers and returns
- * non-zero. */
+/* Decompresses the request body into c->body; on failure releases c, answers
+ * and returns non-zero. */
 static int ctx_decompress(struct push_ctx *c)
 {
     struct sl_http_request *req = c->req;
     const struct sl_bytes *ce = sl_http_req_header(req, "Content-Encoding");
     enum sl_codec codec = SL_CODEC_NONE;
+    int status = 0;
+    const char *msg = NULL;
     if (ce && sl_codec_parse(ce->ptr, ce->len, &codec) != 0) {
-        respond_error(req, 415, "unsupported Content-Encoding; use zstd, gzip or none", 0);
-        return -1;
+        status = 415;
+        msg = "unsupported Content-Encoding; use zstd, gzip or none";
+    } else {
+        int rc = sl_decompress(codec, &c->body, req->body.data, req->body.len,
+                               SL_PUSH_MAX_DECODED_BYTES);
+        if (rc == SL_ETOOBIG) {
+            status = 413;
+            msg = "decompressed body exceeds the limit";
+        } else if (rc != 0) {
+            status = 400;
+            msg = "body cannot be decompressed";
+        }
     }
-    int rc =
-        sl_decompress(codec, &c->body, req->body.data, req->body.len, SL_PUSH_MAX_DECODED_BYTES);
-    if (rc == SL_ETOOBIG) {
-        respond_error(req, 413, "decompressed body exceeds the limit", 0);
-        return -1;
-    }
-    if (rc != 0) {
-        respond_error(req, 400, "body cannot be decompressed", 0);
-        return -1;
-    }
-    return 0;
+    if (!status)
+        return 0;
+    ctx_release(c);
+    respond_error(req, status, msg, 0);
+    return -1;
 }
 
 static void reject_body(struct push_ctx *c, const char *what, struct sl_buf *err)
@@ -242,10 +260,9 @@ static void reject_body(struct push_ctx *c, const char *what, struct sl_buf *err
                    c->tenant_z, what);
     struct sl_buf msg = SL_BUF_INIT;
     sl_buf_appendf(&msg, "invalid %s push body: %s", what, err->len ? err->data : "malformed");
+    ctx_release(c);
     respond_error(c->req, 400, msg.data, 0);
     sl_buf_release(&msg);
-    sl_rejects_release(&c->rej);
-    sl_buf_release(&c->body);
 }
 
 static void handle_native(struct sl_http_request *req, void *ud)
@@ -255,15 +272,12 @@ static void handle_native(struct sl_http_request *req, void *ud)
     if (!c)
         return;
     if (!media_type_is(sl_http_req_header(req, "Content-Type"), SL_PUSH_CONTENT_TYPE)) {
+        ctx_release(c);
         respond_error(req, 415, "Content-Type must be " SL_PUSH_CONTENT_TYPE, 0);
-        sl_rejects_release(&c->rej);
         return;
     }
-    if (ctx_decompress(c) != 0) {
-        sl_rejects_release(&c->rej);
-        sl_buf_release(&c->body);
+    if (ctx_decompress(c) != 0)
         return;
-    }
     struct sl_batch b;
     struct sl_buf err = SL_BUF_INIT;
     if (sl_batch_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
@@ -284,19 +298,16 @@ static void handle_loki(struct sl_http_request *req, void *ud)
     const struct sl_bytes *ct = sl_http_req_header(req, "Content-Type");
     if (!media_type_is(ct, "application/json")) {
         bool proto = !ct || ct->len == 0 || media_type_is(ct, "application/x-protobuf");
+        ctx_release(c);
         respond_error(req, 415,
                       proto ? "Loki protobuf push (application/x-protobuf) is not supported "
                               "yet; send application/json"
                             : "Content-Type must be application/json",
                       0);
-        sl_rejects_release(&c->rej);
         return;
     }
-    if (ctx_decompress(c) != 0) {
-        sl_rejects_release(&c->rej);
-        sl_buf_release(&c->body);
+    if (ctx_decompress(c) != 0)
         return;
-    }
     struct sl_batch b;
     struct sl_buf err = SL_BUF_INIT;
     if (sl_push_json_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {

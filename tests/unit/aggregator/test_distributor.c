@@ -96,7 +96,7 @@ static void test_invalid_labels(void **state)
     assert_int_equal(reject_labels(NULL, 0, &rej), 0);
     /* Too many labels. */
     struct sl_label many[16];
-    char names[16][4];
+    char names[16][16];
     for (int i = 0; i < 16; i++) {
         snprintf(names[i], sizeof(names[i]), "l%d", i);
         many[i] = (struct sl_label){sl_bytes_str(names[i]), SL_BYTES_LIT("v")};
