@@ -232,25 +232,30 @@ static int ctx_decompress(struct push_ctx *c)
     const struct sl_bytes *ce = sl_http_req_header(req, "Content-Encoding");
     enum sl_codec codec = SL_CODEC_NONE;
     int status = 0;
-    const char *msg = NULL;
+    struct sl_buf msg = SL_BUF_INIT;
     if (ce && sl_codec_parse(ce->ptr, ce->len, &codec) != 0) {
         status = 415;
-        msg = "unsupported Content-Encoding; use zstd, gzip or none";
+        sl_buf_append_str(&msg, "unsupported Content-Encoding; use zstd, gzip or none");
     } else {
         int rc = sl_decompress(codec, &c->body, req->body.data, req->body.len,
                                SL_PUSH_MAX_DECODED_BYTES);
         if (rc == SL_ETOOBIG) {
             status = 413;
-            msg = "decompressed body exceeds the limit";
+            sl_buf_appendf(&msg, "%s body decompresses to more than %llu bytes",
+                           sl_codec_name(codec), (unsigned long long)SL_PUSH_MAX_DECODED_BYTES);
         } else if (rc != 0) {
             status = 400;
-            msg = "body cannot be decompressed";
+            sl_buf_appendf(&msg, "%s body cannot be decompressed: %s", sl_codec_name(codec),
+                           sl_strerror(rc));
         }
     }
     if (!status)
         return 0;
+    sl_log_limited(&c->api->log_bad, SL_LOG_WARN, "push: body refused", "tenant=%s status=%d",
+                   c->tenant_z, status);
     ctx_release(c);
-    respond_error(req, status, msg, 0);
+    respond_error(req, status, msg.data, 0);
+    sl_buf_release(&msg);
     return -1;
 }
 
