@@ -180,6 +180,8 @@ static void after_work_cb(uv_work_t *w, int status)
     struct work *wk = (struct work *)w;
     struct sl_query_api *api = wk->api;
     struct sl_querier_result *res = &wk->res;
+    /* The request is freed by the response: read what the metrics need first. */
+    double seconds = (double)(sl_mono_ns() - wk->req->start_mono_ns) / 1e9;
     if (status == UV_ECANCELED) {
         sl_http_respond_text(wk->req, 503, "query canceled: shutting down");
     } else if (res->json) {
@@ -198,8 +200,7 @@ static void after_work_cb(uv_work_t *w, int status)
         sl_counter_add(api->m_lines, (double)res->lines_scanned);
         sl_counter_add(api->m_bytes, (double)res->bytes_scanned);
         sl_counter_add(api->m_regex_limit, (double)res->regex_limit_hits);
-        sl_histogram_observe(sl_metric_with(api->fam_duration, wk->endpoint),
-                             (double)(sl_mono_ns() - wk->req->start_mono_ns) / 1e9);
+        sl_histogram_observe(sl_metric_with(api->fam_duration, wk->endpoint), seconds);
     }
     if (res->regex_limit_hits)
         sl_log_limited(&api->log_limit, SL_LOG_WARN, "regex match limit hit, lines not matched",
