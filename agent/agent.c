@@ -112,7 +112,7 @@ static void on_entry(void *ud, const struct sl_parsed_entry *e)
                        c->f->t.path, (long long)c->a->cfg->read_max_line_size);
     }
     sl_tail_hold(&c->f->t);
-    sl_ship_add(c->a->ship, &c->f->ss, e->ts_ns, e->line, e->safe_off);
+    sl_ship_add(c->a->ship, &c->f->ss, e->ts_ns, e->line, sl_tail_cookie(&c->f->t, e->safe_off));
 }
 
 static void on_malformed(void *ud, struct sl_bytes line, const char *reason)

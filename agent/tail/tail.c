@@ -59,6 +59,8 @@ static int at_eof(struct sl_tail *t)
         sl_cri_reset(&t->cri, 0);
         t->read_off = 0;
         t->acked_off = 0;
+        t->unacked = 0;
+        t->epoch++;
         return SL_TAIL_TRUNCATED;
     }
     if (st.st_nlink == 0)
@@ -87,15 +89,18 @@ int sl_tail_read(struct sl_tail *t, char *scratch, size_t cap, const struct sl_p
         t->read_off += c;
         *consumed = c;
         if (t->unacked == 0)
-            sl_tail_ack(t, 0, 0); /* only skipped lines: settled at once */
+            sl_tail_ack(t, 0, sl_tail_cookie(t, 0)); /* only skipped lines: settled */
         if (c > 0)
             return SL_TAIL_DATA;
     }
     return at_eof(t);
 }
 
-void sl_tail_ack(struct sl_tail *t, size_t n, uint64_t last_safe)
+void sl_tail_ack(struct sl_tail *t, size_t n, uint64_t cookie)
 {
+    if ((cookie >> 48) != (t->epoch & 0xffff))
+        return; /* read before a truncation: already forgotten */
+    uint64_t last_safe = cookie & ((1ull << 48) - 1);
     t->unacked = n > t->unacked ? 0 : t->unacked - n;
     /* Nothing outstanding: everything the parser consumed is settled. */
     uint64_t off = t->unacked == 0 ? sl_cri_safe_off(&t->cri) : last_safe;

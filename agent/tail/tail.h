@@ -30,6 +30,7 @@ struct sl_tail {
     uint64_t read_off;
     uint64_t acked_off;
     size_t unacked;
+    uint32_t epoch; /* bumped when the file is truncated */
     struct sl_cri cri;
 };
 
@@ -60,9 +61,17 @@ static inline void sl_tail_hold(struct sl_tail *t)
     t->unacked++;
 }
 
-/* n entries were acknowledged (or dropped for good); last_safe is the
- * safe_off of the last of them. Advances acked_off. */
-void sl_tail_ack(struct sl_tail *t, size_t n, uint64_t last_safe);
+/* The cookie to ship with an entry whose safe_off is given: the offset plus
+ * the truncation epoch, so that acknowledgements of lines read before a
+ * truncation cannot move the position in the new contents. */
+static inline uint64_t sl_tail_cookie(const struct sl_tail *t, uint64_t safe_off)
+{
+    return ((uint64_t)(t->epoch & 0xffff) << 48) | (safe_off & ((1ull << 48) - 1));
+}
+
+/* n entries were acknowledged (or dropped for good); cookie is the
+ * sl_tail_cookie() of the last of them. Advances acked_off. */
+void sl_tail_ack(struct sl_tail *t, size_t n, uint64_t cookie);
 
 /* Current fingerprint and size (for the positions file). Returns 0 or SL_EIO. */
 int sl_tail_fingerprint(struct sl_tail *t, struct sl_fingerprint *fp);

@@ -218,12 +218,26 @@ static void test_tail_ack_moves_position(void **state)
     assert_int_equal(t.unacked, 2);
     assert_int_equal(t.acked_off, 0);
     /* stderr entry acknowledged alone: stdout partial from 0 still open then */
-    sl_tail_ack(&t, 1, 0);
+    sl_tail_ack(&t, 1, sl_tail_cookie(&t, 0));
     assert_int_equal(t.acked_off, 0);
-    sl_tail_ack(&t, 1, strlen(all));
+    uint64_t old = sl_tail_cookie(&t, strlen(all));
+    sl_tail_ack(&t, 1, old);
     assert_int_equal(t.acked_off, strlen(all));
     assert_int_equal(sl_tail_read(&t, scratch, sizeof(scratch), &cbs, &cnt, &consumed),
                      SL_TAIL_EOF);
+
+    /* copytruncate: restart at 0; late acks of old lines do not move it. */
+    write_file(log, b);
+    assert_int_equal(sl_tail_read(&t, scratch, sizeof(scratch), &cbs, &cnt, &consumed),
+                     SL_TAIL_TRUNCATED);
+    assert_int_equal(t.read_off, 0);
+    sl_tail_ack(&t, 1, old);
+    assert_int_equal(t.acked_off, 0);
+    assert_int_equal(sl_tail_read(&t, scratch, sizeof(scratch), &cbs, &cnt, &consumed),
+                     SL_TAIL_DATA);
+    assert_int_equal(cnt.n, 3);
+    sl_tail_ack(&t, 1, sl_tail_cookie(&t, strlen(b)));
+    assert_int_equal(t.acked_off, strlen(b));
     sl_tail_release(&t);
 }
 
