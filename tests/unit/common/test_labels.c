@@ -11,7 +11,6 @@
 
 #include "common/err.h"
 #include "common/labels.h"
-#include "common/utf8.h"
 
 static struct sl_arena arena;
 
@@ -236,26 +235,6 @@ static void test_copy(void **state)
     assert_true(sl_bytes_eq_str(dst.items[0].value, "api"));
 }
 
-static void test_utf8(void **state)
-{
-    (void)state;
-    assert_true(sl_utf8_valid("plain ascii text!", 17));
-    assert_true(sl_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-    assert_false(sl_utf8_valid("\xc0\xaf", 2));          /* overlong */
-    assert_false(sl_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
-    assert_false(sl_utf8_valid("\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
-    assert_false(sl_utf8_valid("abcdefgh\xe2\x82", 10)); /* truncated */
-    assert_false(sl_utf8_valid("\x80", 1));
-    char out[4];
-    assert_int_equal(sl_utf8_encode(out, 0x20ac), 3);
-    assert_memory_equal(out, "\xe2\x82\xac", 3);
-    assert_int_equal(sl_utf8_encode(out, 0xd800), 0);
-    assert_int_equal(sl_utf8_encode(out, 0x110000), 0);
-    uint32_t cp;
-    assert_int_equal(sl_utf8_decode("\xf0\x9f\x98\x80", 4, &cp), 4);
-    assert_int_equal(cp, 0x1f600);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,7 +246,6 @@ int main(void)
         cmocka_unit_test(test_format_escapes_and_roundtrip),
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_copy),
-        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
