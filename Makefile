@@ -60,6 +60,8 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps run test unit integration asan test-asan fuzz fuzz-run bench format format-check clean
 .DEFAULT_GOAL := all
+# Keep objects of tests and fuzz targets (make would delete them as intermediates).
+.SECONDARY:
 
 ifeq ($(FUZZ),1)
 all: $(FUZZ_BINS)

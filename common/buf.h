@@ -23,7 +23,10 @@ struct sl_buf {
     size_t cap;
 };
 
-#define SL_BUF_INIT {NULL, 0, 0}
+#define SL_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void sl_buf_init(struct sl_buf *b);
 void sl_buf_release(struct sl_buf *b);
@@ -38,8 +41,7 @@ void sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 void sl_buf_append_bytes(struct sl_buf *b, struct sl_bytes v);
 void sl_buf_append_str(struct sl_buf *b, const char *s);
 void sl_buf_append_char(struct sl_buf *b, char c);
-void sl_buf_appendf(struct sl_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sl_buf_appendf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl_buf_vappendf(struct sl_buf *b, const char *fmt, va_list ap);
 /* Decimal integers without printf. */
 void sl_buf_append_u64(struct sl_buf *b, unsigned long long v);

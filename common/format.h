@@ -16,16 +16,16 @@
 /* Segment files: "<dir>/<16 hex digit sequence>.wal". Each starts with an
  * 8-byte header: magic "SLWAL" + version byte + 2 reserved bytes, so a file
  * from another program or a future version is recognised, not misread. */
-#define SL_WAL_MAGIC "SLWAL"
-#define SL_WAL_VERSION 1
+#define SL_WAL_MAGIC       "SLWAL"
+#define SL_WAL_VERSION     1
 #define SL_WAL_HEADER_SIZE 8
 /* Record: [u32 length LE][u32 crc32c LE of payload][payload]. The length is
  * bounded so a torn or corrupt length cannot make replay allocate gigabytes. */
 #define SL_WAL_RECORD_HEADER 8
-#define SL_WAL_MAX_RECORD (SL_PUSH_MAX_DECODED_BYTES + (1u << 20))
+#define SL_WAL_MAX_RECORD    (SL_PUSH_MAX_DECODED_BYTES + (1u << 20))
 
 /* --- chunks (aggregator/chunk, a later issue) --- */
-#define SL_CHUNK_MAGIC "SLCK"
+#define SL_CHUNK_MAGIC   "SLCK"
 #define SL_CHUNK_VERSION 1
 
 /* --- tenants --- */

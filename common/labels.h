@@ -27,9 +27,9 @@ struct sl_labels {
 };
 
 struct sl_label_limits {
-    size_t max_names;       /* 15 */
-    size_t max_name_len;    /* 1024 */
-    size_t max_value_len;   /* 2048 */
+    size_t max_names;     /* 15 */
+    size_t max_name_len;  /* 1024 */
+    size_t max_value_len; /* 2048 */
 };
 
 /* Parses `{a="b", c="d"}` (Prometheus/Loki text form: double-quoted values with
@@ -46,8 +46,7 @@ bool sl_label_name_valid(struct sl_bytes name);
 /* Checks name syntax, UTF-8 values, duplicates (after sorting), empty set, and
  * the limits (NULL: no limits). Sorts in place first. Returns 0 or SL_EINVAL
  * with a human reason in err (e.g. `label name "x-y" is invalid`). */
-int sl_labels_validate(struct sl_labels *ls, const struct sl_label_limits *lim,
-                       struct sl_buf *err);
+int sl_labels_validate(struct sl_labels *ls, const struct sl_label_limits *lim, struct sl_buf *err);
 
 /* Sorts by name (stable for duplicates). */
 void sl_labels_sort(struct sl_labels *ls);

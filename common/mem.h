@@ -18,7 +18,7 @@ char *sl_strndup(const char *s, size_t n);
 void *sl_memdup(const void *p, size_t n);
 void sl_free(void *p);
 
-#define SL_NEW(type) ((type *)sl_calloc(1, sizeof(type)))
+#define SL_NEW(type)    ((type *)sl_calloc(1, sizeof(type)))
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

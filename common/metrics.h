@@ -28,8 +28,8 @@ void sl_metrics_free(struct sl_metrics *r);
  * labels agree, else aborts (a programming error). */
 struct sl_metric_family *sl_metrics_counter(struct sl_metrics *r, const char *name,
                                             const char *help, const char *label_names);
-struct sl_metric_family *sl_metrics_gauge(struct sl_metrics *r, const char *name,
-                                          const char *help, const char *label_names);
+struct sl_metric_family *sl_metrics_gauge(struct sl_metrics *r, const char *name, const char *help,
+                                          const char *label_names);
 /* buckets: ascending upper bounds, +Inf is implicit. NULL picks the default
  * seconds buckets .001 .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10. */
 struct sl_metric_family *sl_metrics_histogram(struct sl_metrics *r, const char *name,

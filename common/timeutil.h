@@ -9,7 +9,7 @@
 #include "common/buf.h"
 
 #define SL_NS_PER_SEC 1000000000LL
-#define SL_NS_PER_MS 1000000LL
+#define SL_NS_PER_MS  1000000LL
 
 /* Wall clock, nanoseconds since the Unix epoch. */
 int64_t sl_now_ns(void);

@@ -28,17 +28,17 @@ struct sl_ingester;
 struct sl_stream_reader;
 
 struct sl_ingester_opts {
-    size_t block_size;           /* raw bytes per compressed block (256 KiB) */
-    int64_t max_chunk_age_ns;    /* out-of-order window is half of this (2 h) */
+    size_t block_size;             /* raw bytes per compressed block (256 KiB) */
+    int64_t max_chunk_age_ns;      /* out-of-order window is half of this (2 h) */
     size_t max_streams_per_tenant; /* 0: unlimited */
 };
 
 /* Outcome of one push, summed over calls. */
 struct sl_push_result {
     size_t accepted;
-    size_t duplicates;     /* dropped silently */
-    size_t out_of_order;   /* rejected */
-    size_t stream_limit;   /* rejected: tenant at max_streams_per_tenant */
+    size_t duplicates;   /* dropped silently */
+    size_t out_of_order; /* rejected */
+    size_t stream_limit; /* rejected: tenant at max_streams_per_tenant */
 };
 
 struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_metrics *m);
@@ -49,13 +49,13 @@ void sl_ingester_free(struct sl_ingester *ing);
  * the accepted entries are written to it (room for n), in order, so that the
  * caller can log exactly those to the WAL. Adds to *res. Returns 0. */
 int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
-                     const struct sl_labels *labels, const struct sl_batch_entry *entries,
-                     size_t n, size_t *accepted_out, struct sl_push_result *res);
+                     const struct sl_labels *labels, const struct sl_batch_entry *entries, size_t n,
+                     size_t *accepted_out, struct sl_push_result *res);
 
 struct sl_stream_info {
     const struct sl_labels *labels; /* sorted; valid during the visit */
     uint64_t fingerprint;
-    int64_t min_ts, max_ts;          /* over every entry in memory */
+    int64_t min_ts, max_ts; /* over every entry in memory */
     size_t entries;
 };
 
