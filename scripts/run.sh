@@ -3,8 +3,12 @@
 #   sluice-aggregator on 127.0.0.1:PORT storing in ./data (local filesystem),
 #   sluice-agent tailing ./data/demo/var/log/pods,
 #   sluice-loggen writing a few demo pods' logs there.
-# Ctrl-C stops all three (SIGTERM to each, by PID) and waits for them.
+# Ctrl-C stops all three in order (generator, agent, aggregator: SIGTERM by PID,
+# waiting for each), so the agent delivers what it read before the aggregator goes.
 set -u
+# Job control puts each daemon in its own process group: Ctrl-C reaches only this
+# script, which then stops them in order.
+set -m
 cd "$(dirname "$0")/.."
 port=${1:-3100}
 agent_port=${AGENT_PORT:-$((port + 1))}
@@ -17,9 +21,12 @@ pids=()
 stop() {
     trap - INT TERM
     echo
-    echo "stopping: ${pids[*]}"
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    echo "stopping"
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[$i]}" 2>/dev/null
+        wait "${pids[$i]}" 2>/dev/null
+    done
     exit 0
 }
 trap stop INT TERM
