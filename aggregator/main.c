@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uv.h>
 
 #include "aggregator/api/push.h"
@@ -16,6 +15,7 @@
 #include "aggregator/querier/query_api.h"
 #include "aggregator/wal/wal.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -119,24 +119,6 @@ static void parse_args(int argc, char **argv, struct args *a)
         add_set(a, "data_dir", data_dir);
     if (target)
         add_set(a, "target", target);
-}
-
-static int mkdir_p(const char *path)
-{
-    char *p = sl_strdup(path);
-    int rc = 0;
-    for (char *s = p + 1; *s && rc == 0; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            rc = -1;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = -1;
-    sl_free(p);
-    return rc;
 }
 
 /* ---- small routes ---- */
@@ -302,7 +284,7 @@ static int load_config(struct args *a, struct sl_agg_config *cfg)
 static int run(struct app *app)
 {
     struct sl_agg_config *c = &app->cfg;
-    if (mkdir_p(c->data_dir) != 0) {
+    if (sl_mkdir_p(c->data_dir) != 0) {
         sl_error("cannot create data_dir", "dir=%s error=\"%s\"", c->data_dir, strerror(errno));
         return 1;
     }

@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "common/format.h"
+#include "common/fsutil.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -106,27 +107,9 @@ static void register_metrics(struct sl_wal *w, struct sl_metrics *m)
                                             "Duration of WAL fsyncs.", NULL, NULL, 0));
 }
 
-static int mkdir_p(const char *path)
-{
-    char *p = sl_strdup(path);
-    int rc = 0;
-    for (char *s = p + 1; *s && rc == 0; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            rc = -1;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = -1;
-    sl_free(p);
-    return rc;
-}
-
 int sl_wal_open(const struct sl_wal_opts *o, struct sl_wal **out, struct sl_buf *err)
 {
-    if (mkdir_p(o->dir) != 0) {
+    if (sl_mkdir_p(o->dir) != 0) {
         sl_buf_appendf(err, "wal: cannot create %s: %s", o->dir, strerror(errno));
         return SL_EIO;
     }
@@ -376,16 +359,6 @@ int sl_wal_replay(struct sl_wal *w, sl_wal_replay_fn fn, void *ud, struct sl_wal
 
 /* ---- writer ---- */
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int segment_open(struct sl_wal *w)
 {
     char *path = segment_path(w, w->next_seq);
@@ -398,8 +371,8 @@ static int segment_open(struct sl_wal *w)
     unsigned char h[SL_WAL_HEADER_SIZE] = {0};
     memcpy(h, SL_WAL_MAGIC, 5);
     h[5] = SL_WAL_VERSION;
-    if (write(fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
-        (w->fsync != SL_WAL_FSYNC_NEVER && fsync_dir(w->dir) != 0)) {
+    if (sl_write_all(fd, h, sizeof(h)) != 0 ||
+        (w->fsync != SL_WAL_FSYNC_NEVER && sl_fsync_dir(w->dir) != 0)) {
         sl_error("wal: cannot initialise segment", "segment=%s error=\"%s\"", path,
                  strerror(errno));
         close(fd);
