@@ -2,18 +2,16 @@
 #include "agent/positions/positions.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/format.h"
+#include "common/fsutil.h"
 #include "common/hash.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
@@ -159,92 +157,15 @@ static void encode(const struct sl_positions *p, struct sl_buf *out)
     sl_buf_append_char(out, '\n');
 }
 
-/* mkdir -p of path's parent directory. */
-static void make_parents(const char *file)
-{
-    char dir[PATH_MAX];
-    size_t n = strlen(file);
-    if (n >= sizeof(dir))
-        return;
-    memcpy(dir, file, n + 1);
-    for (char *s = dir + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        (void)mkdir(dir, 0755);
-        *s = '/';
-    }
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir_of(const char *file)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(file, '/');
-    size_t n = slash ? (size_t)(slash - file) : 0;
-    if (n >= sizeof(dir))
-        return;
-    if (n == 0) {
-        strcpy(dir, slash ? "/" : ".");
-    } else {
-        memcpy(dir, file, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 int sl_positions_save(const struct sl_positions *p, const char *file, struct sl_buf *err)
 {
-    struct sl_buf body = SL_BUF_INIT, tmp = SL_BUF_INIT;
-    int fd = -1, rc = 0;
-    const char *what = "open";
+    struct sl_buf body = SL_BUF_INIT;
     encode(p, &body);
-    sl_buf_appendf(&tmp, "%s.tmp", file);
-    make_parents(file);
-    fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        goto fail;
-    what = "write";
-    if (write_all(fd, body.data, body.len) != 0)
-        goto fail;
-    what = "fsync";
-    if (fsync(fd) != 0)
-        goto fail;
-    close(fd);
-    fd = -1;
-    what = "rename";
-    if (rename(tmp.data, file) != 0)
-        goto fail;
-    fsync_dir_of(file);
-    goto out;
-fail:
-    sl_buf_appendf(err, "%s %s: %s", what, tmp.data, strerror(errno));
-    rc = SL_EIO;
-    if (fd >= 0)
-        close(fd);
-    (void)unlink(tmp.data);
-out:
-    sl_buf_release(&tmp);
+    /* A parent that cannot be created shows up as the failing open below. */
+    (void)sl_mkdir_parent(file);
+    int rc = sl_write_file_atomic(file, body.data, body.len, err);
     sl_buf_release(&body);
-    return rc;
+    return rc ? SL_EIO : 0;
 }
 
 static int read_first(int fd, char *buf, size_t want)
