@@ -20,11 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/fsutil.h"
 #include "common/timeutil.h"
 
 struct gen {
@@ -47,12 +47,12 @@ static uint64_t mix(uint64_t x)
 
 static const char *const levels[] = {"debug", "info", "info", "info", "info", "warn", "error"};
 static const char *const methods[] = {"GET", "GET", "GET", "POST", "PUT", "DELETE"};
-static const char *const paths[] = {"/api/v1/users", "/api/v1/orders", "/healthz",
+static const char *const paths[] = {"/api/v1/users",      "/api/v1/orders", "/healthz",
                                     "/api/v1/cart/items", "/static/app.js", "/login"};
 static const int statuses[] = {200, 200, 200, 200, 201, 204, 301, 404, 500, 503};
-static const char *const msgs[] = {"request served", "cache miss", "slow query",
-                                   "connection reset by peer", "retrying upstream",
-                                   "user logged in", "payment authorised"};
+static const char *const msgs[] = {
+    "request served",    "cache miss",     "slow query",        "connection reset by peer",
+    "retrying upstream", "user logged in", "payment authorised"};
 
 #define PICK(arr, r) (arr[(r) % (sizeof(arr) / sizeof(arr[0]))])
 
@@ -83,12 +83,12 @@ static void gen_payload(struct gen *g, uint64_t seq)
                        (r >> 32) & 1 ? "db" : "scheduler", dur, (unsigned)(r2 >> 20) % 1000,
                        (unsigned)(r2 >> 36) % 100000, (unsigned)(r >> 40) % 3 + 1);
     } else {
-        sl_buf_appendf(b,
-                       "10.%u.%u.%u - - \"%s %s HTTP/1.1\" %d %u \"-\" \"Mozilla/5.0 (X11; Linux "
-                       "x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\"",
-                       (unsigned)(r >> 8) & 255, (unsigned)(r >> 16) & 255,
-                       (unsigned)(r >> 24) & 255, PICK(methods, r >> 16), PICK(paths, r >> 24),
-                       PICK(statuses, r >> 28), bytes);
+        sl_buf_appendf(
+            b,
+            "10.%u.%u.%u - - \"%s %s HTTP/1.1\" %d %u \"-\" \"Mozilla/5.0 (X11; Linux "
+            "x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\"",
+            (unsigned)(r >> 8) & 255, (unsigned)(r >> 16) & 255, (unsigned)(r >> 24) & 255,
+            PICK(methods, r >> 16), PICK(paths, r >> 24), PICK(statuses, r >> 28), bytes);
     }
 }
 
@@ -112,21 +112,6 @@ static void gen_cri(struct gen *g, uint64_t seq, struct sl_buf *out)
     } while (off < len);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int run_file(struct gen *g, const char *out, int64_t max_bytes, int64_t max_lines)
 {
     int fd = strcmp(out, "-") == 0 ? 1 : open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -142,12 +127,12 @@ static int run_file(struct gen *g, const char *out, int64_t max_bytes, int64_t m
         written += (int64_t)(b.len - before);
         lines++;
         if (b.len >= 1 << 20) {
-            if (write_all(fd, b.data, b.len) < 0)
+            if (sl_write_all(fd, b.data, b.len) < 0)
                 goto fail;
             sl_buf_clear(&b);
         }
     }
-    if (write_all(fd, b.data, b.len) < 0)
+    if (sl_write_all(fd, b.data, b.len) < 0)
         goto fail;
     sl_buf_release(&b);
     if (fd != 1)
@@ -169,24 +154,6 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int run_demo(struct gen *g, const char *dir, int pods, double rate)
 {
     static const char *const ns[] = {"shop", "shop", "payments", "kube-system"};
@@ -198,7 +165,7 @@ static int run_demo(struct gen *g, const char *dir, int pods, double rate)
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s_%s-%d-7f9c_%08x-0000-4000-8000-%012x/%s", dir,
                  ns[i % 4], app[i % 4], i, (unsigned)mix((uint64_t)i) & 0xffffffffu, i, app[i % 4]);
-        if (mkdirs(path) < 0) {
+        if (sl_mkdir_p(path) < 0) {
             fprintf(stderr, "sluice-loggen: mkdir %s: %s\n", path, strerror(errno));
             return 1;
         }
@@ -219,7 +186,7 @@ static int run_demo(struct gen *g, const char *dir, int pods, double rate)
         gen_cri(g, g->seq, &b);
         int i = (int)(mix(g->seq) % (uint64_t)pods);
         g->seq++;
-        if (write_all(fds[i], b.data, b.len) < 0) {
+        if (sl_write_all(fds[i], b.data, b.len) < 0) {
             fprintf(stderr, "sluice-loggen: write: %s\n", strerror(errno));
             break;
         }
