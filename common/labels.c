@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "common/err.h"
+#include "common/gostr.h"
 #include "common/mem.h"
 #include "common/utf8.h"
 
@@ -34,81 +35,19 @@ static void skip_ws(struct parser *p)
         p->i++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Reads ndig hex digits at s[i]; returns the value or -1. */
-static long read_hex(const char *s, size_t n, size_t i, int ndig)
-{
-    long v = 0;
-    if (i + (size_t)ndig > n)
-        return -1;
-    for (int k = 0; k < ndig; k++) {
-        int h = hexval(s[i + (size_t)k]);
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
 /* One escape sequence after the backslash at p->i (p->i points at the
- * backslash); writes its bytes to *o and advances. Go's strconv.Unquote rules. */
+ * backslash); writes its bytes to *o and advances. On error p->i stays at the
+ * backslash, which is the offset reported. */
 static int parse_escape(struct parser *p, char **o)
 {
-    const char *s = p->s;
-    size_t i = p->i + 1;
-    if (i >= p->n)
-        return perr(p, "unterminated escape");
-    char c = s[i];
-    const char *simple = "abfnrtv\\\"'";
-    const char *vals = "\a\b\f\n\r\t\v\\\"'";
-    const char *hit = strchr(simple, c);
-    if (c && hit) {
-        *(*o)++ = vals[hit - simple];
-        p->i = i + 1;
-        return 0;
-    }
-    if (c == 'x') {
-        long v = read_hex(s, p->n, i + 1, 2);
-        if (v < 0)
-            return perr(p, "invalid \\x escape");
-        *(*o)++ = (char)v;
-        p->i = i + 3;
-        return 0;
-    }
-    if (c >= '0' && c <= '7') {
-        int v = 0;
-        for (int k = 0; k < 3; k++) {
-            if (i + (size_t)k >= p->n || s[i + (size_t)k] < '0' || s[i + (size_t)k] > '7')
-                return perr(p, "invalid octal escape");
-            v = v * 8 + (s[i + (size_t)k] - '0');
-        }
-        if (v > 255)
-            return perr(p, "invalid octal escape");
-        *(*o)++ = (char)v;
-        p->i = i + 3;
-        return 0;
-    }
-    if (c == 'u' || c == 'U') {
-        int nd = c == 'u' ? 4 : 8;
-        long v = read_hex(s, p->n, i + 1, nd);
-        size_t l = v < 0 ? 0 : sl_utf8_encode(*o, (uint32_t)v);
-        if (l == 0)
-            return perr(p, "invalid unicode escape");
-        *o += l;
-        p->i = i + 1 + (size_t)nd;
-        return 0;
-    }
-    return perr(p, "unknown escape");
+    size_t j = p->i + 1;
+    const char *why = NULL;
+    int len = sl_go_unescape(p->s, p->n, &j, *o, &why);
+    if (len < 0)
+        return perr(p, why);
+    *o += len;
+    p->i = j;
+    return 0;
 }
 
 /* A quoted value at p->i ("..." with escapes, or `...` raw). The unescaped

@@ -5,11 +5,11 @@
 #include "aggregator/logql/lex.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/gostr.h"
 #include "common/mem.h"
 
 struct lexer {
@@ -81,117 +81,18 @@ static int lex_error(struct lexer *lx, size_t off, const char *msg)
     return SL_EINVAL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static void append_utf8(struct sl_buf *b, uint32_t r)
-{
-    char u[4];
-    size_t k;
-    if (r < 0x80) {
-        u[0] = (char)r;
-        k = 1;
-    } else if (r < 0x800) {
-        u[0] = (char)(0xC0 | (r >> 6));
-        u[1] = (char)(0x80 | (r & 0x3F));
-        k = 2;
-    } else if (r < 0x10000) {
-        u[0] = (char)(0xE0 | (r >> 12));
-        u[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (r & 0x3F));
-        k = 3;
-    } else {
-        u[0] = (char)(0xF0 | (r >> 18));
-        u[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (r & 0x3F));
-        k = 4;
-    }
-    sl_buf_append(b, u, k);
-}
-
-/* Reads ndigits hex digits at lx->i into *out. */
-static bool read_hex(struct lexer *lx, int ndigits, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int k = 0; k < ndigits; k++) {
-        if (lx->i >= lx->n || hexval(lx->s[lx->i]) < 0)
-            return false;
-        v = v * 16 + (uint32_t)hexval(lx->s[lx->i++]);
-    }
-    *out = v;
-    return true;
-}
-
-/* One escape sequence after a backslash (lx->i is past the backslash). */
+/* One escape sequence after a backslash (lx->i is past the backslash). Errors
+ * point at the backslash and use text/scanner's wording, not the decoder's. */
 static int lex_escape(struct lexer *lx, size_t esc_off)
 {
     if (lx->i >= lx->n)
         return lex_error(lx, esc_off, "literal not terminated");
-    char c = lx->s[lx->i++];
-    uint32_t v;
-    switch (c) {
-    case 'a':
-        sl_buf_append_char(&lx->scratch, '\a');
-        return 0;
-    case 'b':
-        sl_buf_append_char(&lx->scratch, '\b');
-        return 0;
-    case 'f':
-        sl_buf_append_char(&lx->scratch, '\f');
-        return 0;
-    case 'n':
-        sl_buf_append_char(&lx->scratch, '\n');
-        return 0;
-    case 'r':
-        sl_buf_append_char(&lx->scratch, '\r');
-        return 0;
-    case 't':
-        sl_buf_append_char(&lx->scratch, '\t');
-        return 0;
-    case 'v':
-        sl_buf_append_char(&lx->scratch, '\v');
-        return 0;
-    case '\\':
-        sl_buf_append_char(&lx->scratch, '\\');
-        return 0;
-    case '"':
-        sl_buf_append_char(&lx->scratch, '"');
-        return 0;
-    case 'x':
-        if (!read_hex(lx, 2, &v))
-            return lex_error(lx, esc_off, "invalid char escape");
-        sl_buf_append_char(&lx->scratch, (char)v);
-        return 0;
-    case 'u':
-    case 'U':
-        if (!read_hex(lx, c == 'u' ? 4 : 8, &v) || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-            return lex_error(lx, esc_off, "invalid char escape");
-        append_utf8(&lx->scratch, v);
-        return 0;
-    default:
-        if (c >= '0' && c <= '7') {
-            v = (uint32_t)(c - '0');
-            for (int k = 0; k < 2; k++) {
-                if (lx->i >= lx->n || lx->s[lx->i] < '0' || lx->s[lx->i] > '7')
-                    return lex_error(lx, esc_off, "invalid char escape");
-                v = v * 8 + (uint32_t)(lx->s[lx->i++] - '0');
-            }
-            if (v > 255)
-                return lex_error(lx, esc_off, "invalid char escape");
-            sl_buf_append_char(&lx->scratch, (char)v);
-            return 0;
-        }
+    char u[4];
+    int len = sl_go_unescape(lx->s, lx->n, &lx->i, u, NULL);
+    if (len < 0)
         return lex_error(lx, esc_off, "invalid char escape");
-    }
+    sl_buf_append(&lx->scratch, u, (size_t)len);
+    return 0;
 }
 
 static int lex_string(struct lexer *lx, struct sl__logql_token *t)
