@@ -11,6 +11,7 @@
 #include "aggregator/logql/regex.h"
 #include "common/err.h"
 #include "common/mem.h"
+#include "common/utf8.h"
 
 struct sl_logql_regex {
     struct sl_logql_regex *next;
@@ -152,36 +153,6 @@ bool sl_logql_match_line(struct sl_logql_query *q, const struct sl_logql_log_exp
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4) and its rune, or 0. */
-static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *r)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t min;
-    if (c < 0x80) {
-        *r = c;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2, min = 0x80, *r = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, min = 0x800, *r = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000, *r = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-        *r = (*r << 6) | (p[k] & 0x3F);
-    }
-    if (*r < min || *r > 0x10FFFF || (*r >= 0xD800 && *r <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 void sl_logql_quote(struct sl_buf *out, struct sl_bytes v)
 {
     static const char hex[] = "0123456789abcdef";
@@ -190,7 +161,7 @@ void sl_logql_quote(struct sl_buf *out, struct sl_bytes v)
     for (size_t i = 0; i < v.len;) {
         unsigned char c = p[i];
         uint32_t r;
-        size_t k = utf8_decode(p + i, v.len - i, &r);
+        size_t k = sl_utf8_decode(v.ptr + i, v.len - i, &r);
         if (k == 0) { /* invalid UTF-8: one byte as \xNN, as Go does */
             char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
             sl_buf_append(out, e, 4);
