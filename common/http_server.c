@@ -202,6 +202,14 @@ static bool key_matches(struct sl_bytes k, const char *name)
     return eq;
 }
 
+struct sl_bytes sl_http_form_decode(struct sl_arena *arena, struct sl_bytes v)
+{
+    char *d = sl_arena_alloc(arena, v.len + 1);
+    size_t l = url_decode(v, d, true);
+    d[l] = 0;
+    return sl_bytes(d, l);
+}
+
 int sl_http_form_param(struct sl_arena *arena, struct sl_bytes form, const char *name,
                        struct sl_bytes *out)
 {
@@ -212,11 +220,8 @@ int sl_http_form_param(struct sl_arena *arena, struct sl_bytes form, const char 
         const char *eq = memchr(p, '=', (size_t)(pe - p));
         struct sl_bytes k = sl_bytes(p, (size_t)((eq ? eq : pe) - p));
         if (key_matches(k, name)) {
-            struct sl_bytes v = eq ? sl_bytes(eq + 1, (size_t)(pe - eq - 1)) : sl_bytes("", 0);
-            char *d = sl_arena_alloc(arena, v.len + 1);
-            size_t l = url_decode(v, d, true);
-            d[l] = 0;
-            *out = sl_bytes(d, l);
+            *out = sl_http_form_decode(arena, eq ? sl_bytes(eq + 1, (size_t)(pe - eq - 1))
+                                                 : sl_bytes("", 0));
             return 0;
         }
         p = pe + 1;

@@ -99,6 +99,9 @@ int sl_http_req_param(struct sl_http_request *req, const char *name, struct sl_b
 /* Same over an application/x-www-form-urlencoded string (e.g. a POST body). */
 int sl_http_form_param(struct sl_arena *arena, struct sl_bytes form, const char *name,
                        struct sl_bytes *out);
+/* One form-encoded key or value decoded (%XX, '+' as space; malformed
+ * escapes kept literally) into a NUL-terminated copy in arena. */
+struct sl_bytes sl_http_form_decode(struct sl_arena *arena, struct sl_bytes v);
 /* True once the client connection has closed. */
 bool sl_http_req_gone(const struct sl_http_request *req);
 

@@ -54,32 +54,6 @@ struct work {
     struct sl_querier_result res;
 };
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static struct sl_bytes form_decode(struct sl_arena *a, const char *p, size_t n)
-{
-    char *d = sl_arena_alloc(a, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '+') {
-            d[o++] = ' ';
-        } else if (p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
-            d[o++] = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2]));
-            i += 2;
-        } else {
-            d[o++] = p[i];
-        }
-    }
-    d[o] = 0;
-    return sl_bytes(d, o);
-}
-
 static void params_add_form(struct params *ps, struct sl_arena *a, struct sl_bytes form)
 {
     const char *p = form.ptr, *end = form.ptr + form.len;
@@ -96,9 +70,10 @@ static void params_add_form(struct params *ps, struct sl_arena *a, struct sl_byt
                 ps->cap = ps->cap ? 2 * ps->cap : 16;
             }
             const char *ke = eq ? eq : pe;
-            ps->v[ps->n].key = form_decode(a, p, (size_t)(ke - p));
+            ps->v[ps->n].key = sl_http_form_decode(a, sl_bytes(p, (size_t)(ke - p)));
             ps->v[ps->n].value =
-                eq ? form_decode(a, eq + 1, (size_t)(pe - eq - 1)) : sl_bytes("", 0);
+                eq ? sl_http_form_decode(a, sl_bytes(eq + 1, (size_t)(pe - eq - 1)))
+                   : sl_bytes("", 0);
             ps->n++;
         }
         p = pe + 1;

@@ -666,6 +666,13 @@ static void test_form_param(void **state)
     assert_true(sl_bytes_eq_str(v, "%zz%4"));
     assert_int_equal(sl_http_form_param(&a, form, "lim", &v), SL_ENOENT);
     assert_int_equal(sl_http_form_param(&a, sl_bytes("", 0), "q", &v), SL_ENOENT);
+    v = sl_http_form_decode(&a, SL_BYTES_LIT("a+b%2Bc%41%e9%zz%4"));
+    assert_int_equal(v.len, 12);
+    assert_memory_equal(v.ptr, "a b+cA\xe9%zz%4", 12);
+    assert_int_equal(v.ptr[v.len], 0);
+    v = sl_http_form_decode(&a, sl_bytes("", 0));
+    assert_int_equal(v.len, 0);
+    assert_int_equal(v.ptr[0], 0);
     sl_arena_release(&a);
 }
 
