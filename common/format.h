@@ -52,9 +52,16 @@
 #define SL_INDEX_VERSION 1
 /* magic 4 + version 1 + reserved 3. */
 #define SL_INDEX_HEADER_SIZE 8
-/* 5 section offsets of 8 bytes + 3 counts of 4 + body crc 4 + footer crc 4 +
- * magic 4: fixed, read first. */
-#define SL_INDEX_FOOTER_SIZE 64
+/* 6 section offsets of 8 bytes (symbols, symbol table, series, series
+ * table, postings, postings table) + 3 counts of 4 + crc32c of the body 4 +
+ * crc32c of the footer 4 + magic 4: fixed size, read first. */
+#define SL_INDEX_FOOTER_SIZE 72
+/* Fixed-width tables so that lookups are binary searches over the mapped
+ * file: symbol offsets (u32), series offsets (u64), postings entries
+ * (u32 name symbol, u32 value symbol, u64 offset). */
+#define SL_INDEX_SYMTAB_ENTRY  4
+#define SL_INDEX_SERIES_ENTRY  8
+#define SL_INDEX_POSTING_ENTRY 16
 /* Index files cover one UTC day: the period in keys is the day number since
  * the epoch (as Loki's index tables), so a query lists only its days. */
 #define SL_INDEX_PERIOD_NS (86400LL * 1000000000LL)
