@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/metrics.h"
+#include "common/timeutil.h"
 
 /* zstd level 1: the fastest level still gives ~4x on log lines. */
 #define BLOCK_ZSTD_LEVEL 1
@@ -43,6 +44,20 @@ struct block {
     size_t zlen;
 };
 
+/* A closed chunk: the first nblocks blocks after the previous closed chunks.
+ * It stays readable here until the flusher has stored it and its index entry
+ * (sl_ingester_release); only a prefix of released chunks is freed, so the
+ * blocks array stays one run. */
+struct cchunk {
+    size_t nblocks;
+    int64_t min_ts, max_ts;
+    uint64_t entries;
+    uint64_t id;
+    uint64_t wal_seq; /* no entry of the chunk is in a WAL segment before this */
+    bool handed;      /* given to the flusher */
+    bool released;    /* stored and indexed: free once it is first */
+};
+
 struct stream {
     struct stream *next; /* hash chain */
     uint64_t fp;
@@ -53,6 +68,13 @@ struct stream {
     struct head head;
     int64_t min_ts, max_ts;
     size_t entries;
+    /* closed chunks, oldest first; they own blocks [0, closed_blocks) */
+    struct cchunk *chunks;
+    size_t nchunks, capchunks, closed_blocks;
+    /* the open chunk: blocks [closed_blocks, nblocks) plus the head */
+    size_t open_zbytes;
+    uint64_t open_entries, open_wal_seq;
+    int64_t open_min, open_max, open_created_mono, last_push_mono;
 };
 
 struct tenant {
@@ -69,11 +91,15 @@ struct sl_ingester {
     struct sl_ingester_opts o;
     pthread_mutex_t mu; /* guards the tenant list */
     struct tenant *tenants;
-    size_t nstreams; /* atomic */
+    size_t nstreams;        /* atomic */
+    uint64_t next_chunk_id; /* atomic */
+    uint64_t (*wal_seq_fn)(void *ud);
+    void *wal_seq_ud;
     struct sl_metric_family *f_streams;
     struct sl_metric *m_blocks_cut;
     struct sl_metric *m_block_bytes;
     struct sl_metric *m_head_bytes;
+    struct sl_metric *m_chunks_cut;
 };
 
 struct sl_stream_reader {
@@ -191,6 +217,7 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     b->z = sl_buf_detach(&z, &b->zlen);
     if (s->nblocks == 1 || b->max_ts > s->blocks_max_ts)
         s->blocks_max_ts = b->max_ts;
+    s->open_zbytes += b->zlen;
     if (ing->m_blocks_cut) {
         sl_counter_inc(ing->m_blocks_cut);
         sl_gauge_add(ing->m_block_bytes, (double)b->zlen);
@@ -242,6 +269,7 @@ static struct stream *stream_new(const struct sl_labels *ls, uint64_t fp)
 
 static void stream_free(struct stream *s)
 {
+    sl_free(s->chunks);
     for (size_t i = 0; i < s->nblocks; i++)
         sl_free(s->blocks[i].z);
     sl_free(s->blocks);
@@ -373,6 +401,8 @@ static bool stream_has(struct stream *s, struct dup_cache *c, int64_t ts, struct
     return false;
 }
 
+static void chunk_close(struct sl_ingester *ing, struct stream *s);
+
 static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, struct sl_bytes line)
 {
     struct head *h = &s->head;
@@ -404,10 +434,18 @@ static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, s
     if (s->entries == 0 || ts > s->max_ts)
         s->max_ts = ts;
     s->entries++;
+    if (s->open_entries == 0 || ts < s->open_min)
+        s->open_min = ts;
+    if (s->open_entries == 0 || ts > s->open_max)
+        s->open_max = ts;
+    s->open_entries++;
     /* A line longer than 4 GiB cannot be in a head: limits.max_line_size is
      * far below, and the offsets are 32-bit; cutting early keeps them valid. */
-    if (h->raw >= ing->o.block_size || h->data.len > UINT32_MAX / 2)
+    if (h->raw >= ing->o.block_size || h->data.len > UINT32_MAX / 2) {
         stream_cut(ing, s);
+        if (ing->o.chunk_target_size && s->open_zbytes >= ing->o.chunk_target_size)
+            chunk_close(ing, s);
+    }
 }
 
 int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
@@ -430,6 +468,13 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
     }
     int64_t window = ing->o.max_chunk_age_ns / 2;
     struct dup_cache c = {0};
+    int64_t now = sl_mono_ns();
+    if (s->open_entries == 0) {
+        /* Entries accepted now reach the WAL in this segment or a later one. */
+        s->open_wal_seq = ing->wal_seq_fn ? ing->wal_seq_fn(ing->wal_seq_ud) : 0;
+        s->open_created_mono = now;
+    }
+    s->last_push_mono = now;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const struct sl_batch_entry *e = &entries[i];
@@ -604,6 +649,217 @@ size_t sl_ingester_streams(struct sl_ingester *ing)
     return __atomic_load_n(&ing->nstreams, __ATOMIC_RELAXED);
 }
 
+/* ---- chunks: cutting, handing to the flusher, releasing ---- */
+
+static void chunk_close(struct sl_ingester *ing, struct stream *s)
+{
+    stream_cut(ing, s);
+    if (s->closed_blocks == s->nblocks || s->open_entries == 0)
+        return;
+    if (s->nchunks == s->capchunks) {
+        s->capchunks = s->capchunks ? s->capchunks * 2 : 4;
+        s->chunks = sl_reallocarray(s->chunks, s->capchunks, sizeof(*s->chunks));
+    }
+    s->chunks[s->nchunks++] = (struct cchunk){
+        .nblocks = s->nblocks - s->closed_blocks,
+        .min_ts = s->open_min,
+        .max_ts = s->open_max,
+        .entries = s->open_entries,
+        .id = __atomic_add_fetch(&ing->next_chunk_id, 1, __ATOMIC_RELAXED),
+        .wal_seq = s->open_wal_seq,
+    };
+    s->closed_blocks = s->nblocks;
+    s->open_entries = 0;
+    s->open_zbytes = 0;
+    s->open_created_mono = sl_mono_ns();
+    if (ing->m_chunks_cut)
+        sl_counter_inc(ing->m_chunks_cut);
+}
+
+static bool should_close(const struct sl_ingester *ing, const struct stream *s, int64_t now,
+                         bool all)
+{
+    if (s->open_entries == 0)
+        return false;
+    const struct sl_ingester_opts *o = &ing->o;
+    return all || (o->chunk_target_size && s->open_zbytes >= o->chunk_target_size) ||
+           now - s->open_created_mono >= o->max_chunk_age_ns ||
+           s->open_max - s->open_min >= o->max_chunk_age_ns ||
+           (o->chunk_idle_period_ns > 0 && now - s->last_push_mono >= o->chunk_idle_period_ns);
+}
+
+static void hand_chunk(struct tenant *t, struct stream *s, size_t ci, size_t first_block,
+                       sl_ingester_chunk_fn fn, void *ud)
+{
+    struct cchunk *c = &s->chunks[ci];
+    struct sl_ingester_block *bl = sl_mallocarray(c->nblocks, sizeof(*bl));
+    for (size_t i = 0; i < c->nblocks; i++) {
+        const struct block *b = &s->blocks[first_block + i];
+        bl[i] =
+            (struct sl_ingester_block){b->min_ts, b->max_ts, b->count, b->raw_len, b->z, b->zlen};
+    }
+    struct sl_ingester_chunk ch = {
+        .tenant = sl_bytes(t->name, t->len),
+        .labels = &s->labels,
+        .fp = s->fp,
+        .id = c->id,
+        .blocks = bl,
+        .nblocks = c->nblocks,
+        .from = c->min_ts,
+        .through = c->max_ts,
+        .entries = c->entries,
+    };
+    c->handed = true;
+    fn(&ch, ud);
+    sl_free(bl);
+}
+
+size_t sl_ingester_cut(struct sl_ingester *ing, bool all, sl_ingester_chunk_fn fn, void *ud)
+{
+    size_t handed = 0;
+    int64_t now = sl_mono_ns();
+    pthread_mutex_lock(&ing->mu);
+    struct tenant *tenants = ing->tenants; /* tenants are never removed */
+    pthread_mutex_unlock(&ing->mu);
+    for (struct tenant *t = tenants; t; t = t->next) {
+        pthread_rwlock_wrlock(&t->lock);
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            for (struct stream *s = t->buckets[i]; s; s = s->next) {
+                if (should_close(ing, s, now, all))
+                    chunk_close(ing, s);
+                size_t first = 0;
+                for (size_t k = 0; k < s->nchunks; k++) {
+                    if (!s->chunks[k].handed) {
+                        hand_chunk(t, s, k, first, fn, ud);
+                        handed++;
+                    }
+                    first += s->chunks[k].nblocks;
+                }
+            }
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    return handed;
+}
+
+/* Recomputes the stream's bounds after chunks left memory. */
+static void stream_bounds(struct stream *s)
+{
+    bool any = false;
+    s->blocks_max_ts = 0;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const struct block *b = &s->blocks[i];
+        if (!any || b->min_ts < s->min_ts)
+            s->min_ts = b->min_ts;
+        if (!any || b->max_ts > s->max_ts)
+            s->max_ts = b->max_ts;
+        if (i == 0 || b->max_ts > s->blocks_max_ts)
+            s->blocks_max_ts = b->max_ts;
+        any = true;
+    }
+    const struct head *h = &s->head;
+    if (h->n) {
+        if (!any || h->e[0].ts < s->min_ts)
+            s->min_ts = h->e[0].ts;
+        if (!any || h->e[h->n - 1].ts > s->max_ts)
+            s->max_ts = h->e[h->n - 1].ts;
+    }
+}
+
+static void stream_unlink(struct sl_ingester *ing, struct tenant *t, struct stream *s)
+{
+    struct stream **pp = &t->buckets[s->fp & (t->nbuckets - 1)];
+    while (*pp != s)
+        pp = &(*pp)->next;
+    *pp = s->next;
+    t->nstreams--;
+    __atomic_sub_fetch(&ing->nstreams, 1, __ATOMIC_RELAXED);
+    if (t->m_streams)
+        sl_gauge_set(t->m_streams, (double)t->nstreams);
+    stream_free(s);
+}
+
+/* Frees the prefix of released chunks. */
+static void stream_trim(struct sl_ingester *ing, struct tenant *t, struct stream *s)
+{
+    size_t nc = 0, nb = 0;
+    uint64_t entries = 0;
+    double zbytes = 0;
+    while (nc < s->nchunks && s->chunks[nc].released) {
+        for (size_t i = 0; i < s->chunks[nc].nblocks; i++) {
+            zbytes += (double)s->blocks[nb + i].zlen;
+            sl_free(s->blocks[nb + i].z);
+        }
+        nb += s->chunks[nc].nblocks;
+        entries += s->chunks[nc].entries;
+        nc++;
+    }
+    if (nc == 0)
+        return;
+    memmove(s->blocks, s->blocks + nb, (s->nblocks - nb) * sizeof(*s->blocks));
+    s->nblocks -= nb;
+    s->closed_blocks -= nb;
+    memmove(s->chunks, s->chunks + nc, (s->nchunks - nc) * sizeof(*s->chunks));
+    s->nchunks -= nc;
+    s->entries -= entries;
+    if (ing->m_block_bytes)
+        sl_gauge_add(ing->m_block_bytes, -zbytes);
+    if (s->entries == 0 && s->nchunks == 0 && s->head.n == 0 && s->nblocks == 0)
+        stream_unlink(ing, t, s);
+    else
+        stream_bounds(s);
+}
+
+void sl_ingester_release(struct sl_ingester *ing, struct sl_bytes tenant,
+                         const struct sl_labels *labels, uint64_t fp, uint64_t id)
+{
+    struct tenant *t = tenant_get(ing, tenant, false);
+    if (!t)
+        return;
+    pthread_rwlock_wrlock(&t->lock);
+    struct stream *s = tenant_find(t, labels, fp);
+    for (size_t k = 0; s && k < s->nchunks; k++) {
+        if (s->chunks[k].id == id) {
+            s->chunks[k].released = true;
+            stream_trim(ing, t, s);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+bool sl_ingester_min_wal_seq(struct sl_ingester *ing, uint64_t *seq)
+{
+    bool any = false;
+    pthread_mutex_lock(&ing->mu);
+    struct tenant *tenants = ing->tenants;
+    pthread_mutex_unlock(&ing->mu);
+    for (struct tenant *t = tenants; t; t = t->next) {
+        pthread_rwlock_rdlock(&t->lock);
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            for (struct stream *s = t->buckets[i]; s; s = s->next) {
+                for (size_t k = 0; k < s->nchunks; k++) {
+                    if (!any || s->chunks[k].wal_seq < *seq)
+                        *seq = s->chunks[k].wal_seq;
+                    any = true;
+                }
+                if (s->open_entries && (!any || s->open_wal_seq < *seq)) {
+                    *seq = s->open_wal_seq;
+                    any = true;
+                }
+            }
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    return any;
+}
+
+void sl_ingester_set_wal_seq_fn(struct sl_ingester *ing, uint64_t (*fn)(void *ud), void *ud)
+{
+    ing->wal_seq_fn = fn;
+    ing->wal_seq_ud = ud;
+}
+
 /* ---- lifecycle ---- */
 
 struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_metrics *m)
@@ -627,6 +883,9 @@ struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_
         ing->m_head_bytes =
             sl_metric_with(sl_metrics_gauge(m, "sluice_aggregator_ingester_head_bytes",
                                             "Uncompressed line bytes in head blocks.", NULL));
+        ing->m_chunks_cut = sl_metric_with(
+            sl_metrics_counter(m, "sluice_aggregator_ingester_chunks_cut_total",
+                               "Chunks closed (target size, age, idle or flush).", NULL));
     }
     return ing;
 }

@@ -31,6 +31,8 @@ struct sl_ingester_opts {
     size_t block_size;             /* raw bytes per compressed block (256 KiB) */
     int64_t max_chunk_age_ns;      /* out-of-order window is half of this (2 h) */
     size_t max_streams_per_tenant; /* 0: unlimited */
+    size_t chunk_target_size;      /* compressed bytes that close a chunk; 0: no limit */
+    int64_t chunk_idle_period_ns;  /* no push for this long closes a chunk; 0: never */
 };
 
 /* Outcome of one push, summed over calls. */
@@ -76,6 +78,56 @@ int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingest
 typedef int (*sl_entry_fn)(int64_t ts_ns, struct sl_bytes line, void *ud);
 int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
                           bool backward, sl_entry_fn entry_fn, void *ud);
+
+/* ---- chunks (the flusher's side) ----
+ *
+ * A stream's entries form chunks: one open chunk (the newest blocks and the
+ * head) and closed chunks. A chunk is closed when its compressed blocks reach
+ * chunk_target_size (on the push path) or, in sl_ingester_cut, when it is
+ * older than max_chunk_age (since its first entry arrived, or by the span of
+ * its timestamps), idle for chunk_idle_period, or when all is set. A closed
+ * chunk stays in memory, readable, until sl_ingester_release. */
+
+/* One compressed block of a closed chunk: the payload of aggregator/chunk
+ * (chunk.h), zstd-compressed, without metadata. z stays valid and unchanged
+ * until the chunk is released. */
+struct sl_ingester_block {
+    int64_t min_ts, max_ts;
+    uint32_t count;
+    size_t raw_len;
+    const char *z;
+    size_t zlen;
+};
+
+struct sl_ingester_chunk {
+    struct sl_bytes tenant;         /* valid during the call */
+    const struct sl_labels *labels; /* valid during the call */
+    uint64_t fp;
+    uint64_t id; /* unique in this process */
+    const struct sl_ingester_block *blocks;
+    size_t nblocks; /* the array is valid during the call, the z bytes longer */
+    int64_t from, through;
+    uint64_t entries;
+};
+
+/* Closes chunks as described above, then calls fn once for every closed
+ * chunk not handed out before (under the tenant's write lock: fn must not
+ * call the ingester). Returns how many were handed out. Any thread. */
+typedef void (*sl_ingester_chunk_fn)(const struct sl_ingester_chunk *c, void *ud);
+size_t sl_ingester_cut(struct sl_ingester *ing, bool all, sl_ingester_chunk_fn fn, void *ud);
+
+/* The chunk is stored and indexed: its memory may go. Chunks are freed in
+ * order (a released chunk waits for the older ones of its stream); a stream
+ * left empty is removed. Any thread. */
+void sl_ingester_release(struct sl_ingester *ing, struct sl_bytes tenant,
+                         const struct sl_labels *labels, uint64_t fp, uint64_t id);
+
+/* WAL positions: fn returns the WAL segment that a record appended from now
+ * on cannot precede (sl_wal_segment). Set before pushes; without it, 0. */
+void sl_ingester_set_wal_seq_fn(struct sl_ingester *ing, uint64_t (*fn)(void *ud), void *ud);
+/* Lowest WAL segment holding an entry still only in memory; false when
+ * memory holds no entry. Every older segment may be deleted. */
+bool sl_ingester_min_wal_seq(struct sl_ingester *ing, uint64_t *seq);
 
 /* Totals for /metrics and tests. */
 size_t sl_ingester_streams(struct sl_ingester *ing);
