@@ -54,8 +54,10 @@ struct sl_wal {
     int fd;
     uint64_t next_seq;
     size_t cur_size;
+    uint64_t cur_seq; /* atomic: the segment being written (0 before start) */
 
     struct sl_metric *m_fsyncs, *m_records, *m_bytes, *m_segments, *m_failures;
+    struct sl_metric *m_removed;
     struct sl_metric *m_replay_records, *m_replay_bytes, *m_corrupt, *m_fsync_seconds;
 
     void (*closed)(void *ud);
@@ -101,6 +103,8 @@ static void register_metrics(struct sl_wal *w, struct sl_metrics *m)
             "Payload bytes read back from the WAL at start.");
     COUNTER(m_corrupt, "sluice_aggregator_wal_corrupt_tails_total",
             "Torn or corrupt segment tails truncated during replay.");
+    COUNTER(m_removed, "sluice_aggregator_wal_segments_removed_total",
+            "WAL segments deleted because every entry in them is in a stored chunk.");
 #undef COUNTER
     w->m_fsync_seconds =
         sl_metric_with(sl_metrics_histogram(m, "sluice_aggregator_wal_fsync_duration_seconds",
@@ -383,6 +387,7 @@ static int segment_open(struct sl_wal *w)
     sl_free(path);
     w->fd = fd;
     w->cur_size = SL_WAL_HEADER_SIZE;
+    __atomic_store_n(&w->cur_seq, w->next_seq, __ATOMIC_RELEASE);
     w->next_seq++;
     inc(w->m_segments, 1);
     return 0;
@@ -593,4 +598,56 @@ void sl_wal_close(struct sl_wal *w, void (*closed)(void *ud), void *ud)
     if (w->fd >= 0)
         close(w->fd);
     uv_close((uv_handle_t *)&w->async, on_async_closed);
+}
+
+/* ---- segment removal ---- */
+
+uint64_t sl_wal_segment(const struct sl_wal *w)
+{
+    return __atomic_load_n(&w->cur_seq, __ATOMIC_ACQUIRE);
+}
+
+int sl_wal_purge(const char *dir, uint64_t before, size_t *removed)
+{
+    struct sl_wal tmp = {.dir = (char *)dir};
+    uint64_t *seqs;
+    size_t n, k = 0;
+    struct sl_buf err = SL_BUF_INIT;
+    int rc = list_segments(&tmp, &seqs, &n, &err);
+    sl_buf_release(&err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && seqs[i] < before; i++) {
+        char *path = segment_path(&tmp, seqs[i]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            sl_warn("wal: cannot remove segment", "segment=%s error=\"%s\"", path, strerror(errno));
+            rc = SL_EIO;
+        } else {
+            k++;
+        }
+        sl_free(path);
+    }
+    sl_free(seqs);
+    if (k && sl_fsync_dir(dir) != 0 && rc == 0)
+        rc = SL_EIO;
+    if (removed)
+        *removed = k;
+    return rc;
+}
+
+int sl_wal_remove_before(struct sl_wal *w, uint64_t seq)
+{
+    uint64_t cur = sl_wal_segment(w);
+    if (!w->started || seq > cur)
+        seq = w->started ? cur : 0;
+    if (seq == 0)
+        return 0;
+    size_t removed = 0;
+    int rc = sl_wal_purge(w->dir, seq, &removed);
+    if (removed) {
+        inc(w->m_removed, (double)removed);
+        sl_debug("wal: segments removed", "count=%zu before=%016llx", removed,
+                 (unsigned long long)seq);
+    }
+    return rc;
 }

@@ -23,8 +23,8 @@
  * replayed segment is never appended to; replay removes segments that hold
  * no record.
  *
- * Segments are never deleted yet: deletion must wait until every entry of a
- * segment is in a stored chunk, which needs the store (a later issue).
+ * Segments are deleted by the flusher (sl_wal_remove_before) once every entry
+ * in them is in a stored, indexed chunk; the segment being written never is.
  *
  * Replay (sl_wal_replay, before sl_wal_start) reads every segment in order and
  * checks each record's crc. A torn or corrupt tail (short header, length out of
@@ -90,6 +90,19 @@ int sl_wal_start(struct sl_wal *w, uv_loop_t *loop, struct sl_buf *err);
  * closing. Records larger than SL_WAL_MAX_RECORD fail with SL_ETOOBIG. */
 typedef void (*sl_wal_done_fn)(void *ud, int status);
 void sl_wal_append(struct sl_wal *w, const void *payload, size_t n, sl_wal_done_fn done, void *ud);
+
+/* The segment being written: a record appended from now on lands in it or
+ * in a later one. 0 before sl_wal_start. Any thread. */
+uint64_t sl_wal_segment(const struct sl_wal *w);
+
+/* Deletes the segments before seq (never the one being written). Any
+ * thread, while the WAL is open. Returns 0 or SL_EIO (logged). */
+int sl_wal_remove_before(struct sl_wal *w, uint64_t seq);
+
+/* Deletes the segment files of dir before seq (UINT64_MAX: all), with or
+ * without an open WAL on it: for a shutdown after everything was stored.
+ * *removed (may be NULL) counts them. Returns 0 or SL_EIO. */
+int sl_wal_purge(const char *dir, uint64_t before, size_t *removed);
 
 /* True once a write or fsync has failed (see above). */
 bool sl_wal_failed(const struct sl_wal *w);
