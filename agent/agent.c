@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/discover/discover.h"
+#include "agent/discover/sources.h"
 #include "agent/positions/positions.h"
 #include "agent/ship/ship.h"
+#include "agent/tail/ftable.h"
 #include "agent/tail/tail.h"
 #include "common/err.h"
 #include "common/http_server.h"
@@ -22,16 +25,19 @@
 /* A tailed file: the tail state plus what the agent hangs on it. */
 struct afile {
     struct sl_tail t;
+    struct sl_ftable_node node; /* in a->files */
     struct sl_ship_stream ss;
     struct sl_labels labels;
-    struct sl_label lab[4];
+    struct sl_label *lab;
     struct sl_buf labmem;
+    int source;   /* SL_DISCOVER_PODS or the files: index */
     bool queued;  /* in the ready queue */
     bool retired; /* rotated away or deleted: drained, then freed */
     bool deleted;
+    bool at_eof; /* the last read found nothing new */
     int64_t last_data_mono;
     struct afile *qnext;
-    struct afile *next; /* in a->files or a->retired */
+    struct afile *rnext; /* in a->retired */
 };
 
 struct sl_agent {
@@ -42,22 +48,31 @@ struct sl_agent {
     struct sl_discover *disc;
     struct sl_ship *ship;
     struct sl_positions pos;
-    struct afile *files;   /* active, one per path */
-    struct afile *retired; /* draining */
-    size_t nfiles;
+    struct sl_file_sources sources;
+    struct sl_ftable files; /* every open file, active and retired */
+    struct afile *retired;  /* draining */
+    size_t nactive;
+    bool positions_dirty;
     struct afile *qhead, *qtail;
     char *scratch;
     uv_idle_t pump;
     uv_timer_t sync_timer;
+    uv_timer_t retire_timer;
     uv_timer_t stop_timer;
     uv_signal_t sigint, sigterm;
     bool stopping;
     int64_t stop_deadline;
     int open_handles;
-    struct sl_metric *m_lines, *m_bytes, *m_malformed, *m_truncated, *m_files;
+    struct sl_metric *m_lines, *m_bytes, *m_malformed, *m_split, *m_files;
+    struct sl_metric *m_truncated, *m_missed_bytes, *m_missed_files, *m_rotated;
 };
 
-static struct sl_log_limit malformed_lim, truncated_lim;
+static struct sl_log_limit malformed_lim, split_lim;
+
+static struct afile *afile_of(struct sl_ftable_node *n)
+{
+    return (struct afile *)((char *)n - offsetof(struct afile, node));
+}
 
 /* --- ready queue and pump --- */
 
@@ -106,9 +121,9 @@ static void on_entry(void *ud, const struct sl_parsed_entry *e)
 {
     struct read_ctx *c = ud;
     sl_counter_inc(c->a->m_lines);
-    if (e->truncated) {
-        sl_counter_inc(c->a->m_truncated);
-        sl_log_limited(&truncated_lim, SL_LOG_WARN, "line truncated", "file=%s max_line_size=%lld",
+    if (e->split) {
+        sl_counter_inc(c->a->m_split);
+        sl_log_limited(&split_lim, SL_LOG_WARN, "long line split", "file=%s max_line_size=%lld",
                        c->f->t.path, (long long)c->a->cfg->read_max_line_size);
     }
     sl_tail_hold(&c->f->t);
@@ -129,119 +144,246 @@ static const struct sl_parse_cbs parse_cbs = {on_entry, on_malformed};
 
 /* --- file table --- */
 
-static struct afile *find_file(struct sl_agent *a, const char *path)
+static bool taken(void *ud, uint64_t dev, uint64_t ino)
 {
-    for (struct afile *f = a->files; f; f = f->next)
-        if (!strcmp(f->t.path, path))
-            return f;
-    return NULL;
+    struct sl_agent *a = ud;
+    return sl_ftable_find(&a->files, dev, ino) != NULL;
 }
 
-static void unlink_from(struct afile **list, struct afile *f)
+static void count_files(struct sl_agent *a)
 {
-    for (struct afile **pp = list; *pp; pp = &(*pp)->next) {
+    sl_gauge_set(a->m_files, (double)a->files.n);
+}
+
+static void file_free(struct sl_agent *a, struct afile *f)
+{
+    sl_ftable_remove(&a->files, &f->node);
+    count_files(a);
+    a->positions_dirty = true;
+    sl_tail_release(&f->t);
+    sl_buf_release(&f->labmem);
+    sl_free(f->lab);
+    sl_free(f);
+}
+
+static void unlink_retired(struct sl_agent *a, struct afile *f)
+{
+    for (struct afile **pp = &a->retired; *pp; pp = &(*pp)->rnext) {
         if (*pp == f) {
-            *pp = f->next;
+            *pp = f->rnext;
             return;
         }
     }
 }
 
-static void file_free(struct afile *f)
-{
-    sl_tail_release(&f->t);
-    sl_buf_release(&f->labmem);
-    sl_free(f);
-}
-
-/* Frees a retired file once it is drained and acknowledged. */
+/* Frees a retired file once it is read to its end and acknowledged, and (if
+ * it was not deleted) no bytes came for rotate_wait. */
 static void maybe_release(struct sl_agent *a, struct afile *f)
 {
-    if (!f->retired || f->queued || f->t.unacked > 0)
+    if (!f->retired || f->queued || !f->at_eof || !sl_tail_settled(&f->t))
         return;
     int64_t idle = sl_mono_ns() - f->last_data_mono;
     if (!f->deleted && idle < a->cfg->read_rotate_wait)
         return;
-    sl_info("released file", "file=%s offset=%llu", f->t.path, (unsigned long long)f->t.read_off);
-    unlink_from(&a->retired, f);
-    file_free(f);
+    sl_info("released file", "file=%s name=%s offset=%llu", f->t.path, f->t.name,
+            (unsigned long long)f->t.read_off);
+    unlink_retired(a, f);
+    file_free(a, f);
+    if (!a->retired)
+        uv_timer_stop(&a->retire_timer);
 }
 
-static void set_labels(struct sl_agent *a, struct afile *f, const struct sl_log_path *lp)
+/* Labels are set once per file; values live in labmem, sized once so the
+ * views stay put. */
+static void set_labels(struct afile *f, const char *const *names, const struct sl_bytes *vals,
+                       size_t n)
 {
-    /* Sorted by name: container, namespace, node, pod. Values live in labmem,
-     * which is sized once so the views stay put. */
-    const char *node = a->cfg->k8s_node_name;
-    size_t nl = strlen(node);
-    struct sl_bytes vals[4] = {lp->container, lp->ns, sl_bytes(node, nl), lp->pod};
-    static const char *const names[4] = {"container", "namespace", "node", "pod"};
     size_t total = 0;
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < n; i++)
         total += vals[i].len;
     char *p = sl_buf_reserve(&f->labmem, total + 1);
-    size_t n = 0;
-    for (int i = 0; i < 4; i++) {
-        if (i == 2 && nl == 0)
-            continue;
+    f->lab = sl_calloc(n ? n : 1, sizeof(*f->lab));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!vals[i].len && strcmp(names[i], "filename") != 0)
+            continue; /* an empty label is no label */
         memcpy(p, vals[i].ptr, vals[i].len);
-        f->lab[n].name = sl_bytes_str(names[i]);
-        f->lab[n].value = sl_bytes(p, vals[i].len);
+        f->lab[k].name = sl_bytes_str(names[i]);
+        f->lab[k].value = sl_bytes(p, vals[i].len);
         p += vals[i].len;
-        n++;
+        k++;
     }
     sl_buf_commit(&f->labmem, total);
     f->labels.items = f->lab;
-    f->labels.n = n;
+    f->labels.n = k;
+    sl_labels_sort(&f->labels);
     f->ss.labels = &f->labels;
 }
 
-static void on_file(void *ud, const char *path, const struct sl_log_path *lp)
+/* Labels of a file found under name by source. Returns 0 or SL_EINVAL. */
+static int label_file(struct sl_agent *a, struct afile *f, const char *name, int source)
+{
+    const char *node = a->cfg->k8s_node_name;
+    struct sl_bytes nodev = sl_bytes_str(node);
+    if (source == SL_DISCOVER_PODS) {
+        struct sl_log_path lp;
+        if (sl_discover_parse_path(a->cfg->k8s_pods_path, name, &lp) != 0)
+            return SL_EINVAL;
+        static const char *const names[4] = {"container", "namespace", "node", "pod"};
+        struct sl_bytes vals[4] = {lp.container, lp.ns, nodev, lp.pod};
+        set_labels(f, names, vals, 4);
+        return 0;
+    }
+    const struct sl_file_source *src = &a->sources.items[source];
+    size_t n = src->nlabels;
+    const char **names = sl_calloc(n + 2, sizeof(char *));
+    struct sl_bytes *vals = sl_calloc(n + 2, sizeof(*vals));
+    for (size_t i = 0; i < n; i++) {
+        names[i] = src->label_names[i];
+        vals[i] = sl_bytes_str(src->label_values[i]);
+    }
+    names[n] = "filename";
+    vals[n] = sl_bytes_str(name);
+    names[n + 1] = "node";
+    vals[n + 1] = nodev;
+    set_labels(f, names, vals, n + 2);
+    sl_free(names);
+    sl_free(vals);
+    /* filename must outlive the strings above: it points into labmem. */
+    return 0;
+}
+
+static struct sl_tail_opts tail_opts(struct sl_agent *a, int source)
+{
+    struct sl_tail_opts o = {SL_FORMAT_CRI, (size_t)a->cfg->read_max_line_size};
+    if (source != SL_DISCOVER_PODS)
+        o.format = a->sources.items[source].format;
+    return o;
+}
+
+/* Adds an opened file to the table (named: read under its name). */
+static struct afile *adopt(struct sl_agent *a, struct afile *f, int source, bool named)
+{
+    f->source = source;
+    f->last_data_mono = sl_mono_ns();
+    f->node.dev = f->t.dev;
+    f->node.ino = f->t.ino;
+    sl_ftable_add(&a->files, &f->node);
+    if (named) {
+        sl_ftable_name(&a->files, &f->node, f->t.name);
+        a->nactive++;
+    }
+    count_files(a);
+    a->positions_dirty = true;
+    return f;
+}
+
+static void retire(struct sl_agent *a, struct afile *f, bool deleted, bool find_name);
+
+static void on_file(void *ud, const char *path, int source)
 {
     struct sl_agent *a = ud;
     if (a->stopping)
         return;
-    struct afile *f = find_file(a, path);
-    if (f) {
-        enqueue(a, f);
+    struct stat st;
+    struct sl_ftable_node *n;
+    if (stat(path, &st) != 0) {
+        /* Gone (deleted or renamed): the tail finds out at its end. */
+        if ((n = sl_ftable_by_name(&a->files, path)) != NULL)
+            enqueue(a, afile_of(n));
         return;
     }
-    f = SL_NEW(struct afile);
+    if ((n = sl_ftable_find(&a->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) != NULL) {
+        struct afile *f = afile_of(n);
+        if ((uint64_t)st.st_size != f->t.read_off || f->retired)
+            enqueue(a, f);
+        return;
+    }
+    if ((n = sl_ftable_by_name(&a->files, path)) != NULL)
+        retire(a, afile_of(n), false, true); /* a new file took the name: rotated */
+    struct afile *f = SL_NEW(struct afile);
     bool resumed;
-    int rc = sl_tail_open(&f->t, path, (size_t)a->cfg->read_max_line_size,
-                          sl_positions_get(&a->pos, path), &resumed);
+    struct sl_tail_opts o = tail_opts(a, source);
+    int rc = sl_tail_open(&f->t, path, &o, &a->pos, &resumed);
+    if (rc == 0 && taken(a, f->t.dev, f->t.ino))
+        rc = SL_EEXIST; /* replaced between the stat and the open, by a file we have */
+    if (rc == 0 && label_file(a, f, path, source) != 0)
+        rc = SL_EINVAL;
     if (rc != 0) {
-        if (rc != SL_ENOENT)
+        if (rc != SL_ENOENT && rc != SL_EEXIST)
             sl_warn("cannot open file", "file=%s err=%s", path, sl_strerror(rc));
+        if (f->t.path)
+            sl_tail_release(&f->t);
+        sl_buf_release(&f->labmem);
+        sl_free(f->lab);
         sl_free(f);
         return;
     }
-    set_labels(a, f, lp);
-    f->last_data_mono = sl_mono_ns();
-    f->next = a->files;
-    a->files = f;
-    a->nfiles++;
-    sl_gauge_set(a->m_files, (double)a->nfiles);
-    sl_info("tailing file", "file=%s offset=%llu resumed=%s", path,
-            (unsigned long long)f->t.read_off, resumed ? "true" : "false");
+    adopt(a, f, source, true);
+    sl_info("tailing file", "file=%s format=%s offset=%llu resumed=%s", path,
+            sl_log_format_name(o.format), (unsigned long long)f->t.read_off,
+            resumed ? "true" : "false");
     enqueue(a, f);
 }
 
-/* The file at f's path is no longer f (rotated or deleted): retire f and pick
- * up whatever is at the path now. */
-static void retire(struct sl_agent *a, struct afile *f, bool deleted)
+static void on_retire_tick(uv_timer_t *t)
 {
-    unlink_from(&a->files, f);
-    a->nfiles--;
-    sl_gauge_set(a->m_files, (double)a->nfiles);
+    struct sl_agent *a = t->data;
+    /* Retired files get no events (their new names are not watched for):
+     * read them again, and release the ones that stayed idle. */
+    for (struct afile *f = a->retired, *next; f; f = next) {
+        next = f->rnext;
+        if (f->at_eof && !f->deleted)
+            f->at_eof = false, enqueue(a, f);
+        else
+            maybe_release(a, f);
+    }
+}
+
+/* f's name now names another file or none (rotated or deleted): f is read
+ * to its end under its new name, then released. */
+static void retire(struct sl_agent *a, struct afile *f, bool deleted, bool find_name)
+{
+    if (f->node.name)
+        a->nactive--;
+    sl_ftable_unname(&a->files, &f->node);
     f->retired = true;
     f->deleted = deleted;
-    f->next = a->retired;
+    f->rnext = a->retired;
     a->retired = f;
-    sl_info(deleted ? "file deleted, drained" : "file rotated, draining", "file=%s offset=%llu",
-            f->t.path, (unsigned long long)f->t.read_off);
-    struct sl_log_path lp;
-    if (!deleted && sl_discover_parse_path(a->cfg->k8s_pods_path, f->t.path, &lp) == 0)
-        on_file(a, f->t.path, &lp);
+    a->positions_dirty = true;
+    if (!deleted && find_name && sl_tail_find_name(&f->t) != 0)
+        deleted = true; /* moved out of its directory: nothing will follow it */
+    if (!deleted)
+        sl_counter_inc(a->m_rotated);
+    sl_info(deleted ? "file deleted, draining" : "file rotated, draining",
+            "file=%s now=%s offset=%llu", f->t.name, f->t.path, (unsigned long long)f->t.read_off);
+    if (!uv_is_active((uv_handle_t *)&a->retire_timer)) {
+        uint64_t ms = (uint64_t)(a->cfg->read_rotate_wait / SL_NS_PER_MS / 4);
+        ms = ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+        uv_timer_start(&a->retire_timer, on_retire_tick, ms, ms);
+    }
+}
+
+static void truncated(struct sl_agent *a, struct afile *f)
+{
+    if (sl_tail_follow_copy(&f->t, taken, a) == 0) {
+        /* copytruncate: the rest of what we were reading is in the copy. */
+        sl_ftable_rekey(&a->files, &f->node, f->t.dev, f->t.ino);
+        sl_warn("file truncated, reading the rest from its copy", "file=%s copy=%s offset=%llu",
+                f->t.name, f->t.path, (unsigned long long)f->t.read_off);
+        retire(a, f, false, false);
+        on_file(a, f->t.name, f->source);
+        return;
+    }
+    uint64_t missed;
+    sl_tail_restart(&f->t, &missed);
+    a->positions_dirty = true;
+    sl_counter_inc(a->m_truncated);
+    sl_counter_add(a->m_missed_bytes, (double)missed);
+    sl_warn("file truncated, reading from the start; lines written before the truncation and "
+            "not read yet are lost",
+            "file=%s missed_bytes=%llu", f->t.path, (unsigned long long)missed);
 }
 
 /* One bounded read of f. Returns true if f should stay queued. */
@@ -251,18 +393,23 @@ static bool read_one(struct sl_agent *a, struct afile *f)
     size_t consumed;
     int st = sl_tail_read(&f->t, a->scratch, SL_AGENT_READ_CHUNK, &parse_cbs, &c, &consumed);
     sl_counter_add(a->m_bytes, (double)consumed);
+    f->at_eof = st != SL_TAIL_DATA && st != SL_TAIL_TRUNCATED;
     if (consumed)
         f->last_data_mono = sl_mono_ns();
     switch (st) {
     case SL_TAIL_DATA:
         return true;
     case SL_TAIL_TRUNCATED:
-        sl_warn("file truncated, reading from the start", "file=%s", f->t.path);
+        truncated(a, f);
         return true;
     case SL_TAIL_DELETED:
     case SL_TAIL_ROTATED:
-        if (!f->retired)
-            retire(a, f, st == SL_TAIL_DELETED);
+        if (!f->retired) {
+            retire(a, f, st == SL_TAIL_DELETED, true);
+            on_file(a, f->t.name, f->source); /* whatever has the name now */
+        } else if (st == SL_TAIL_DELETED) {
+            f->deleted = true;
+        }
         return false;
     case SL_TAIL_EOF:
         return false;
@@ -299,7 +446,10 @@ static void on_ack(void *ud, struct sl_ship_stream *s, size_t n, uint64_t last_c
     struct sl_agent *a = ud;
     struct afile *f = (struct afile *)((char *)s - offsetof(struct afile, ss));
     (void)delivered; /* dropped lines are counted by the shipper; move past them */
+    uint64_t before = f->t.acked_off;
     sl_tail_ack(&f->t, n, last_cookie);
+    if (f->t.acked_off != before)
+        a->positions_dirty = true;
     if (f->retired)
         maybe_release(a, f);
 }
@@ -314,30 +464,65 @@ static void on_resume(void *ud)
 static void save_positions(struct sl_agent *a)
 {
     struct sl_buf err = SL_BUF_INIT;
+    if (!a->positions_dirty)
+        return; /* idle: nothing moved, nothing to write */
+    a->positions_dirty = false;
     sl_positions_clear(&a->pos);
-    for (struct afile *f = a->files; f; f = f->next) {
-        struct sl_fingerprint fp;
-        if (sl_tail_fingerprint(&f->t, &fp) != 0)
-            continue;
-        sl_positions_set(&a->pos, f->t.path, f->t.dev, f->t.ino, fp, f->t.acked_off);
+    for (struct sl_ftable_node *n = a->files.head; n; n = n->next) {
+        struct afile *f = afile_of(n);
+        sl_positions_add(&a->pos, f->t.path, f->t.name, f->t.dev, f->t.ino, f->t.fp,
+                         f->t.acked_off);
     }
-    if (sl_positions_save(&a->pos, a->cfg->positions_file, &err) != 0)
+    if (sl_positions_save(&a->pos, a->cfg->positions_file, &err) != 0) {
         sl_error("cannot save positions", "err=\"%s\"", err.data);
+        a->positions_dirty = true;
+    }
     sl_buf_release(&err);
 }
 
 static void on_sync(uv_timer_t *t)
 {
-    struct sl_agent *a = t->data;
-    save_positions(a);
-    /* Retired files wait for rotate_wait without events: look again. */
-    for (struct afile *f = a->retired, *next; f; f = next) {
-        next = f->next;
-        if (!f->queued)
-            maybe_release(a, f);
-    }
-    for (struct afile *f = a->retired; f; f = f->next)
+    save_positions(t->data);
+}
+
+/* Files the positions know that discovery will not report: renamed siblings
+ * (0.log.<time>) still being drained when the agent stopped, and files
+ * truncated or rotated while it was down. Each is found again (by device +
+ * inode, or as the copy of a truncated file) and read from its position. */
+static void resume_known(struct sl_agent *a)
+{
+    for (size_t i = 0; i < a->pos.n; i++) {
+        const struct sl_position *p = &a->pos.items[i];
+        const char *name = p->name ? p->name : p->path;
+        struct stat st;
+        int source;
+        if (!p->name && stat(p->path, &st) == 0 && (uint64_t)st.st_dev == p->dev &&
+            (uint64_t)st.st_ino == p->ino && (uint64_t)st.st_size >= p->offset)
+            continue; /* still where it was: discovery resumes it */
+        if (!a->disc || !sl_discover_source_of(a->disc, name, &source))
+            continue; /* no longer configured */
+        if (sl_ftable_find(&a->files, p->dev, p->ino))
+            continue;
+        struct afile *f = SL_NEW(struct afile);
+        struct sl_tail_opts o = tail_opts(a, source);
+        if (sl_tail_open_known(&f->t, p, &o, taken, a) != 0 ||
+            label_file(a, f, f->t.name, source) != 0) {
+            if (f->t.path)
+                sl_tail_release(&f->t);
+            sl_buf_release(&f->labmem);
+            sl_free(f->lab);
+            sl_free(f);
+            sl_counter_inc(a->m_missed_files);
+            sl_warn("file known from positions is gone; lines after its position may be lost",
+                    "file=%s name=%s offset=%llu", p->path, name, (unsigned long long)p->offset);
+            continue;
+        }
+        adopt(a, f, source, false);
+        retire(a, f, false, false);
+        sl_info("resuming rotated file", "file=%s name=%s offset=%llu", f->t.path, f->t.name,
+                (unsigned long long)f->t.read_off);
         enqueue(a, f);
+    }
 }
 
 /* --- HTTP --- */
@@ -376,6 +561,7 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
     a->cfg = cfg;
     a->metrics = sl_metrics_new();
     sl_positions_init(&a->pos);
+    sl_ftable_init(&a->files);
     a->scratch = sl_malloc(SL_AGENT_READ_CHUNK);
     struct sl_metrics *m = a->metrics;
     a->m_lines = sl_metric_with(
@@ -385,9 +571,20 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
     struct sl_metric_family *dropped = sl_metrics_counter(m, "sluice_agent_lines_dropped_total",
                                                           "Lines dropped, by reason.", "reason");
     a->m_malformed = sl_metric_with(dropped, "malformed");
-    a->m_truncated =
-        sl_metric_with(sl_metrics_counter(m, "sluice_agent_lines_truncated_total",
-                                          "Lines cut at read.max_line_size (still sent).", NULL));
+    a->m_split = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_lines_split_total",
+        "Entries that are pieces of a line longer than read.max_line_size.", NULL));
+    a->m_truncated = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_files_truncated_total",
+        "Files truncated in place with no copy found (reading restarted at 0).", NULL));
+    a->m_missed_bytes = sl_metric_with(
+        sl_metrics_counter(m, "sluice_agent_bytes_missed_total",
+                           "Bytes known to have been in a truncated file and not read.", NULL));
+    a->m_missed_files = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_files_missed_total",
+        "Files known from positions that were gone at start (lines may be lost).", NULL));
+    a->m_rotated = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_files_rotated_total", "Files renamed or copied away while read.", NULL));
     a->m_files = sl_metric_with(
         sl_metrics_gauge(m, "sluice_agent_files_active", "Files being tailed.", NULL));
     sl_gauge_set(a->m_files, 0);
@@ -395,6 +592,8 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
         .url = cfg->client_url,
         .tenant = cfg->client_tenant,
         .bearer_token_file = cfg->client_bearer_token_file,
+        .ca_file = cfg->client_tls_ca_file,
+        .insecure_skip_verify = cfg->client_tls_insecure_skip_verify,
         .codec = cfg->codec,
         .batch_size = (size_t)cfg->client_batch_size,
         .batch_wait_ns = cfg->client_batch_wait,
@@ -402,11 +601,14 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
         .backoff_min_ns = cfg->client_backoff_min,
         .backoff_max_ns = cfg->client_backoff_max,
     };
+    sl_ship_protocol_parse(cfg->client_protocol, &so.protocol); /* validated */
     struct sl_ship_cbs cbs = {on_ack, on_resume};
     a->ship = sl_ship_new(loop, &so, &cbs, a, m);
     uv_idle_init(loop, &a->pump);
     uv_timer_init(loop, &a->sync_timer);
     uv_timer_init(loop, &a->stop_timer);
+    uv_timer_init(loop, &a->retire_timer);
+    a->retire_timer.data = a;
     uv_signal_init(loop, &a->sigint);
     uv_signal_init(loop, &a->sigterm);
     a->pump.data = a->sync_timer.data = a->stop_timer.data = a;
@@ -438,8 +640,21 @@ int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     uint64_t sync_ms = (uint64_t)(cfg->positions_sync_period / SL_NS_PER_MS);
     uv_timer_start(&a->sync_timer, on_sync, sync_ms ? sync_ms : 1, sync_ms ? sync_ms : 1);
-    if (*cfg->k8s_pods_path) {
-        a->disc = sl_discover_new(a->loop, cfg->k8s_pods_path, cfg->read_sweep_period, on_file, a);
+    rc = sl_file_sources_parse(cfg->files, &a->sources, err);
+    if (rc != 0)
+        return rc;
+    struct sl_discover_glob *globs = sl_calloc(a->sources.n + 1, sizeof(*globs));
+    for (size_t i = 0; i < a->sources.n; i++) {
+        const struct sl_file_source *s = &a->sources.items[i];
+        globs[i] = (struct sl_discover_glob){s->include.items, s->include.n, s->exclude.items,
+                                             s->exclude.n};
+    }
+    if (*cfg->k8s_pods_path || a->sources.n)
+        a->disc = sl_discover_new(a->loop, cfg->k8s_pods_path, globs, a->sources.n,
+                                  cfg->read_sweep_period, on_file, a);
+    sl_free(globs);
+    if (a->disc) {
+        resume_known(a);
         sl_discover_start(a->disc);
     }
     return 0;
@@ -465,8 +680,9 @@ static void finish_stop(struct sl_agent *a)
     if (pending)
         sl_warn("stopping with lines not acknowledged; they will be read again on restart",
                 "entries=%zu", pending);
+    a->positions_dirty = true;
     save_positions(a);
-    sl_info("stopped", "files=%zu", a->nfiles);
+    sl_info("stopped", "files=%zu", a->files.n);
     sl_ship_free(a->ship);
     a->ship = NULL;
     if (a->http)
@@ -475,6 +691,7 @@ static void finish_stop(struct sl_agent *a)
     close_handle(a, (uv_handle_t *)&a->pump);
     close_handle(a, (uv_handle_t *)&a->sync_timer);
     close_handle(a, (uv_handle_t *)&a->stop_timer);
+    close_handle(a, (uv_handle_t *)&a->retire_timer);
     close_handle(a, (uv_handle_t *)&a->sigint);
     close_handle(a, (uv_handle_t *)&a->sigterm);
 }
@@ -506,12 +723,10 @@ void sl_agent_stop(struct sl_agent *a)
 
 void sl_agent_free(struct sl_agent *a)
 {
-    for (struct afile *list[2] = {a->files, a->retired}, *f; list[0] || list[1];) {
-        int i = list[0] ? 0 : 1;
-        f = list[i];
-        list[i] = f->next;
-        file_free(f);
-    }
+    while (a->files.head)
+        file_free(a, afile_of(a->files.head));
+    sl_ftable_release(&a->files);
+    sl_file_sources_release(&a->sources);
     sl_positions_release(&a->pos);
     sl_metrics_free(a->metrics);
     sl_free(a->scratch);

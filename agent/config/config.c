@@ -3,7 +3,9 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "agent/discover/sources.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -21,13 +23,19 @@ const struct sl_option sl_agent_options[] = {
     {"client.url", SL_OPT_STRING, "http://127.0.0.1:3100/api/v1/push", OFF(client_url),
      "push endpoint of the aggregator"},
     {"client.protocol", SL_OPT_STRING, "sluice", OFF(client_protocol),
-     "sluice (native msgpack); loki-json and loki-protobuf are not implemented yet"},
+     "sluice (native msgpack), loki-json or loki-protobuf (Loki's push API: point client.url "
+     "at .../loki/api/v1/push)"},
     {"client.compression", SL_OPT_STRING, "zstd", OFF(client_compression),
-     "body compression: zstd, gzip or none"},
+     "body compression: zstd, gzip or none (loki-json: gzip unless none; loki-protobuf: "
+     "always snappy)"},
     {"client.tenant", SL_OPT_STRING, "", OFF(client_tenant),
      "X-Scope-OrgID sent with every push (empty: none)"},
     {"client.bearer_token_file", SL_OPT_STRING, "", OFF(client_bearer_token_file),
      "file holding a bearer token, re-read for every batch (empty: none)"},
+    {"client.tls.ca_file", SL_OPT_STRING, "", OFF(client_tls_ca_file),
+     "CA bundle that verifies an https client.url (empty: the system store)"},
+    {"client.tls.insecure_skip_verify", SL_OPT_BOOL, "false", OFF(client_tls_insecure_skip_verify),
+     "do not verify the server certificate (testing only)"},
     {"client.batch_size", SL_OPT_SIZE, "1MiB", OFF(client_batch_size),
      "a batch is sent once it holds this many line bytes"},
     {"client.batch_wait", SL_OPT_DURATION, "1s", OFF(client_batch_wait),
@@ -46,13 +54,13 @@ const struct sl_option sl_agent_options[] = {
     {"kubernetes.api.pod_labels", SL_OPT_STRLIST, "[\"app.kubernetes.io/name\", app]",
      OFF(k8s_api_pod_labels), "pod labels copied to streams when the API is enabled"},
     {"files", SL_OPT_NODE, "[]", OFF(files),
-     "extra glob sources: [{include, exclude, format, labels}] (not implemented yet)"},
+     "extra glob sources: [{include, exclude, format: raw|cri|docker, labels}]"},
     {"pipeline", SL_OPT_NODE, "[]", OFF(pipeline),
      "processing stages, in order (not implemented yet)"},
     {"read.rotate_wait", SL_OPT_DURATION, "5s", OFF(read_rotate_wait),
      "a rotated file is released after no bytes arrived for this long"},
     {"read.max_line_size", SL_OPT_SIZE, "256KiB", OFF(read_max_line_size),
-     "longer lines (after joining partial CRI lines) are cut and counted"},
+     "longer lines (after joining partial lines) are split into entries of this size"},
     {"read.sweep_period", SL_OPT_DURATION, "10s", OFF(read_sweep_period),
      "period of the directory rescan backing up inotify"},
 };
@@ -85,14 +93,16 @@ int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, stru
         return bad(err, "positions.sync_period", "must be positive");
     if (strncmp(c->client_url, "http://", 7) != 0 && strncmp(c->client_url, "https://", 8) != 0)
         return bad(err, "client.url", "expected an http:// or https:// URL");
-    if (strcmp(c->client_protocol, "sluice") != 0) {
-        if (!strcmp(c->client_protocol, "loki-json") ||
-            !strcmp(c->client_protocol, "loki-protobuf"))
-            return bad(err, "client.protocol", "only \"sluice\" is implemented so far");
+    if (strcmp(c->client_protocol, "sluice") != 0 && strcmp(c->client_protocol, "loki-json") != 0 &&
+        strcmp(c->client_protocol, "loki-protobuf") != 0)
         return bad(err, "client.protocol", "expected sluice, loki-json or loki-protobuf");
-    }
     if (sl_codec_parse(c->client_compression, strlen(c->client_compression), &c->codec) != 0)
         return bad(err, "client.compression", "expected zstd, gzip or none");
+    if (!strcmp(c->client_protocol, "loki-json") && c->codec == SL_CODEC_ZSTD && warn)
+        sl_buf_append_str(warn, "client.compression: Loki does not read zstd: loki-json "
+                                "bodies are sent gzip-compressed\n");
+    if (*c->client_tls_ca_file && access(c->client_tls_ca_file, R_OK) != 0)
+        return bad(err, "client.tls.ca_file", "cannot read the file");
     if (c->client_batch_size <= 0)
         return bad(err, "client.batch_size", "must be positive");
     if (c->client_batch_wait <= 0)
@@ -113,8 +123,10 @@ int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, stru
         sl_buf_append_str(warn, "kubernetes.pods_path is empty: no files will be read\n");
     if (c->k8s_api_enabled && warn)
         sl_buf_append_str(warn, "kubernetes.api.enabled is not implemented yet: ignored\n");
-    if (node_nonempty(c->files) && warn)
-        sl_buf_append_str(warn, "files is not implemented yet: ignored\n");
+    struct sl_file_sources files;
+    if (sl_file_sources_parse(c->files, &files, err) != 0)
+        return SL_EINVAL;
+    sl_file_sources_release(&files);
     if (node_nonempty(c->pipeline) && warn)
         sl_buf_append_str(warn, "pipeline is not implemented yet: ignored\n");
     return 0;

@@ -23,8 +23,10 @@ void sl_positions_init(struct sl_positions *p)
 
 void sl_positions_clear(struct sl_positions *p)
 {
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         sl_free(p->items[i].path);
+        sl_free(p->items[i].name);
+    }
     p->n = 0;
 }
 
@@ -43,16 +45,41 @@ const struct sl_position *sl_positions_get(const struct sl_positions *p, const c
     return NULL;
 }
 
+const struct sl_position *sl_positions_find(const struct sl_positions *p, uint64_t dev,
+                                            uint64_t ino)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].ino == ino && p->items[i].dev == dev)
+            return &p->items[i];
+    return NULL;
+}
+
+void sl_positions_add(struct sl_positions *p, const char *path, const char *name, uint64_t dev,
+                      uint64_t ino, struct sl_fingerprint fp, uint64_t offset)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        p->items = sl_reallocarray(p->items, p->cap, sizeof(*p->items));
+    }
+    struct sl_position *e = &p->items[p->n++];
+    e->path = sl_strdup(path);
+    e->name = name && strcmp(name, path) != 0 ? sl_strdup(name) : NULL;
+    e->dev = dev;
+    e->ino = ino;
+    e->fp = fp;
+    e->offset = offset;
+}
+
 void sl_positions_set(struct sl_positions *p, const char *path, uint64_t dev, uint64_t ino,
                       struct sl_fingerprint fp, uint64_t offset)
 {
-    struct sl_position *e = (struct sl_position *)sl_positions_get(p, path);
+    struct sl_position *e = (struct sl_position *)sl_positions_find(p, dev, ino);
     if (!e) {
-        if (p->n == p->cap) {
-            p->cap = p->cap ? p->cap * 2 : 16;
-            p->items = sl_reallocarray(p->items, p->cap, sizeof(*p->items));
-        }
-        e = &p->items[p->n++];
+        sl_positions_add(p, path, NULL, dev, ino, fp, offset);
+        return;
+    }
+    if (strcmp(e->path, path) != 0) {
+        sl_free(e->path);
         e->path = sl_strdup(path);
     }
     e->dev = dev;
@@ -84,9 +111,17 @@ static int load_entry(struct sl_positions *p, json_t *f, size_t i, struct sl_buf
         sl_buf_appendf(err, "files[%zu]: invalid fingerprint", i);
         return SL_ECORRUPT;
     }
+    json_t *name = json_object_get(f, "name");
+    if (name && !json_is_string(name)) {
+        sl_buf_appendf(err, "files[%zu]: invalid name", i);
+        return SL_ECORRUPT;
+    }
     struct sl_fingerprint fpv = {(uint32_t)json_integer_value(fpl), h};
-    sl_positions_set(p, json_string_value(path), (uint64_t)json_integer_value(dev),
-                     (uint64_t)json_integer_value(ino), fpv, (uint64_t)json_integer_value(off));
+    uint64_t d = (uint64_t)json_integer_value(dev), n = (uint64_t)json_integer_value(ino);
+    if (sl_positions_find(p, d, n))
+        return 0; /* written by an older agent keyed by path: the first wins */
+    sl_positions_add(p, json_string_value(path), name ? json_string_value(name) : NULL, d, n, fpv,
+                     (uint64_t)json_integer_value(off));
     return 0;
 }
 
@@ -150,6 +185,10 @@ static void encode(const struct sl_positions *p, struct sl_buf *out)
         sl_jsonw_obj_close(&w);
         sl_jsonw_key(&w, "offset");
         sl_jsonw_i64(&w, (int64_t)e->offset);
+        if (e->name) {
+            sl_jsonw_key(&w, "name");
+            sl_jsonw_str(&w, e->name);
+        }
         sl_jsonw_obj_close(&w);
     }
     sl_jsonw_arr_close(&w);

@@ -2,7 +2,14 @@
  *
  * JSON (common/format.h SL_POSITIONS_VERSION):
  *   {"version": 1, "files": [{"path": "...", "device": N, "inode": N,
- *     "fingerprint": {"len": N, "xxh3": "<16 hex>"}, "offset": N}, ...]}
+ *     "fingerprint": {"len": N, "xxh3": "<16 hex>"}, "offset": N,
+ *     "name": "..."}, ...]}
+ *
+ * Entries are keyed by device + inode (one per file, whatever its name). path
+ * is the file's current name; name (optional, default path) is the name it
+ * was discovered under: a rotated sibling (0.log.20240101-000000) keeps its
+ * entry, under its new path, until the agent released it, so an agent
+ * restarted mid-rotation finds it and reads it to its end.
  *
  * The fingerprint is XXH3-64 of the file's first len = min(1024, size) bytes,
  * taken when the entry is written: together with device + inode it tells a
@@ -30,6 +37,7 @@ struct sl_fingerprint {
 
 struct sl_position {
     char *path;
+    char *name; /* NULL: same as path */
     uint64_t dev;
     uint64_t ino;
     struct sl_fingerprint fp;
@@ -54,10 +62,18 @@ int sl_positions_load(struct sl_positions *p, const char *file, struct sl_buf *e
  * file behind, also on failure. Returns 0 or SL_EIO with a reason in err. */
 int sl_positions_save(const struct sl_positions *p, const char *file, struct sl_buf *err);
 
-/* Adds or replaces the entry for path (copied). */
+/* Adds or replaces the entry for dev + ino (path copied; name NULL). */
 void sl_positions_set(struct sl_positions *p, const char *path, uint64_t dev, uint64_t ino,
                       struct sl_fingerprint fp, uint64_t offset);
-/* Entry for path or NULL; valid until the next change to p. */
+/* Appends an entry without looking for an existing one (the caller knows the
+ * key is new: saving a file table). path and name (may be NULL or equal to
+ * path) are copied. */
+void sl_positions_add(struct sl_positions *p, const char *path, const char *name, uint64_t dev,
+                      uint64_t ino, struct sl_fingerprint fp, uint64_t offset);
+/* Entry for dev + ino, or NULL; valid until the next change to p. */
+const struct sl_position *sl_positions_find(const struct sl_positions *p, uint64_t dev,
+                                            uint64_t ino);
+/* Entry whose path is path, or NULL; valid until the next change to p. */
 const struct sl_position *sl_positions_get(const struct sl_positions *p, const char *path);
 
 /* Fingerprint of an open file from its first min(SL_FINGERPRINT_MAX, size)

@@ -35,7 +35,7 @@ static void on_entry(void *ud, const struct sl_parsed_entry *e)
     g->lens[g->n] = e->line.len;
     g->ts[g->n] = e->ts_ns;
     g->stream[g->n] = e->stream;
-    g->trunc[g->n] = e->truncated;
+    g->trunc[g->n] = e->split;
     g->safe[g->n] = e->safe_off;
     g->n++;
 }
@@ -139,19 +139,27 @@ static void test_max_line_size(void **state)
     struct sl_cri p;
     struct got g = {0};
     sl_cri_init(&p, 10, 0);
+    /* 16 bytes joined from three pieces: split into 10 + 6, nothing cut. */
     feed(&p, "2024-01-02T03:04:05Z stdout P 0123456\n", &g);
     feed(&p, "2024-01-02T03:04:05Z stdout P 789abc\n", &g);
     feed(&p, "2024-01-02T03:04:05Z stdout F def\n", &g);
+    /* exactly the size: one entry, not split */
     feed(&p, "2024-01-02T03:04:05Z stdout F 0123456789\n", &g);
-    feed(&p, "2024-01-02T03:04:05Z stdout F 0123456789X\n", &g);
-    assert_int_equal(g.n, 3);
-    assert_int_equal(g.lens[0], 10);
+    /* 21 bytes: 10 + 10 + 1 */
+    feed(&p, "2024-01-02T03:04:05Z stdout F 0123456789ABCDEFGHIJX\n", &g);
+    assert_int_equal(g.n, 6);
     assert_string_equal(g.lines[0], "0123456789");
     assert_true(g.trunc[0]);
-    assert_false(g.trunc[1]);
-    assert_string_equal(g.lines[1], "0123456789");
-    assert_true(g.trunc[2]);
-    assert_int_equal(g.lens[2], 10);
+    assert_int_equal(g.safe[0], 0); /* the line is not complete yet */
+    assert_string_equal(g.lines[1], "abcdef");
+    assert_true(g.trunc[1]);
+    assert_int_equal(g.ts[0], g.ts[1]);
+    assert_string_equal(g.lines[2], "0123456789");
+    assert_false(g.trunc[2]);
+    assert_string_equal(g.lines[3], "0123456789");
+    assert_string_equal(g.lines[4], "ABCDEFGHIJ");
+    assert_string_equal(g.lines[5], "X");
+    assert_true(g.trunc[3] && g.trunc[4] && g.trunc[5]);
     sl_cri_release(&p);
 }
 
@@ -190,10 +198,12 @@ static void test_forced_long_physical_line(void **state)
     assert_int_equal(g.n, 0);
     assert_int_equal(sl_cri_safe_off(&p), 0);
     assert_int_equal(sl_cri_feed(&p, b, strlen(b), false, &cbs, &g), strlen(b));
-    assert_int_equal(g.n, 2);
+    assert_int_equal(g.n, 3);
     assert_string_equal(g.lines[0], "abcdefghijklmnop");
     assert_true(g.trunc[0]);
-    assert_string_equal(g.lines[1], "next");
+    assert_string_equal(g.lines[1], "qrstuvwxyz");
+    assert_true(g.trunc[1]);
+    assert_string_equal(g.lines[2], "next");
     assert_int_equal(sl_cri_safe_off(&p), strlen(a) + strlen(b));
     /* A forced line with a bad header is skipped to its newline. */
     const char *c = "nonsense nonsense";
@@ -201,8 +211,8 @@ static void test_forced_long_physical_line(void **state)
     sl_cri_feed(&p, c, strlen(c), true, &cbs, &g);
     assert_int_equal(g.malformed, 1);
     sl_cri_feed(&p, d, strlen(d), false, &cbs, &g);
-    assert_int_equal(g.n, 3);
-    assert_string_equal(g.lines[2], "after");
+    assert_int_equal(g.n, 4);
+    assert_string_equal(g.lines[3], "after");
     sl_cri_release(&p);
 }
 

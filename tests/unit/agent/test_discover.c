@@ -72,10 +72,10 @@ struct seen {
     char paths[8][512];
 };
 
-static void on_file(void *ud, const char *path, const struct sl_log_path *lp)
+static void on_file(void *ud, const char *path, int source)
 {
     struct seen *s = ud;
-    (void)lp;
+    assert_int_equal(source, SL_DISCOVER_PODS);
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->paths[i], path))
             return;
@@ -117,7 +117,7 @@ static void test_scan_and_watch(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct seen s = {0};
-    struct sl_discover *d = sl_discover_new(&loop, root, 60LL * 1000000000LL, on_file, &s);
+    struct sl_discover *d = sl_discover_new(&loop, root, NULL, 0, 60LL * 1000000000LL, on_file, &s);
     sl_discover_start(d);
     assert_int_equal(s.n, 1);
     assert_non_null(strstr(s.paths[0], "/ns_pod-a_u1/app/0.log"));

@@ -62,10 +62,11 @@ static void test_round_trip(void **state)
     sl_positions_set(&p, "/var/log/pods/a_b_c/app/0.log", 2049, 123456789012ull, fp1, 777);
     sl_positions_set(&p, "/x/\"quoted\"\n.log", 1, 2, fp2, 0);
     sl_positions_set(&p, "/var/log/pods/a_b_c/app/0.log", 2049, 123456789012ull, fp1, 999);
-    assert_int_equal(p.n, 2);
+    /* keyed by device + inode: a rotated sibling keeps its name */
+    sl_positions_add(&p, "/p/0.log.20240101-000000", "/p/0.log", 2049, 5, fp2, 12);
+    assert_int_equal(p.n, 3);
     assert_int_equal(sl_positions_save(&p, file, &err), 0);
     assert_int_equal(sl_positions_load(&q, file, &err), 0);
-    assert_int_equal(q.n, 2);
     const struct sl_position *e = sl_positions_get(&q, "/var/log/pods/a_b_c/app/0.log");
     assert_non_null(e);
     assert_int_equal(e->dev, 2049);
@@ -77,6 +78,14 @@ static void test_round_trip(void **state)
     assert_non_null(e);
     assert_int_equal(e->fp.hash, 42);
     assert_null(sl_positions_get(&q, "/nope"));
+    assert_int_equal(q.n, 3);
+    e = sl_positions_find(&q, 2049, 5);
+    assert_non_null(e);
+    assert_string_equal(e->path, "/p/0.log.20240101-000000");
+    assert_string_equal(e->name, "/p/0.log");
+    assert_int_equal(e->offset, 12);
+    assert_null(sl_positions_get(&q, "/x/\"quoted\"\n.log")->name);
+    assert_null(sl_positions_find(&q, 2049, 6));
     sl_positions_release(&p);
     sl_positions_release(&q);
     sl_buf_release(&err);
@@ -149,10 +158,13 @@ static void test_fingerprint_resume_or_restart(void **state)
     assert_int_equal(fp.len, st.st_size);
     close(fd);
 
-    struct sl_position pos = {log, (uint64_t)st.st_dev, (uint64_t)st.st_ino, fp, 34};
+    struct sl_positions ps;
+    sl_positions_init(&ps);
+    sl_positions_add(&ps, log, NULL, (uint64_t)st.st_dev, (uint64_t)st.st_ino, fp, 34);
+    struct sl_tail_opts opts = {SL_FORMAT_CRI, 1024};
     struct sl_tail t;
     bool resumed;
-    assert_int_equal(sl_tail_open(&t, log, 1024, &pos, &resumed), 0);
+    assert_int_equal(sl_tail_open(&t, log, &opts, &ps, &resumed), 0);
     assert_true(resumed);
     assert_int_equal(t.read_off, 34);
     sl_tail_release(&t);
@@ -161,16 +173,17 @@ static void test_fingerprint_resume_or_restart(void **state)
     fd = open(log, O_WRONLY);
     assert_int_equal(pwrite(fd, "1999", 4, 0), 4);
     close(fd);
-    assert_int_equal(sl_tail_open(&t, log, 1024, &pos, &resumed), 0);
+    assert_int_equal(sl_tail_open(&t, log, &opts, &ps, &resumed), 0);
     assert_false(resumed);
     assert_int_equal(t.read_off, 0);
     sl_tail_release(&t);
 
     /* Different inode: start at 0. */
-    pos.ino += 1;
-    assert_int_equal(sl_tail_open(&t, log, 1024, &pos, &resumed), 0);
+    ps.items[0].ino += 1;
+    assert_int_equal(sl_tail_open(&t, log, &opts, &ps, &resumed), 0);
     assert_false(resumed);
     sl_tail_release(&t);
+    sl_positions_release(&ps);
 }
 
 struct count {
@@ -204,9 +217,10 @@ static void test_tail_ack_moves_position(void **state)
     char all[256];
     snprintf(all, sizeof(all), "%s%s%s", a, b, c);
     write_file(log, all);
+    struct sl_tail_opts opts = {SL_FORMAT_CRI, 1024};
     struct sl_tail t;
     bool resumed;
-    assert_int_equal(sl_tail_open(&t, log, 1024, NULL, &resumed), 0);
+    assert_int_equal(sl_tail_open(&t, log, &opts, NULL, &resumed), 0);
     char scratch[4096];
     size_t consumed;
     struct count cnt = {0, &t};
@@ -230,6 +244,10 @@ static void test_tail_ack_moves_position(void **state)
     write_file(log, b);
     assert_int_equal(sl_tail_read(&t, scratch, sizeof(scratch), &cbs, &cnt, &consumed),
                      SL_TAIL_TRUNCATED);
+    assert_int_equal(sl_tail_follow_copy(&t, NULL, NULL), SL_ENOENT); /* no copy */
+    uint64_t missed;
+    sl_tail_restart(&t, &missed);
+    assert_int_equal(missed, 0);
     assert_int_equal(t.read_off, 0);
     sl_tail_ack(&t, 1, old);
     assert_int_equal(t.acked_off, 0);
