@@ -26,6 +26,8 @@ struct sl_agent_config {
     char *client_compression;
     char *client_tenant;
     char *client_bearer_token_file;
+    char *client_tls_ca_file;
+    bool client_tls_insecure_skip_verify;
     int64_t client_batch_size; /* bytes */
     int64_t client_batch_wait; /* ns */
     int64_t client_timeout;    /* ns */

@@ -11,9 +11,12 @@
 #include "common/err.h"
 #include "common/format.h"
 #include "common/http_client.h"
+#include "common/jsonw.h"
 #include "common/log.h"
+#include "common/lokipb.h"
 #include "common/mem.h"
 #include "common/metrics.h"
+#include "common/snappy.h"
 #include "common/timeutil.h"
 
 struct ship_entry {
@@ -46,6 +49,7 @@ struct ship_batch {
 struct sl_ship {
     uv_loop_t *loop;
     struct sl_ship_opts o;
+    enum sl_codec body_codec; /* Content-Encoding of the body */
     struct sl_ship_cbs cbs;
     void *ud;
     struct ship_batch *building;
@@ -102,11 +106,11 @@ static void read_token(const char *file, struct sl_buf *out)
     sl_buf_commit(out, n);
 }
 
-static void encode_work(uv_work_t *w)
+/* Order of the batch's entries grouped by stream, each stream's entries in
+ * the order they were added: order[start[i] .. start[i+1]) for stream i.
+ * Both arrays are the caller's to free. */
+static void group_by_stream(const struct ship_batch *b, size_t **start_out, size_t **order_out)
 {
-    struct sl_ship *s = w->data;
-    struct ship_batch *b = s->sealed;
-    /* Group entries by stream, keeping their order inside each stream. */
     size_t *start = sl_calloc(b->ns + 1, sizeof(size_t));
     size_t *order = sl_mallocarray(b->ne ? b->ne : 1, sizeof(size_t));
     for (size_t i = 0; i < b->ne; i++)
@@ -115,21 +119,111 @@ static void encode_work(uv_work_t *w)
         start[i + 1] += start[i];
     for (size_t i = 0; i < b->ne; i++)
         order[start[b->e[i].sidx]++] = i;
+    /* start[i] now points past stream i: shift back by one stream */
+    memmove(start + 1, start, b->ns * sizeof(size_t));
+    start[0] = 0;
+    *start_out = start;
+    *order_out = order;
+}
+
+static struct sl_bytes entry_line(const struct ship_batch *b, const struct ship_entry *e)
+{
+    return sl_bytes(b->lines.data + e->off, e->len);
+}
+
+static int encode_native(const struct ship_batch *b, const size_t *start, const size_t *order,
+                         struct sl_buf *raw)
+{
     struct sl_batch_enc enc;
-    struct sl_buf raw = SL_BUF_INIT;
     sl_batch_enc_init(&enc);
-    size_t k = 0;
     for (size_t i = 0; i < b->ns; i++) {
         sl_batch_enc_stream(&enc, b->st[i].s->labels, b->st[i].n);
-        for (size_t j = 0; j < b->st[i].n; j++, k++) {
+        for (size_t k = start[i]; k < start[i + 1]; k++) {
             const struct ship_entry *e = &b->e[order[k]];
-            sl_batch_enc_entry(&enc, e->ts_ns, sl_bytes(b->lines.data + e->off, e->len), NULL, 0);
+            sl_batch_enc_entry(&enc, e->ts_ns, entry_line(b, e), NULL, 0);
         }
     }
-    b->enc_err = sl_batch_enc_finish(&enc, &raw);
+    int rc = sl_batch_enc_finish(&enc, raw);
     sl_batch_enc_release(&enc);
-    if (!b->enc_err)
-        b->enc_err = sl_compress(s->o.codec, &b->body, raw.data, raw.len, 0);
+    return rc;
+}
+
+/* {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]},...]} */
+static void encode_loki_json(const struct ship_batch *b, const size_t *start, const size_t *order,
+                             struct sl_buf *raw)
+{
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, raw);
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "streams");
+    sl_jsonw_arr_open(&w);
+    for (size_t i = 0; i < b->ns; i++) {
+        const struct sl_labels *ls = b->st[i].s->labels;
+        sl_jsonw_obj_open(&w);
+        sl_jsonw_key(&w, "stream");
+        sl_jsonw_obj_open(&w);
+        for (size_t j = 0; j < ls->n; j++) {
+            sl_jsonw_key_bytes(&w, ls->items[j].name);
+            sl_jsonw_bytes(&w, ls->items[j].value);
+        }
+        sl_jsonw_obj_close(&w);
+        sl_jsonw_key(&w, "values");
+        sl_jsonw_arr_open(&w);
+        for (size_t k = start[i]; k < start[i + 1]; k++) {
+            const struct ship_entry *e = &b->e[order[k]];
+            sl_jsonw_arr_open(&w);
+            sl_jsonw_i64_str(&w, e->ts_ns);
+            sl_jsonw_bytes(&w, entry_line(b, e));
+            sl_jsonw_arr_close(&w);
+        }
+        sl_jsonw_arr_close(&w);
+        sl_jsonw_obj_close(&w);
+    }
+    sl_jsonw_arr_close(&w);
+    sl_jsonw_obj_close(&w);
+}
+
+static void encode_loki_protobuf(const struct ship_batch *b, const size_t *start,
+                                 const size_t *order, struct sl_buf *raw)
+{
+    struct sl_batch_entry *es = sl_mallocarray(b->ne ? b->ne : 1, sizeof(*es));
+    struct sl_buf labels = SL_BUF_INIT;
+    for (size_t i = 0; i < b->ns; i++) {
+        size_t n = 0;
+        for (size_t k = start[i]; k < start[i + 1]; k++, n++) {
+            const struct ship_entry *e = &b->e[order[k]];
+            es[n] = (struct sl_batch_entry){.ts_ns = e->ts_ns, .line = entry_line(b, e)};
+        }
+        sl_buf_clear(&labels);
+        sl_labels_format(b->st[i].s->labels, &labels);
+        sl_lokipb_encode_stream(raw, sl_buf_bytes(&labels), es, n);
+    }
+    sl_buf_release(&labels);
+    sl_free(es);
+}
+
+static void encode_work(uv_work_t *w)
+{
+    struct sl_ship *s = w->data;
+    struct ship_batch *b = s->sealed;
+    size_t *start, *order;
+    group_by_stream(b, &start, &order);
+    struct sl_buf raw = SL_BUF_INIT;
+    switch (s->o.protocol) {
+    case SL_SHIP_LOKI_JSON:
+        encode_loki_json(b, start, order, &raw);
+        break;
+    case SL_SHIP_LOKI_PROTOBUF:
+        encode_loki_protobuf(b, start, order, &raw);
+        break;
+    default:
+        b->enc_err = encode_native(b, start, order, &raw);
+        break;
+    }
+    if (!b->enc_err && s->o.protocol == SL_SHIP_LOKI_PROTOBUF)
+        b->enc_err = sl_snappy_compress(&b->body, raw.data ? raw.data : "", raw.len);
+    else if (!b->enc_err)
+        b->enc_err = sl_compress(s->body_codec, &b->body, raw.data, raw.len, 0);
     sl_buf_release(&raw);
     sl_free(order);
     sl_free(start);
@@ -237,9 +331,11 @@ static void send_batch(struct sl_ship *s)
     char enc[64], tenant[SL_TENANT_MAX_LEN + 32];
     struct sl_buf auth = SL_BUF_INIT;
     size_t nh = 0;
-    hdrs[nh++] = "Content-Type: " SL_PUSH_CONTENT_TYPE;
-    if (s->o.codec != SL_CODEC_NONE) {
-        snprintf(enc, sizeof(enc), "Content-Encoding: %s", sl_codec_name(s->o.codec));
+    hdrs[nh++] = s->o.protocol == SL_SHIP_LOKI_JSON       ? "Content-Type: application/json"
+                 : s->o.protocol == SL_SHIP_LOKI_PROTOBUF ? "Content-Type: application/x-protobuf"
+                                                          : "Content-Type: " SL_PUSH_CONTENT_TYPE;
+    if (s->body_codec != SL_CODEC_NONE) {
+        snprintf(enc, sizeof(enc), "Content-Encoding: %s", sl_codec_name(s->body_codec));
         hdrs[nh++] = enc;
     }
     if (s->o.tenant && *s->o.tenant) {
@@ -365,6 +461,18 @@ static void on_response(struct sl_http_response *resp, void *ud)
 
 /* --- lifecycle --- */
 
+int sl_ship_protocol_parse(const char *name, enum sl_ship_protocol *out)
+{
+    static const char *const names[] = {"sluice", "loki-json", "loki-protobuf"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (enum sl_ship_protocol)i;
+            return 0;
+        }
+    }
+    return SL_EINVAL;
+}
+
 static char *dup_opt(const char *v)
 {
     return sl_strdup(v ? v : "");
@@ -379,6 +487,18 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
     s->o.url = dup_opt(o->url);
     s->o.tenant = dup_opt(o->tenant);
     s->o.bearer_token_file = dup_opt(o->bearer_token_file);
+    s->o.ca_file = dup_opt(o->ca_file);
+    switch (o->protocol) {
+    case SL_SHIP_LOKI_JSON: /* Loki reads gzip (and deflate), not zstd */
+        s->body_codec = o->codec == SL_CODEC_NONE ? SL_CODEC_NONE : SL_CODEC_GZIP;
+        break;
+    case SL_SHIP_LOKI_PROTOBUF: /* snappy inside, no Content-Encoding */
+        s->body_codec = SL_CODEC_NONE;
+        break;
+    default:
+        s->body_codec = o->codec;
+        break;
+    }
     s->cbs = *cbs;
     s->ud = ud;
     s->rng = (uint64_t)sl_now_ns() | 1;
@@ -386,7 +506,10 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
     uv_timer_init(loop, &s->retry_timer);
     s->wait_timer.data = s;
     s->retry_timer.data = s;
-    struct sl_http_client_opts co = {0};
+    struct sl_http_client_opts co = {
+        .ca_file = *s->o.ca_file ? s->o.ca_file : NULL,
+        .insecure_skip_verify = o->insecure_skip_verify,
+    };
     s->client = sl_http_client_new(loop, &co);
     s->m_sent = sl_metric_with(sl_metrics_counter(m, "sluice_agent_lines_sent_total",
                                                   "Lines acknowledged by the receiver.", NULL));
@@ -417,6 +540,7 @@ static void maybe_free(struct sl_ship *s)
     sl_free((char *)s->o.url);
     sl_free((char *)s->o.tenant);
     sl_free((char *)s->o.bearer_token_file);
+    sl_free((char *)s->o.ca_file);
     sl_free(s);
 }
 

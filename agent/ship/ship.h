@@ -1,11 +1,16 @@
 /* Batching and delivery to the aggregator (native protocol, DESIGN.md
- * "Agent -> aggregator protocol").
+ * "Agent -> aggregator protocol") or to a Loki push endpoint.
  *
  * Entries are added to the batch being built (one per agent: the agent has
  * one tenant, client.tenant). The batch is sealed when it holds batch_size
  * line bytes or batch_wait after its first entry; a sealed batch is encoded
- * (common/batch.h msgpack) and compressed (common/compress.h) on the libuv
- * thread pool, then POSTed with the async client (common/http_client.h).
+ * and compressed on the libuv thread pool, then POSTed with the async client
+ * (common/http_client.h). Encodings (client.protocol):
+ *   sluice         msgpack (common/batch.h), Content-Encoding from codec;
+ *   loki-json      Loki's JSON push body, gzip unless codec is none (Loki
+ *                  reads no zstd, so zstd means gzip here);
+ *   loki-protobuf  Loki's PushRequest (common/lokipb.h) in a snappy block
+ *                  (common/snappy.h), as Promtail sends it; codec is ignored.
  *
  * At most one batch is in flight and one is being built, so memory is
  * bounded: sl_ship_full() turns true when the building batch is full while
@@ -45,8 +50,20 @@ struct sl_ship_stream {
     uint32_t idx;
 };
 
+enum sl_ship_protocol {
+    SL_SHIP_NATIVE = 0,    /* "sluice" */
+    SL_SHIP_LOKI_JSON,     /* "loki-json" */
+    SL_SHIP_LOKI_PROTOBUF, /* "loki-protobuf" */
+};
+
+/* "sluice", "loki-json" or "loki-protobuf". Returns 0 or SL_EINVAL. */
+int sl_ship_protocol_parse(const char *name, enum sl_ship_protocol *out);
+
 struct sl_ship_opts {
     const char *url;
+    enum sl_ship_protocol protocol;
+    const char *ca_file;           /* "" or NULL: the system store (https URLs) */
+    bool insecure_skip_verify;     /* testing only */
     const char *tenant;            /* "" or NULL: no X-Scope-OrgID */
     const char *bearer_token_file; /* "" or NULL: no Authorization */
     enum sl_codec codec;

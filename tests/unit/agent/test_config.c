@@ -96,7 +96,8 @@ static void test_bad_values(void **state)
 {
     (void)state;
     expect_bad("client.compression=lz4", "client.compression");
-    expect_bad("client.protocol=loki-json", "client.protocol");
+    expect_bad("client.protocol=loki", "client.protocol");
+    expect_bad("client.tls.ca_file=/nonexistent/ca.pem", "client.tls.ca_file");
     expect_bad("client.url=ftp://x", "client.url");
     expect_bad("client.backoff.max=1ms", "client.backoff.max");
     expect_bad("server.log_level=loud", "server.log_level");
