@@ -197,6 +197,8 @@ static void fill_push_opts(const struct sl_agg_config *c, struct sl_push_opts *o
     o->limits.reject_old_samples = c->lim_reject_old_samples;
     o->limits.reject_old_samples_max_age_ns = c->lim_reject_old_samples_max_age_ns;
     o->limits.creation_grace_period_ns = c->lim_creation_grace_period_ns;
+    o->limits.ingestion_rate_bytes = c->lim_ingestion_rate_mb_f * (1 << 20);
+    o->limits.ingestion_burst_bytes = c->lim_ingestion_burst_size_mb_f * (1 << 20);
 }
 
 static int start_http(struct app *app)

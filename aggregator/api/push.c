@@ -5,10 +5,12 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "aggregator/distributor/ratelimit.h"
 #include "aggregator/tenant/tenant.h"
 #include "aggregator/wal/wal.h"
 #include "common/compress.h"
@@ -16,14 +18,17 @@
 #include "common/format.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/lokipb.h"
 #include "common/mem.h"
 #include "common/metrics.h"
+#include "common/snappy.h"
 #include "common/timeutil.h"
 
 struct sl_push_api {
     struct sl_ingester *ing;
     struct sl_wal *wal;
     struct sl_push_opts o;
+    struct sl_ratelimit *rl;
     struct sl_metric_family *f_received, *f_bytes, *f_rejected, *f_dups;
     struct sl_metric *m_wal_unavailable;
     struct sl_log_limit log_reject, log_bad;
@@ -139,13 +144,65 @@ static void ingest_stream(struct push_ctx *c, struct sl_batch_stream *s, size_t 
     tot->duplicates += r.duplicates;
 }
 
+/* Validates every stream in place; returns the raw line bytes that passed. */
+static size_t validate_batch(struct push_ctx *c, struct sl_batch *b, size_t *kept)
+{
+    int64_t now = sl_now_ns();
+    size_t bytes = 0;
+    *kept = 0;
+    for (size_t i = 0; i < b->nstreams; i++) {
+        struct sl_batch_stream *s = &b->streams[i];
+        if (s->nentries == 0)
+            continue;
+        sl_distributor_validate_stream(&c->api->o.limits, s, now, &c->rej);
+        for (size_t k = 0; k < s->nentries; k++)
+            bytes += s->entries[k].line.len;
+        *kept += s->nentries;
+    }
+    return bytes;
+}
+
+/* Takes the push's bytes from the tenant's bucket; on refusal counts the
+ * entries, answers 429 with Retry-After and returns non-zero. */
+static int rate_limit(struct push_ctx *c, size_t entries, size_t bytes)
+{
+    struct sl_push_api *api = c->api;
+    int64_t wait_ns;
+    if (sl_ratelimit_take(api->rl, c->tenant, bytes, sl_mono_ns(), &wait_ns) == 0)
+        return 0;
+    sl_rejects_add(&c->rej, SL_REJECT_RATE_LIMITED, entries, NULL);
+    count_rejects(c);
+    long long secs = (long long)((wait_ns + SL_NS_PER_SEC - 1) / SL_NS_PER_SEC);
+    char ra[32];
+    snprintf(ra, sizeof(ra), "%lld", secs < 1 ? 1 : secs);
+    struct sl_buf msg = SL_BUF_INIT;
+    sl_buf_appendf(&msg,
+                   "ingestion rate limit exceeded for tenant %s (limit: %.0f bytes/sec, burst "
+                   "%.0f bytes) while attempting to ingest %zu lines totaling %zu bytes; nothing "
+                   "was kept, retry after %s s or reduce log volume",
+                   c->tenant_z, api->o.limits.ingestion_rate_bytes,
+                   api->o.limits.ingestion_burst_bytes, entries, bytes, ra);
+    sl_log_limited(&api->log_reject, SL_LOG_WARN, "push: rate limited, answering 429",
+                   "tenant=%s entries=%zu bytes=%zu retry_after_s=%s", c->tenant_z, entries, bytes,
+                   ra);
+    size_t rejected = sl_rejects_total(&c->rej);
+    struct sl_http_request *req = c->req;
+    ctx_release(c);
+    sl_http_req_add_header(req, "Retry-After", ra);
+    respond_error(req, 429, msg.data, rejected);
+    sl_buf_release(&msg);
+    return -1;
+}
+
 static void process_batch(struct push_ctx *c, struct sl_batch *b)
 {
     struct sl_push_api *api = c->api;
     sl_counter_add(sl_metric_with(api->f_received, c->tenant_z), (double)b->nentries);
     sl_counter_add(sl_metric_with(api->f_bytes, c->tenant_z), (double)b->line_bytes);
-    int64_t now = sl_now_ns();
-    size_t maxn = 0;
+    size_t kept, maxn = 0;
+    size_t bytes = validate_batch(c, b, &kept);
+    if (kept && rate_limit(c, kept, bytes) != 0)
+        return;
     for (size_t i = 0; i < b->nstreams; i++)
         if (b->streams[i].nentries > maxn)
             maxn = b->streams[i].nentries;
@@ -153,14 +210,9 @@ static void process_batch(struct push_ctx *c, struct sl_batch *b)
     struct sl_batch_enc enc;
     sl_batch_enc_init(&enc);
     struct sl_push_result tot = {0};
-    for (size_t i = 0; i < b->nstreams; i++) {
-        struct sl_batch_stream *s = &b->streams[i];
-        if (s->nentries == 0)
-            continue;
-        if (sl_distributor_validate_stream(&api->o.limits, s, now, &c->rej) == 0)
-            continue;
-        ingest_stream(c, s, idx, &enc, &tot);
-    }
+    for (size_t i = 0; i < b->nstreams; i++)
+        if (b->streams[i].nentries)
+            ingest_stream(c, &b->streams[i], idx, &enc, &tot);
     c->accepted = tot.accepted;
     count_rejects(c);
     if (tot.duplicates)
@@ -224,6 +276,17 @@ static struct push_ctx *ctx_new(struct sl_push_api *api, struct sl_http_request 
     return c;
 }
 
+/* Answers a body that cannot be read (status, message), releasing c. */
+static void refuse_body(struct push_ctx *c, int status, struct sl_buf *msg)
+{
+    sl_log_limited(&c->api->log_bad, SL_LOG_WARN, "push: body refused", "tenant=%s status=%d",
+                   c->tenant_z, status);
+    struct sl_http_request *req = c->req;
+    ctx_release(c);
+    respond_error(req, status, msg->data, 0);
+    sl_buf_release(msg);
+}
+
 /* Decompresses the request body into c->body; on failure releases c, answers
  * and returns non-zero. */
 static int ctx_decompress(struct push_ctx *c)
@@ -251,11 +314,7 @@ static int ctx_decompress(struct push_ctx *c)
     }
     if (!status)
         return 0;
-    sl_log_limited(&c->api->log_bad, SL_LOG_WARN, "push: body refused", "tenant=%s status=%d",
-                   c->tenant_z, status);
-    ctx_release(c);
-    respond_error(req, status, msg.data, 0);
-    sl_buf_release(&msg);
+    refuse_body(c, status, &msg);
     return -1;
 }
 
@@ -294,25 +353,79 @@ static void handle_native(struct sl_http_request *req, void *ud)
     process_batch(c, &b);
 }
 
+/* Loki's protobuf body: snappy block inside any Content-Encoding (already
+ * undone into c->body), then a PushRequest. Each stream's labels string is
+ * parsed here so that one unparsable stream is rejected alone. */
+static void handle_loki_proto(struct push_ctx *c)
+{
+    struct sl_buf raw = SL_BUF_INIT, msg = SL_BUF_INIT;
+    int rc = sl_snappy_decompress(&raw, c->body.data ? c->body.data : "", c->body.len,
+                                  SL_PUSH_MAX_DECODED_BYTES);
+    if (rc != 0) {
+        sl_buf_release(&raw);
+        if (rc == SL_ETOOBIG)
+            sl_buf_appendf(&msg, "snappy body decompresses to more than %llu bytes",
+                           (unsigned long long)SL_PUSH_MAX_DECODED_BYTES);
+        else
+            sl_buf_append_str(&msg, "protobuf push body is not a snappy block (Loki expects "
+                                    "snappy block compression, not the framed format)");
+        refuse_body(c, rc == SL_ETOOBIG ? 413 : 400, &msg);
+        return;
+    }
+    sl_buf_release(&c->body);
+    c->body = raw;
+    struct sl_arena *a = &c->req->arena;
+    struct sl_lokipb_push p;
+    if (sl_lokipb_decode(a, c->body.data, c->body.len, &p, &msg) != 0) {
+        reject_body(c, "protobuf", &msg);
+        sl_buf_release(&msg);
+        return;
+    }
+    struct sl_batch b = {
+        .nstreams = p.nstreams,
+        .nentries = p.nentries,
+        .line_bytes = p.line_bytes,
+        .streams = sl_arena_calloc(a, (p.nstreams ? p.nstreams : 1) * sizeof(*b.streams))};
+    for (size_t i = 0; i < p.nstreams; i++) {
+        struct sl_batch_stream *s = &b.streams[i];
+        s->entries = p.streams[i].entries;
+        s->nentries = p.streams[i].nentries;
+        sl_buf_clear(&msg);
+        if (sl_labels_parse(a, p.streams[i].labels.ptr, p.streams[i].labels.len, &s->labels,
+                            &msg) != 0) {
+            sl_rejects_add(&c->rej, SL_REJECT_INVALID_LABELS, s->nentries,
+                           "streams[%zu]: cannot parse labels \"%.*s\": %s", i,
+                           (int)(p.streams[i].labels.len > 200 ? 200 : p.streams[i].labels.len),
+                           p.streams[i].labels.ptr, msg.data ? msg.data : "");
+            s->nentries = 0;
+        }
+    }
+    sl_buf_release(&msg);
+    process_batch(c, &b);
+}
+
 static void handle_loki(struct sl_http_request *req, void *ud)
 {
     struct sl_push_api *api = ud;
     struct push_ctx *c = ctx_new(api, req);
     if (!c)
         return;
+    /* Loki reads every Content-Type but JSON as protobuf; an explicit other
+     * type is more likely a client mistake, so it is refused here. */
     const struct sl_bytes *ct = sl_http_req_header(req, "Content-Type");
-    if (!media_type_is(ct, "application/json")) {
-        bool proto = !ct || ct->len == 0 || media_type_is(ct, "application/x-protobuf");
+    bool json = media_type_is(ct, "application/json");
+    if (!json && ct && ct->len && !media_type_is(ct, "application/x-protobuf")) {
         ctx_release(c);
-        respond_error(req, 415,
-                      proto ? "Loki protobuf push (application/x-protobuf) is not supported "
-                              "yet; send application/json"
-                            : "Content-Type must be application/json",
+        respond_error(req, 415, "Content-Type must be application/json or application/x-protobuf",
                       0);
         return;
     }
     if (ctx_decompress(c) != 0)
         return;
+    if (!json) {
+        handle_loki_proto(c);
+        return;
+    }
     struct sl_batch b;
     struct sl_buf err = SL_BUF_INIT;
     if (sl_push_json_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
@@ -523,6 +636,7 @@ struct sl_push_api *sl_push_api_new(struct sl_http_server *srv, struct sl_ingest
     api->ing = ing;
     api->wal = wal;
     api->o = *o;
+    api->rl = sl_ratelimit_new(o->limits.ingestion_rate_bytes, o->limits.ingestion_burst_bytes);
     api->f_received =
         sl_metrics_counter(m, "sluice_aggregator_lines_received_total",
                            "Entries received in push requests, before validation.", "tenant");
@@ -542,5 +656,8 @@ struct sl_push_api *sl_push_api_new(struct sl_http_server *srv, struct sl_ingest
 
 void sl_push_api_free(struct sl_push_api *p)
 {
+    if (!p)
+        return;
+    sl_ratelimit_free(p->rl);
     sl_free(p);
 }

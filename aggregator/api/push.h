@@ -7,17 +7,27 @@
  *                              {"streams":[{"stream":{"app":"x"},
  *                                           "values":[["<ns>","<line>"],
  *                                                     ["<ns>","<line>",{"k":"v"}]]}]}
- *                            Loki's protobuf+snappy body is not supported yet (415).
+ *                            or Loki protobuf (Content-Type application/x-protobuf,
+ *                            or none, as Loki assumes): a snappy block (inside any
+ *                            Content-Encoding) holding a logproto.PushRequest
+ *                            (common/lokipb.h), structured metadata included; each
+ *                            stream's labels string is parsed with sl_labels_parse
+ *                            and an unparsable one rejects that stream only
+ *                            (invalid_labels). Another Content-Type is 415.
  *
  * Flow (loop thread): tenant -> decompress (at most SL_PUSH_MAX_DECODED_BYTES)
- * -> decode -> validate each stream (aggregator/distributor) -> ingester ->
- * one WAL record of the accepted entries -> reply once the record is durable.
+ * -> decode -> validate each stream (aggregator/distributor) -> per-tenant rate
+ * limit on the raw line bytes that passed (aggregator/distributor/ratelimit.h)
+ * -> ingester -> one WAL record of the accepted entries -> reply once the
+ * record is durable.
  *
  * Replies: 204 all kept; 400 {"error": "...", "rejected": N} (the valid entries
  * are kept; the message names each kind of rejection, how many, and a first
  * example); 400 for an undecodable body; 401 without a tenant under auth; 413
- * body too large (decoded); 415 content type or encoding; 503 once the WAL has
- * failed (nothing more is accepted; restart the process).
+ * body too large (decoded); 415 content type or encoding; 429 rate limited,
+ * with Retry-After (whole seconds until the same push would pass) and nothing
+ * kept, the entries counted as rejected with reason "rate_limited"; 503 once
+ * the WAL has failed (nothing more is accepted; restart the process).
  *
  * WAL record payload (version 1), written by this module and read back by
  * sl_push_record_apply():

@@ -2,7 +2,9 @@
  * never, only added. */
 #include "aggregator/config/agg_config.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -78,10 +80,11 @@ const struct sl_option sl_agg_options[] = {
     {"ring.replication_factor", SL_OPT_INT, "1", OFF(ring_replication_factor),
      "copies of each stream"},
     {"ring.secret", SL_OPT_STRING, "", OFF(ring_secret), "shared secret between replicas"},
-    {"limits.ingestion_rate_mb", SL_OPT_INT, "4", OFF(lim_ingestion_rate_mb),
-     "per-tenant ingestion rate, MB/s"},
-    {"limits.ingestion_burst_size_mb", SL_OPT_INT, "6", OFF(lim_ingestion_burst_size_mb),
-     "per-tenant ingestion burst, MB"},
+    {"limits.ingestion_rate_mb", SL_OPT_STRING, "4", OFF(lim_ingestion_rate_mb),
+     "per-tenant ingestion rate of raw line bytes, MB/s (2^20 bytes; fractions allowed; "
+     "0: no limit); above it pushes get 429 with Retry-After"},
+    {"limits.ingestion_burst_size_mb", SL_OPT_STRING, "6", OFF(lim_ingestion_burst_size_mb),
+     "per-tenant ingestion burst, MB (fractions allowed)"},
     {"limits.max_line_size", SL_OPT_SIZE, "256KiB", OFF(lim_max_line_size),
      "longer lines are rejected (line_too_long)"},
     {"limits.max_label_names_per_series", SL_OPT_INT, "15", OFF(lim_max_label_names_per_series),
@@ -117,6 +120,18 @@ static bool one_of(const char *v, const char *const *allowed)
         if (strcmp(v, *allowed) == 0)
             return true;
     return false;
+}
+
+/* A non-negative decimal number of MB, e.g. "4" or "0.5". */
+static int parse_mb(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno || !(v >= 0) || v > 1e9)
+        return SL_EINVAL;
+    *out = v;
+    return 0;
 }
 
 static int bad(struct sl_buf *err, const char *key, const char *why)
@@ -163,6 +178,11 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
     if (c->lim_max_label_names_per_series <= 0 || c->lim_max_label_name_length <= 0 ||
         c->lim_max_label_value_length <= 0)
         return bad(err, "limits.max_label_*", "must be positive");
+    double mb;
+    if (parse_mb(c->lim_ingestion_rate_mb, &mb) != 0)
+        return bad(err, "limits.ingestion_rate_mb", "expected a number of MB/s, e.g. 4 or 0.5");
+    if (parse_mb(c->lim_ingestion_burst_size_mb, &mb) != 0)
+        return bad(err, "limits.ingestion_burst_size_mb", "expected a number of MB, e.g. 6");
     if (c->lim_max_streams_per_tenant < 0)
         return bad(err, "limits.max_streams_per_tenant", "must not be negative");
     return 0;
@@ -175,9 +195,13 @@ int sl_agg_config_load(struct sl_agg_config *cfg, const char *path, const char *
     if (rc != 0)
         return rc;
     rc = sl_agg_config_check(cfg, err);
-    if (rc != 0)
+    if (rc != 0) {
         sl_agg_config_release(cfg);
-    return rc;
+        return rc;
+    }
+    parse_mb(cfg->lim_ingestion_rate_mb, &cfg->lim_ingestion_rate_mb_f);
+    parse_mb(cfg->lim_ingestion_burst_size_mb, &cfg->lim_ingestion_burst_size_mb_f);
+    return 0;
 }
 
 void sl_agg_config_release(struct sl_agg_config *cfg)

@@ -61,8 +61,12 @@ struct sl_agg_config {
     int64_t ring_replication_factor;
     char *ring_secret;
     /* limits */
-    int64_t lim_ingestion_rate_mb;
-    int64_t lim_ingestion_burst_size_mb;
+    /* Read as text so that fractions work ("0.5", as in Loki); the numbers
+     * are in the _mb_f fields, filled by sl_agg_config_load. */
+    char *lim_ingestion_rate_mb;
+    char *lim_ingestion_burst_size_mb;
+    double lim_ingestion_rate_mb_f;
+    double lim_ingestion_burst_size_mb_f;
     int64_t lim_max_line_size;
     int64_t lim_max_label_names_per_series;
     int64_t lim_max_label_name_length;

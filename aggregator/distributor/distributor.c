@@ -13,6 +13,7 @@ static const char *const reason_names[SL_REJECT__COUNT] = {
     [SL_REJECT_TOO_NEW] = "too_far_in_future",
     [SL_REJECT_OUT_OF_ORDER] = "out_of_order",
     [SL_REJECT_STREAM_LIMIT] = "stream_limit",
+    [SL_REJECT_RATE_LIMITED] = "rate_limited",
 };
 
 /* Examples quoting a stream are cut here: a reply should stay readable. */

@@ -3,7 +3,8 @@
  * timestamps (reject_old_samples, creation_grace_period). Rejections are
  * counted per reason, with the first example of each kept for the 400 reply
  * ("valid entries kept; the reply names each kind of rejection and how many").
- * Rate limits are a later issue.
+ * The per-tenant ingestion rate limit is aggregator/distributor/ratelimit.h;
+ * the push handler applies it to the bytes that pass validation.
  *
  * Pure functions over caller-owned data; not thread-safe per object. */
 #ifndef SL_DISTRIBUTOR_H
@@ -26,6 +27,7 @@ enum sl_reject_reason {
     SL_REJECT_TOO_NEW,            /* "too_far_in_future" */
     SL_REJECT_OUT_OF_ORDER,       /* "out_of_order" (decided by the ingester) */
     SL_REJECT_STREAM_LIMIT,       /* "stream_limit" (decided by the ingester) */
+    SL_REJECT_RATE_LIMITED,       /* "rate_limited" (the whole push: 429) */
     SL_REJECT__COUNT
 };
 
@@ -37,6 +39,10 @@ struct sl_distributor_limits {
     bool reject_old_samples;
     int64_t reject_old_samples_max_age_ns;
     int64_t creation_grace_period_ns;
+    /* limits.ingestion_rate_mb / ingestion_burst_size_mb in bytes (MB = 2^20
+     * bytes, as Loki reads them); rate <= 0: no limit. */
+    double ingestion_rate_bytes;
+    double ingestion_burst_bytes;
 };
 
 /* Rejections of one request, per reason: a count and the first example. */
