@@ -1,0 +1,65 @@
+/* Flusher: moves closed chunks from the ingester's memory to the object store
+ * and indexes them (DESIGN.md "Ingester", "Chunk format", "Index").
+ *
+ *   every check_period   sl_ingester_cut closes chunks on target size, age
+ *                        and idleness and hands them here as flush jobs
+ *   workers (threads)    build the chunk object, put it under
+ *                        chunks/<tenant>/<fp>/<from>-<through>-<crc>; a failed
+ *                        put is retried with exponential backoff (0.5 s to
+ *                        10 s), for ever: the data waits in memory and in the
+ *                        WAL until the store is back
+ *   every index_upload   one index file per (tenant, day) for the chunks
+ *   _period              stored since the last one, at
+ *                        index/<day>/<tenant>/<writer>-<seq>.idx; then the
+ *                        chunks are released from memory and the WAL
+ *                        segments older than everything still in memory are
+ *                        deleted
+ *
+ * sl_flusher_flush does all of it at once for everything in memory (POST
+ * /flush, shutdown).
+ *
+ * Threading: every function may be called from any thread except that
+ * sl_flusher_flush blocks (never call it on the loop thread). */
+#ifndef SL_FLUSH_H
+#define SL_FLUSH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/compress.h"
+
+struct sl_ingester;
+struct sl_metrics;
+struct sl_store;
+struct sl_wal;
+struct sl_flusher;
+
+struct sl_flusher_opts {
+    struct sl_ingester *ing;
+    struct sl_store *store;
+    struct sl_metrics *metrics;     /* may be NULL */
+    enum sl_codec codec;            /* ingester.chunk_encoding: zstd or gzip */
+    int64_t check_period_ns;        /* ingester.flush_check_period (30 s) */
+    int64_t index_upload_period_ns; /* ingester.index_upload_period (5 m) */
+    int concurrency;                /* worker threads; 0: 4 */
+    const char *writer;             /* index file name prefix; NULL: host name */
+};
+
+/* Starts the threads. Returns 0 or SL_EINVAL. */
+int sl_flusher_start(const struct sl_flusher_opts *o, struct sl_flusher **out);
+
+/* The WAL whose segments are deleted after each index upload; NULL detaches
+ * it (call before the WAL is closed). */
+void sl_flusher_set_wal(struct sl_flusher *f, struct sl_wal *wal);
+
+/* Closes every chunk in memory, stores them, writes their index files and
+ * releases them. Returns 0 once done, SL_ETIMEDOUT if that takes longer than
+ * timeout_ns (what was not stored stays queued and is retried), or
+ * SL_ECANCELED when the flusher is stopping. */
+int sl_flusher_flush(struct sl_flusher *f, int64_t timeout_ns);
+
+/* Stops the threads and frees f. Jobs not done are dropped from here (their
+ * data is still in memory and in the WAL). */
+void sl_flusher_stop(struct sl_flusher *f);
+
+#endif

@@ -1,0 +1,282 @@
+/* Flusher: chunks and index files land in a filesystem store and read back
+ * to the same entries; memory is freed only after both; a failing store is
+ * retried until it works; WAL segment files are purged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "aggregator/chunk/chunk.h"
+#include "aggregator/flush/flush.h"
+#include "aggregator/index/index.h"
+#include "aggregator/ingester/ingester.h"
+#include "aggregator/store/store.h"
+#include "aggregator/wal/wal.h"
+#include "common/arena.h"
+#include "common/err.h"
+#include "common/labels.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+#include "common/timeutil.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/sl-test-flush-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static const int64_t T0 = 1700000000LL * 1000000000LL;
+
+static void push(struct sl_ingester *ing, const char *labels, int64_t ts, const char *line)
+{
+    struct sl_arena a;
+    sl_arena_init(&a, 0);
+    struct sl_labels ls;
+    assert_int_equal(sl_labels_parse(&a, labels, strlen(labels), &ls, NULL), 0);
+    sl_labels_sort(&ls);
+    struct sl_batch_entry e = {.ts_ns = ts, .line = sl_bytes_str(line)};
+    struct sl_push_result res = {0};
+    sl_ingester_push(ing, SL_BYTES_LIT("t1"), &ls, &e, 1, NULL, &res);
+    assert_int_equal(res.accepted, 1);
+    sl_arena_release(&a);
+}
+
+struct keys {
+    char k[32][160];
+    int n;
+};
+
+static int on_key(const char *key, uint64_t size, void *ud)
+{
+    (void)size;
+    struct keys *k = ud;
+    if (k->n < 32)
+        snprintf(k->k[k->n++], 160, "%s", key);
+    return 0;
+}
+
+struct count {
+    int entries;
+    int64_t last;
+};
+
+static int count_entry(const struct sl_chunk_entry *e, void *ud)
+{
+    struct count *c = ud;
+    assert_true(e->ts >= c->last);
+    c->last = e->ts;
+    c->entries++;
+    return 0;
+}
+
+static int on_series(const struct sl_labels *ls, uint64_t fp, const struct sl_index_chunk_ref *refs,
+                     size_t n, void *ud)
+{
+    (void)ls, (void)fp, (void)refs;
+    *(size_t *)ud += n;
+    return 0;
+}
+
+static struct sl_store *open_store(void)
+{
+    char sdir[128];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    struct sl_store_opts so = {.backend = "filesystem", .fs_dir = sdir};
+    struct sl_store *st;
+    assert_int_equal(sl_store_open(&so, NULL, &st, NULL), 0);
+    return st;
+}
+
+static void test_flush_roundtrip(void **state)
+{
+    (void)state;
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_ingester_opts io = {.block_size = 512, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, m);
+    for (int i = 0; i < 200; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "GET /api/items/%d 200 %dms", i, i % 17);
+        push(ing, "{app=\"api\"}", T0 + i, line);
+        push(ing, "{app=\"web\"}", T0 + i, line);
+    }
+    assert_int_equal(sl_ingester_streams(ing), 2);
+    struct sl_store *st = open_store();
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .metrics = m,
+                                 .codec = SL_CODEC_ZSTD,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .concurrency = 2,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    assert_int_equal(sl_flusher_flush(f, 10 * SL_NS_PER_SEC), 0);
+    assert_int_equal(sl_ingester_streams(ing), 0); /* freed once stored and indexed */
+
+    struct keys k = {0};
+    assert_int_equal(sl_store_list(st, "chunks/t1/", on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 2);
+    int total = 0;
+    for (int i = 0; i < k.n; i++) {
+        struct sl_buf obj = SL_BUF_INIT;
+        assert_int_equal(sl_store_get(st, k.k[i], &obj, NULL), 0);
+        struct sl_chunk_reader r;
+        assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
+        assert_true(r.nblocks > 1);
+        struct count c = {0, INT64_MIN};
+        assert_int_equal(sl_chunk_reader_scan(&r, INT64_MIN, INT64_MAX, count_entry, &c), 0);
+        total += c.entries;
+        sl_buf_release(&obj);
+    }
+    assert_int_equal(total, 400);
+
+    memset(&k, 0, sizeof k);
+    struct sl_buf prefix = SL_BUF_INIT;
+    sl_index_prefix(&prefix, sl_index_day(T0), SL_BYTES_LIT("t1"));
+    assert_int_equal(sl_store_list(st, prefix.data, on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 1);
+    assert_non_null(strstr(k.k[0], "/test-"));
+    struct sl_buf idx = SL_BUF_INIT;
+    assert_int_equal(sl_store_get(st, k.k[0], &idx, NULL), 0);
+    struct sl_index_reader *ir;
+    assert_int_equal(sl_index_reader_open_mem(idx.data, idx.len, &ir), 0);
+    assert_int_equal(sl_index_reader_series(ir), 2);
+    size_t refs = 0;
+    assert_int_equal(
+        sl_index_reader_select(ir, NULL, 0, NULL, NULL, T0, T0 + 1000, on_series, &refs), 0);
+    assert_int_equal(refs, 2);
+    sl_index_reader_close(ir);
+
+    /* a second flush with nothing new writes nothing */
+    assert_int_equal(sl_flusher_flush(f, 10 * SL_NS_PER_SEC), 0);
+    memset(&k, 0, sizeof k);
+    assert_int_equal(sl_store_list(st, "chunks/", on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 2);
+
+    struct sl_buf r = SL_BUF_INIT;
+    sl_metrics_render(m, &r);
+    assert_non_null(strstr(r.data, "sluice_aggregator_chunks_flushed_total 2"));
+    sl_buf_release(&r);
+    sl_buf_release(&idx);
+    sl_buf_release(&prefix);
+    sl_flusher_stop(f);
+    sl_store_close(st);
+    sl_ingester_free(ing);
+    sl_metrics_free(m);
+}
+
+static void test_flush_retry(void **state)
+{
+    (void)state;
+    struct sl_ingester_opts io = {.block_size = 4096, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, NULL);
+    push(ing, "{app=\"api\"}", T0, "one");
+    push(ing, "{app=\"api\"}", T0 + 1, "two");
+    struct sl_store *st = open_store();
+    /* a file where the chunks directory must go: every chunk put fails */
+    char block[128];
+    snprintf(block, sizeof block, "%s/store/chunks", dir);
+    FILE *fp = fopen(block, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .codec = SL_CODEC_GZIP,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    assert_int_equal(sl_flusher_flush(f, 700 * SL_NS_PER_MS), SL_ETIMEDOUT);
+    assert_int_equal(sl_ingester_streams(ing), 1); /* still in memory */
+    unlink(block);
+    assert_int_equal(sl_flusher_flush(f, 20 * SL_NS_PER_SEC), 0);
+    assert_int_equal(sl_ingester_streams(ing), 0);
+    struct keys k = {0};
+    assert_int_equal(sl_store_list(st, "chunks/t1/", on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 1);
+    struct sl_buf obj = SL_BUF_INIT;
+    assert_int_equal(sl_store_get(st, k.k[0], &obj, NULL), 0);
+    struct sl_chunk_reader r;
+    assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
+    assert_int_equal(r.codec, SL_CODEC_GZIP);
+    sl_buf_release(&obj);
+    sl_flusher_stop(f);
+    sl_store_close(st);
+    sl_ingester_free(ing);
+}
+
+static void test_wal_purge(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%016x.wal", dir, i);
+        FILE *fp = fopen(p, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    size_t removed = 0;
+    assert_int_equal(sl_wal_purge(dir, 3, &removed), 0);
+    assert_int_equal(removed, 2);
+    char p[160];
+    snprintf(p, sizeof p, "%s/%016x.wal", dir, 3);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/%016x.wal", dir, 1);
+    assert_int_not_equal(access(p, F_OK), 0);
+    assert_int_equal(sl_wal_purge(dir, UINT64_MAX, &removed), 0);
+    assert_int_equal(removed, 1);
+}
+
+static uint64_t fixed_seq(void *ud)
+{
+    return *(uint64_t *)ud;
+}
+
+static void test_min_wal_seq(void **state)
+{
+    (void)state;
+    struct sl_ingester_opts io = {.block_size = 4096, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, NULL);
+    uint64_t seq = 5, got;
+    sl_ingester_set_wal_seq_fn(ing, fixed_seq, &seq);
+    assert_false(sl_ingester_min_wal_seq(ing, &got));
+    push(ing, "{app=\"a\"}", T0, "x");
+    seq = 9;
+    push(ing, "{app=\"b\"}", T0, "y");
+    push(ing, "{app=\"a\"}", T0 + 1, "z");
+    assert_true(sl_ingester_min_wal_seq(ing, &got));
+    assert_int_equal(got, 5);
+    sl_ingester_free(ing);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_flush_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_min_wal_seq, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
