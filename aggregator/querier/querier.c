@@ -10,6 +10,7 @@
 
 #include "aggregator/ingester/ingester.h"
 #include "aggregator/logql/logql.h"
+#include "aggregator/querier/select.h"
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/jsonw.h"
@@ -156,7 +157,7 @@ static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
     return 0;
 }
 
-static int on_log_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
+static int on_log_stream(const struct sl_stream_info *s, struct sl_select_reader *rd, void *ud)
 {
     struct logrun *r = ud;
     const struct sl_querier_request *req = r->req;
@@ -167,7 +168,7 @@ static int on_log_stream(const struct sl_stream_info *s, struct sl_stream_reader
     r->cur_labels = s->labels;
     r->cur_has = false;
     r->cur_seq = 0;
-    int rc = sl_stream_reader_scan(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
+    int rc = sl_select_reader_scan(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
     return rc == SCAN_STOP ? 0 : rc;
 }
 
@@ -316,7 +317,9 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     }
     sl_arena_init(&r.arena, 0);
     r.heap = sl_mallocarray(r.limit ? r.limit : 1, sizeof *r.heap);
-    int rc = r.limit ? sl_ingester_visit(ing, req->tenant, on_log_stream, &r) : 0;
+    int rc = r.limit ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
+                                       req->start_ns, req->end_ns, on_log_stream, &r)
+                     : 0;
     if (rc)
         scan_error(res, rc);
     else
@@ -370,7 +373,7 @@ static bool meta_selected(struct metarun *m, const struct sl_labels *ls)
     return false;
 }
 
-static int on_meta_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
+static int on_meta_stream(const struct sl_stream_info *s, struct sl_select_reader *rd, void *ud)
 {
     (void)rd;
     struct metarun *m = ud;
@@ -461,7 +464,10 @@ static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *r
     }
     sl_arena_init(&m.arena, 0);
     int rc =
-        req->end_ns > req->start_ns ? sl_ingester_visit(ing, req->tenant, on_meta_stream, &m) : 0;
+        req->end_ns > req->start_ns ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL,
+                                                      NULL, req->start_ns, req->end_ns,
+                                                      on_meta_stream, &m)
+                                    : 0;
     if (rc)
         scan_error(res, rc);
     else

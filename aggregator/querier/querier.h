@@ -21,6 +21,7 @@
 #include "common/bytes.h"
 
 struct sl_ingester;
+struct sl_select;
 
 enum sl_querier_kind {
     SL_QUERIER_LOGS,         /* query_range with a log query */
@@ -40,6 +41,7 @@ struct sl_querier_request {
     int64_t limit;              /* LOGS: > 0 */
     bool forward;               /* LOGS: oldest first */
     int64_t deadline_mono_ns;   /* sl_mono_ns() deadline; 0: none */
+    struct sl_select *select;   /* memory + object store (querier/select.h); NULL: memory */
 };
 
 struct sl_querier_result {

@@ -191,6 +191,7 @@ static void after_work_cb(uv_work_t *w, int status)
 static void submit(struct sl_query_api *api, struct work *wk)
 {
     wk->api = api;
+    wk->qr.select = api->o.select;
     if (api->o.query_timeout_ns > 0)
         wk->qr.deadline_mono_ns = wk->req->start_mono_ns + api->o.query_timeout_ns;
     if (!api->loop) { /* no loop given: answer inline (blocks the loop) */

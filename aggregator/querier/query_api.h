@@ -14,6 +14,7 @@
 #include "common/http_server.h"
 
 struct sl_ingester;
+struct sl_select;
 struct sl_metrics;
 
 struct sl_query_api_opts {
@@ -23,6 +24,7 @@ struct sl_query_api_opts {
     int64_t query_timeout_ns;  /* limits.query_timeout (1m) */
     uv_loop_t *loop;           /* the server's loop: queries run on its thread pool.
                                   NULL: they run inline on the loop thread (tests) */
+    struct sl_select *select;  /* store access (querier/select.h); NULL: memory only */
 };
 
 struct sl_query_api;
