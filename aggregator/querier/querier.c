@@ -463,11 +463,10 @@ static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *r
         }
     }
     sl_arena_init(&m.arena, 0);
-    int rc =
-        req->end_ns > req->start_ns ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL,
-                                                      NULL, req->start_ns, req->end_ns,
-                                                      on_meta_stream, &m)
-                                    : 0;
+    int rc = req->end_ns > req->start_ns
+                 ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
+                                   req->start_ns, req->end_ns, on_meta_stream, &m)
+                 : 0;
     if (rc)
         scan_error(res, rc);
     else
