@@ -494,11 +494,7 @@ static void resume_known(struct sl_agent *a)
     for (size_t i = 0; i < a->pos.n; i++) {
         const struct sl_position *p = &a->pos.items[i];
         const char *name = p->name ? p->name : p->path;
-        struct stat st;
         int source;
-        if (!p->name && stat(p->path, &st) == 0 && (uint64_t)st.st_dev == p->dev &&
-            (uint64_t)st.st_ino == p->ino && (uint64_t)st.st_size >= p->offset)
-            continue; /* still where it was: discovery resumes it */
         if (!a->disc || !sl_discover_source_of(a->disc, name, &source))
             continue; /* no longer configured */
         if (sl_ftable_find(&a->files, p->dev, p->ino))
@@ -517,10 +513,14 @@ static void resume_known(struct sl_agent *a)
                     "file=%s name=%s offset=%llu", p->path, name, (unsigned long long)p->offset);
             continue;
         }
-        adopt(a, f, source, false);
-        retire(a, f, false, false);
-        sl_info("resuming rotated file", "file=%s name=%s offset=%llu", f->t.path, f->t.name,
-                (unsigned long long)f->t.read_off);
+        /* Still the file under its name: an ordinary active file. */
+        bool live = !strcmp(f->t.path, name) && !sl_ftable_by_name(&a->files, name);
+        adopt(a, f, source, live);
+        if (!live) {
+            retire(a, f, false, false);
+            sl_info("resuming rotated file", "file=%s name=%s offset=%llu", f->t.path, f->t.name,
+                    (unsigned long long)f->t.read_off);
+        }
         enqueue(a, f);
     }
 }
