@@ -11,9 +11,13 @@
 
 #include "aggregator/api/push.h"
 #include "aggregator/config/agg_config.h"
+#include "aggregator/flush/flush.h"
 #include "aggregator/ingester/ingester.h"
 #include "aggregator/querier/query_api.h"
+#include "aggregator/querier/select.h"
+#include "aggregator/store/store.h"
 #include "aggregator/wal/wal.h"
+#include "common/compress.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/http_server.h"
@@ -31,6 +35,9 @@ struct app {
     struct sl_http_server *srv;
     struct sl_push_api *push;
     struct sl_query_api *query;
+    struct sl_store *store;
+    struct sl_select *select;
+    struct sl_flusher *flusher;
     uv_signal_t sigint, sigterm;
     bool ready, stopping;
 };
@@ -152,7 +159,126 @@ static void handle_config(struct sl_http_request *req, void *ud)
     sl_buf_release(&b);
 }
 
+/* POST /flush: every in-memory chunk to the store, and its index entries,
+ * on the thread pool; 204 once done. */
+#define FLUSH_TIMEOUT_NS (5 * 60 * 1000000000LL)
+
+struct flush_work {
+    uv_work_t w;
+    struct app *app;
+    struct sl_http_request *req;
+    int rc;
+};
+
+static void flush_work_cb(uv_work_t *w)
+{
+    struct flush_work *fw = (struct flush_work *)w;
+    fw->rc = sl_flusher_flush(fw->app->flusher, FLUSH_TIMEOUT_NS);
+}
+
+static void flush_after_cb(uv_work_t *w, int status)
+{
+    struct flush_work *fw = (struct flush_work *)w;
+    if (status == 0 && fw->rc == 0)
+        sl_http_respond(fw->req, 204, NULL, NULL, 0);
+    else
+        sl_http_respond_text(fw->req, 500, "flush failed: %s",
+                             sl_strerror(status ? sl_err_from_uv(status) : fw->rc));
+    sl_free(fw);
+}
+
+static void handle_flush(struct sl_http_request *req, void *ud)
+{
+    struct app *app = ud;
+    if (!app->flusher) {
+        sl_http_respond_text(req, 400, "this target does not flush (no ingester)");
+        return;
+    }
+    struct flush_work *fw = SL_NEW(struct flush_work);
+    fw->app = app;
+    fw->req = req;
+    uv_queue_work(&app->loop, &fw->w, flush_work_cb, flush_after_cb);
+}
+
 /* ---- start-up ---- */
+
+static uint64_t wal_segment_fn(void *ud)
+{
+    return sl_wal_segment(ud);
+}
+
+static int open_store(struct app *app)
+{
+    const struct sl_agg_config *c = &app->cfg;
+    struct sl_store_opts so = {.backend = c->storage_backend,
+                               .fs_dir = c->storage_fs_dir,
+                               .s3_bucket = c->s3_bucket,
+                               .s3_region = c->s3_region,
+                               .s3_endpoint = c->s3_endpoint,
+                               .s3_path_style = c->s3_path_style,
+                               .s3_access_key_id = c->s3_access_key_id,
+                               .s3_secret_access_key = c->s3_secret_access_key,
+                               .s3_session_token = c->s3_session_token,
+                               .s3_ca_file = c->s3_ca_file,
+                               .s3_insecure_skip_verify = c->s3_insecure_skip_verify,
+                               .s3_timeout_ns = c->s3_timeout_ns,
+                               .s3_max_retries = (int)c->s3_max_retries};
+    struct sl_buf err = SL_BUF_INIT;
+    int rc = sl_store_open(&so, app->metrics, &app->store, &err);
+    if (rc != 0) {
+        sl_error("cannot open the object store", "backend=%s error=\"%s\"", c->storage_backend,
+                 err.data ? err.data : sl_strerror(rc));
+        sl_buf_release(&err);
+        return rc;
+    }
+    sl_buf_release(&err);
+    app->select = sl_select_new(app->store, app->metrics);
+    if (strcmp(c->target, "read") == 0 || strcmp(c->target, "backend") == 0)
+        return 0;
+    enum sl_codec codec = SL_CODEC_ZSTD;
+    sl_codec_parse(c->ing_chunk_encoding, strlen(c->ing_chunk_encoding), &codec);
+    struct sl_flusher_opts fo = {.ing = app->ing,
+                                 .store = app->store,
+                                 .metrics = app->metrics,
+                                 .codec = codec == SL_CODEC_NONE ? SL_CODEC_ZSTD : codec,
+                                 .check_period_ns = c->ing_flush_check_period_ns,
+                                 .index_upload_period_ns = c->ing_index_upload_period_ns};
+    rc = sl_flusher_start(&fo, &app->flusher);
+    if (rc != 0) {
+        sl_error("cannot start the flusher", "error=\"%s\"", sl_strerror(rc));
+        return rc;
+    }
+    if (app->wal) {
+        sl_ingester_set_wal_seq_fn(app->ing, wal_segment_fn, app->wal);
+        sl_flusher_set_wal(app->flusher, app->wal);
+    }
+    return 0;
+}
+
+/* After the loop: flush what is in memory (ingester.flush_on_shutdown); when
+ * all of it is stored, the WAL holds nothing more and is emptied, so a
+ * restart does not replay (and store again) what is already stored. */
+static void stop_store(struct app *app)
+{
+    if (app->flusher && app->cfg.ing_flush_on_shutdown) {
+        int rc = sl_flusher_flush(app->flusher, FLUSH_TIMEOUT_NS);
+        uint64_t seq;
+        if (rc == 0 && !sl_ingester_min_wal_seq(app->ing, &seq) && app->cfg.wal_enabled) {
+            size_t removed = 0;
+            sl_wal_purge(app->cfg.wal_dir, UINT64_MAX, &removed);
+            sl_info("flushed on shutdown", "wal_segments_removed=%zu", removed);
+        } else if (rc != 0) {
+            sl_error("flush on shutdown failed: the WAL keeps the data for the next start",
+                     "error=\"%s\"", sl_strerror(rc));
+        }
+    }
+    sl_flusher_stop(app->flusher);
+    app->flusher = NULL;
+    sl_select_free(app->select);
+    app->select = NULL;
+    sl_store_close(app->store);
+    app->store = NULL;
+}
 
 static int replay_record(struct sl_bytes payload, void *ud)
 {
@@ -214,6 +340,7 @@ static int start_http(struct app *app)
     sl_http_server_route(app->srv, "GET", "/ready", false, handle_ready, app);
     sl_http_server_route(app->srv, "GET", "/metrics", false, handle_metrics, app);
     sl_http_server_route(app->srv, "GET", "/config", false, handle_config, app);
+    sl_http_server_route(app->srv, "POST", "/flush", false, handle_flush, app);
     if (strcmp(c->target, "read") != 0) {
         struct sl_push_opts po;
         fill_push_opts(c, &po);
@@ -223,7 +350,8 @@ static int start_http(struct app *app)
                                    .max_entries_limit = c->lim_max_entries_limit_per_query,
                                    .max_query_series = c->lim_max_query_series,
                                    .query_timeout_ns = c->lim_query_timeout_ns,
-                                   .loop = &app->loop};
+                                   .loop = &app->loop,
+                                   .select = app->select};
     app->query = sl_query_api_new(app->srv, app->ing, app->metrics, &qo);
     struct sl_buf err = SL_BUF_INIT;
     int rc = sl_http_server_listen(app->srv, c->server_listen, &err);
@@ -252,6 +380,8 @@ static void on_server_closed(void *ud)
         sl_query_api_free(app->query);
         app->query = NULL;
     }
+    if (app->flusher)
+        sl_flusher_set_wal(app->flusher, NULL);
     if (app->wal)
         sl_wal_close(app->wal, on_wal_closed, app);
     else
@@ -294,13 +424,17 @@ static int run(struct app *app)
     app->metrics = sl_metrics_new();
     struct sl_ingester_opts io = {.block_size = (size_t)c->ing_chunk_block_size,
                                   .max_chunk_age_ns = c->ing_max_chunk_age_ns,
-                                  .max_streams_per_tenant = (size_t)c->lim_max_streams_per_tenant};
+                                  .max_streams_per_tenant = (size_t)c->lim_max_streams_per_tenant,
+                                  .chunk_target_size = (size_t)c->ing_chunk_target_size,
+                                  .chunk_idle_period_ns = c->ing_chunk_idle_period_ns};
     app->ing = sl_ingester_new(&io, app->metrics);
     int rc = 0;
     if (c->wal_enabled)
         rc = open_wal(app);
     else
         sl_warn("wal disabled: acknowledged pushes are lost on a crash", NULL);
+    if (rc == 0)
+        rc = open_store(app);
     if (rc == 0)
         rc = start_http(app);
     if (rc == 0) {
@@ -319,10 +453,13 @@ static int run(struct app *app)
         /* Failed start: close what was opened, then let the loop release it. */
         if (app->srv)
             sl_http_server_close(app->srv, NULL, NULL);
+        if (app->flusher)
+            sl_flusher_set_wal(app->flusher, NULL);
         if (app->wal)
             sl_wal_close(app->wal, NULL, NULL);
         uv_run(&app->loop, UV_RUN_DEFAULT);
     }
+    stop_store(app);
     if (app->query)
         sl_query_api_free(app->query);
     sl_push_api_free(app->push);
