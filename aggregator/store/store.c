@@ -10,11 +10,6 @@
 #include "common/metrics.h"
 #include "common/timeutil.h"
 
-/* TEMPORARY: store_s3.c is being written; until it is in the tree the s3
- * backend is reported as not built. Remove this once store_s3.c lands (a weak
- * reference would not pull store_s3.o out of the static library). */
-#pragma weak sl__store_s3_open
-
 enum op { OP_PUT, OP_GET, OP_GET_RANGE, OP_LIST, OP_DELETE, OP_N };
 enum result { RES_OK, RES_NOT_FOUND, RES_ERROR, RES_N };
 
@@ -109,11 +104,6 @@ int sl_store_open(const struct sl_store_opts *o, struct sl_metrics *metrics, str
     if (strcmp(b, "filesystem") == 0) {
         rc = sl__store_fs_open(o, metrics, &vt, &impl, err);
     } else if (strcmp(b, "s3") == 0) {
-        if (!sl__store_s3_open) {
-            if (err)
-                sl_buf_append_str(err, "storage.backend: s3 is not built into this binary");
-            return SL_EUNSUPP;
-        }
         rc = sl__store_s3_open(o, metrics, &vt, &impl, err);
     } else {
         if (err)
