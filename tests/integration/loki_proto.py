@@ -89,3 +89,59 @@ def wal_records(wal_dir):
             out.append(data[pos + 8:pos + 8 + n])
             pos += 8 + n
     return out
+
+
+def _read_varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, i
+
+
+def _fields(b):
+    i = 0
+    while i < len(b):
+        tag, i = _read_varint(b, i)
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            v, i = _read_varint(b, i)
+        elif wt == 2:
+            n, i = _read_varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {wt}")
+        yield num, v
+
+
+def parse_push_request(body):
+    """A PushRequest (not compressed) as [(labels_text, [(ts_ns, line, {meta})])]."""
+    out = []
+    for num, s in _fields(body):
+        if num != 1:
+            continue
+        labels, entries = "", []
+        for n2, v in _fields(s):
+            if n2 == 1:
+                labels = v.decode()
+            elif n2 == 2:
+                ts, line, meta = 0, b"", {}
+                for n3, w in _fields(v):
+                    if n3 == 1:
+                        t = dict(_fields(w))
+                        ts = t.get(1, 0) * 10**9 + t.get(2, 0)
+                    elif n3 == 2:
+                        line = w
+                    elif n3 == 3:
+                        kv = dict(_fields(w))
+                        meta[kv.get(1, b"").decode()] = kv.get(2, b"").decode()
+                entries.append((ts, line.decode(), meta))
+        out.append((labels, entries))
+    return out

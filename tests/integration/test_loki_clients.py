@@ -146,3 +146,90 @@ def test_agent_ships_loki_push(workdir, procs, aggregator, pods_path, protocol, 
         labels["node"] == "node-1"
     wait_for(lambda: metric_value(agent.metrics(), "sluice_agent_lines_sent_total") == 200,
              what="agent counted the lines as sent")
+
+
+class _LokiSink:
+    """A Loki push endpoint over HTTPS (self-signed certificate) that records
+    what it is sent: the agent's TLS options against a real TLS peer."""
+
+    def __init__(self, workdir):
+        import http.server
+        import ssl
+        import threading
+        self.cert = os.path.join(workdir, "cert.pem")
+        key = os.path.join(workdir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", self.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        self.pushes = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sink.pushes.append((self.path, dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_agent_loki_protobuf_over_tls_with_ca_file(workdir, procs, pods_path):
+    from loki_proto import parse_push_request, snappy_uncompress
+    sink = _LokiSink(workdir)
+    try:
+        path = pod_log_path(pods_path, "tlsns", "api-0", "u-2", "srv")
+        now = time.time_ns() - 10**9
+        with open(path, "w") as f:
+            for i in range(50):
+                f.write(cri_line(now + i, "stdout", "F", f"tls line {i}"))
+        token = os.path.join(workdir, "token")
+        with open(token, "w") as f:
+            f.write("tok-123\n")
+        common = ["--set", f"client.url={sink.url}/loki/api/v1/push",
+                  "--set", "client.protocol=loki-protobuf", "--set", "client.tenant=team-a",
+                  "--set", f"client.bearer_token_file={token}",
+                  "--set", "client.backoff.min=100ms", "--set", "client.backoff.max=200ms",
+                  "--set", "client.timeout=2s"]  # also bounds the stop of the first agent
+        # without the CA the certificate is refused: nothing delivered, retries counted
+        agent = Agent(workdir, "http://unused", pods_path, extra=common)
+        procs.append(agent)
+        agent.start()
+        wait_for(lambda: (metric_value(agent.metrics(), "sluice_agent_batch_retries_total")
+                          or 0) >= 1, what="TLS failures retried")
+        assert sink.pushes == []
+        agent.stop()
+        # with client.tls.ca_file it verifies and delivers
+        agent = Agent(workdir, "http://unused", pods_path,
+                      extra=common + ["--set", f"client.tls.ca_file={sink.cert}"])
+        procs.append(agent)
+        agent.start()
+        wait_for(lambda: metric_value(agent.metrics(), "sluice_agent_lines_sent_total") == 50,
+                 what="50 lines sent over TLS")
+        lines = []
+        for p, headers, body in sink.pushes:
+            assert p == "/loki/api/v1/push"
+            assert headers["Content-Type"] == "application/x-protobuf"
+            assert "Content-Encoding" not in headers
+            assert headers["X-Scope-OrgID"] == "team-a"
+            assert headers["Authorization"] == "Bearer tok-123"
+            for labels, entries in parse_push_request(snappy_uncompress(body)):
+                assert 'namespace="tlsns"' in labels and 'pod="api-0"' in labels
+                lines += [(ts, line) for ts, line, _ in entries]
+        assert sorted(lines) == [(now + i, f"tls line {i}") for i in range(50)]
+    finally:
+        sink.close()
