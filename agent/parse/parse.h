@@ -32,8 +32,8 @@ struct sl_parsed_entry {
     enum sl_log_stream stream;
     struct sl_bytes line; /* borrowed: valid during the callback only */
     /* One piece of a line longer than the parser's max line size: such lines
-     * are split into max-size entries (all with the line's timestamp), never
-     * cut. Set on every piece of the line, the last one included. */
+     * are split into max-size entries (the line's timestamp, plus 1 ns per
+     * piece before), never cut. Set on every piece of the line, the last one included. */
     bool split;
     /* If this entry and all entries before it are delivered, reading may
      * restart at safe_off: the start of the first line not yet complete

@@ -81,7 +81,9 @@ static void emit(struct sl_parser *p, int stream, size_t n, const struct sl_pars
 {
     struct sl_parser_part *part = &p->part[stream];
     struct sl_parsed_entry e = {
-        .ts_ns = part->ts_ns,
+        /* Pieces of a split line 1 ns apart: identical pieces (a long run of
+         * one byte) would otherwise be dropped as duplicates downstream. */
+        .ts_ns = part->ts_ns + (int64_t)part->pieces,
         .stream = (enum sl_log_stream)stream,
         .line = sl_bytes(part->buf.data, n),
         .split = part->split,
@@ -99,6 +101,7 @@ static void piece(struct sl_parser *p, int stream, int64_t ts, uint64_t line_sta
     if (!part->active) {
         part->active = true;
         part->split = false;
+        part->pieces = 0;
         part->ts_ns = ts;
         part->start_off = line_start;
         sl_buf_clear(&part->buf);
@@ -114,6 +117,7 @@ static void piece(struct sl_parser *p, int stream, int64_t ts, uint64_t line_sta
         if (n > 0) { /* full and more to come: this piece of the line goes now */
             part->split = true;
             emit(p, stream, part->buf.len, cbs, ud);
+            part->pieces++;
             sl_buf_clear(&part->buf);
         }
     }

@@ -9,7 +9,8 @@
  * trailing "\n") are joined per stream, stdout and stderr apart; the entry
  * carries the timestamp of its first piece. Splitting: a logical line longer
  * than max_line is emitted as several entries of max_line bytes (the last
- * one shorter), each marked split; nothing is cut away. Raw lines have no
+ * one shorter), each marked split and timestamped 1 ns after the previous
+ * piece (identical pieces must not look like duplicates); nothing is cut. Raw lines have no
  * pieces; they are timestamped with the wall clock when read.
  *
  * Offsets: every entry carries safe_off (parse.h); sl_parser_safe_off() is
@@ -30,6 +31,7 @@ struct sl_parser_part {
     struct sl_buf buf;
     bool active;
     bool split;
+    uint32_t pieces; /* split entries emitted so far */
     int64_t ts_ns;
     uint64_t start_off; /* file offset of the first piece's physical line */
 };
