@@ -247,7 +247,9 @@ static struct group *group_for(struct group **gs, size_t *n, int64_t day, struct
             return &(*gs)[i];
     *gs = sl_reallocarray(*gs, *n + 1, sizeof(**gs));
     struct group *g = &(*gs)[(*n)++];
-    *g = (struct group){day, tenant, sl_index_writer_new(), false};
+    /* a copy: the jobs (and their arenas) may be freed before the groups */
+    *g = (struct group){day, sl_bytes(sl_memdup(tenant.ptr, tenant.len + 1), tenant.len),
+                        sl_index_writer_new(), false};
     return g;
 }
 
@@ -322,8 +324,10 @@ static int write_indexes(struct sl_flusher *f)
             keep = j;
         }
     }
-    for (size_t i = 0; i < ng; i++)
+    for (size_t i = 0; i < ng; i++) {
         sl_index_writer_free(gs[i].w);
+        sl_free((void *)gs[i].tenant.ptr);
+    }
     sl_free(gs);
     if (keep) {
         pthread_mutex_lock(&f->mu);

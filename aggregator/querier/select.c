@@ -380,9 +380,13 @@ static void add_ent(struct gather *g, int64_t ts, const char *p, size_t len)
     g->e[g->n++] = (struct ent){ts, p, len};
 }
 
+/* Lines point into a block's decompressed payload, which the chunk reader
+ * reuses: keep a copy. */
 static int on_chunk_entry(const struct sl_chunk_entry *e, void *ud)
 {
-    add_ent(ud, e->ts, e->line.ptr, e->line.len);
+    struct gather *g = ud;
+    add_ent(g, e->ts, e->line.len ? sl_arena_memdup(&g->arena, e->line.ptr, e->line.len) : "",
+            e->line.len);
     return 0;
 }
 
