@@ -3,7 +3,7 @@
  * public interface, against whatever endpoint the environment names.
  *
  *   s3_driver put KEY FILE | get KEY | range KEY OFF LEN | list PREFIX |
- *             delete KEY | putmany PREFIX N SIZE
+ *             delete KEY | putmany PREFIX N SIZE [INTERVAL_MS]
  *
  * Settings (environment): SL_S3_BACKEND (default s3), SL_S3_BUCKET,
  * SL_S3_REGION, SL_S3_ENDPOINT, SL_S3_PATH_STYLE (1), SL_S3_ACCESS_KEY_ID,
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregator/store/store.h"
 #include "aggregator/store/store_backends.h"
@@ -78,8 +79,9 @@ static int run(struct sl_store *s, int argc, char **argv, struct sl_buf *err)
         rc = sl_store_list(s, argv[2], print_key, NULL, err);
     } else if (strcmp(op, "delete") == 0 && argc == 3) {
         rc = sl_store_delete(s, argv[2], err);
-    } else if (strcmp(op, "putmany") == 0 && argc == 5) {
+    } else if (strcmp(op, "putmany") == 0 && (argc == 5 || argc == 6)) {
         int n = atoi(argv[3]);
+        long interval_ms = argc == 6 ? atol(argv[5]) : 0;
         size_t size = strtoull(argv[4], NULL, 10);
         char *data = malloc(size + 1);
         for (size_t i = 0; i < size; i++)
@@ -87,13 +89,17 @@ static int run(struct sl_store *s, int argc, char **argv, struct sl_buf *err)
         rc = 0;
         for (int i = 0; rc == 0 && i < n; i++) {
             char key[512];
+            if (i && interval_ms > 0) {
+                struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
             snprintf(key, sizeof(key), "%s%05d", argv[2], i);
             rc = sl_store_put(s, key, data, size, err);
         }
         free(data);
     } else {
         sl_buf_append_str(err, "usage: s3_driver put KEY FILE | get KEY | range KEY OFF LEN | "
-                               "list PREFIX | delete KEY | putmany PREFIX N SIZE");
+                               "list PREFIX | delete KEY | putmany PREFIX N SIZE [INTERVAL_MS]");
     }
     sl_buf_release(&b);
     return rc;
