@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""Benchmark: aggregator ingest of Loki push bodies (not a test: asserts nothing).
+
+Pre-encodes a corpus of log lines (from sluice-loggen, the same generator as the
+ship benchmark) into Loki push bodies of ~1 MiB of raw lines each -- JSON, JSON
++ gzip (what pino-loki / Grafana Alloy's JSON path send) and protobuf + snappy
+(Promtail, winston-loki) -- then replays them on loopback over keep-alive
+connections to a fresh sluice-aggregator per format (WAL on, fsync batch, rate
+limits lifted). Reports, per format: wall-clock MB/s of raw line bytes and the
+aggregator's CPU seconds per GB of raw line bytes (user + system from /proc,
+counted over the replay only), beside `zstd -1` over the same raw bytes.
+
+    tests/bench/loki_push.py [BIN_DIR]      BENCH_LOKI_SIZE=100MiB (default)
+"""
+import concurrent.futures
+import gzip
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from loki_proto import push_request, snappy_compress  # noqa: E402
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build", "bin")
+SIZE = os.environ.get("BENCH_LOKI_SIZE", "100MiB")
+STREAMS = 16          # label sets per client connection
+BODY_RAW = 1 << 20    # raw line bytes per push, as the agent's default batch_size
+CONNS = 4             # concurrent pushers: keeps the aggregator busy across WAL fsyncs
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def corpus(tmp):
+    """[(ts_ns, line)] from sluice-loggen, and the raw lines file for zstd."""
+    cri = os.path.join(tmp, "gen.log")
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1800))
+    subprocess.run([os.path.join(BIN, "sluice-loggen"), "--out", cri, "--bytes", SIZE,
+                    "--seed", "42", "--start", start], check=True)
+    entries = []
+    raw = os.path.join(tmp, "raw.txt")
+    base = time.time_ns() - 1800 * 10**9
+    with open(cri, "rb") as f, open(raw, "wb") as out:
+        for i, l in enumerate(f):
+            text = l.rstrip(b"\n").split(b" ", 3)[3]
+            out.write(text + b"\n")
+            entries.append((base + i * 1000, text.decode("utf-8", "replace")))
+    os.unlink(cri)
+    return entries, raw
+
+
+def bodies(entries):
+    """Chunks of ~BODY_RAW raw bytes, each spread over STREAMS streams."""
+    chunk, size = [], 0
+    for e in entries:
+        chunk.append(e)
+        size += len(e[1])
+        if size >= BODY_RAW:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def split_streams(chunk, conn):
+    per = [[] for _ in range(STREAMS)]
+    for k, e in enumerate(chunk):
+        per[k % STREAMS].append(e)
+    return [({"app": "bench", "client": str(conn), "shard": str(s)}, es)
+            for s, es in enumerate(per) if es]
+
+
+def encode(fmt, chunk, conn):
+    streams = split_streams(chunk, conn)
+    if fmt.startswith("json"):
+        body = json.dumps({"streams": [{"stream": ls, "values": [[str(t), l] for t, l in es]}
+                                       for ls, es in streams]}).encode()
+        if fmt == "json+gzip":
+            return gzip.compress(body, 6), {"Content-Type": "application/json",
+                                            "Content-Encoding": "gzip"}
+        return body, {"Content-Type": "application/json"}
+    text = [("{" + ", ".join(f'{k}="{v}"' for k, v in ls.items()) + "}", es)
+            for ls, es in streams]
+    return snappy_compress(push_request(text)), {"Content-Type": "application/x-protobuf"}
+
+
+def replay(port, work):
+    def pusher(items):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for body, headers in items:
+            conn.request("POST", "/loki/api/v1/push", body=body, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 204:
+                raise RuntimeError(f"push answered {r.status}")
+        conn.close()
+    parts = [work[i::CONNS] for i in range(CONNS)]
+    with concurrent.futures.ThreadPoolExecutor(CONNS) as ex:
+        for f in [ex.submit(pusher, p) for p in parts]:
+            f.result()
+
+
+def run_format(fmt, chunks, raw_bytes, tmp):
+    # Body k goes to connection k % CONNS, whose streams are its own: each
+    # stream receives its entries in order, as from real clients.
+    work = [encode(fmt, c, k % CONNS) for k, c in enumerate(chunks)]
+    wire = sum(len(b) for b, _ in work)
+    port = free_port()
+    data = os.path.join(tmp, "agg-" + fmt.replace("+", "-"))
+    log = open(os.path.join(tmp, f"agg-{fmt}.log"), "wb")
+    agg = subprocess.Popen([os.path.join(BIN, "sluice-aggregator"), "--listen",
+                            f"127.0.0.1:{port}", "--data-dir", data,
+                            "--set", "limits.ingestion_rate_mb=0",
+                            "--set", "server.log_level=warn"], stdout=log, stderr=log)
+    try:
+        for _ in range(200):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/ready")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        cpu0, t0 = cpu_s(agg.pid), time.monotonic()
+        replay(port, work)
+        wall, cpu = time.monotonic() - t0, cpu_s(agg.pid) - cpu0
+        rss = peak_rss_mib(agg.pid)
+    finally:
+        agg.terminate()
+        agg.wait(60)
+        log.close()
+    return wall, cpu, rss, wire
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-loki.")
+    try:
+        entries, raw = corpus(tmp)
+        raw_bytes = sum(len(l.encode()) for _, l in entries)
+        gb = raw_bytes / 1e9
+        t = os.times()
+        subprocess.run(["zstd", "-1", "-T1", "-c", raw], stdout=subprocess.DEVNULL, check=True)
+        t2 = os.times()
+        zstd = (t2.children_user - t.children_user) + (t2.children_system - t.children_system)
+        chunks = list(bodies(entries))
+        print(f"\nloki push: {raw_bytes / 1048576:.0f} MiB of raw lines, {len(entries)} lines, "
+              f"{len(chunks)} bodies of ~1 MiB raw, {CONNS} connections with {STREAMS} streams each")
+        print(f"  {'format':<18} {'wire MiB':>9} {'MB/s':>7} {'CPU s/GB':>9} "
+              f"{'/ zstd -1':>9} {'peak RSS':>9}")
+        for fmt in ("json", "json+gzip", "protobuf+snappy"):
+            wall, cpu, rss, wire = run_format(fmt, chunks, raw_bytes, tmp)
+            print(f"  {fmt:<18} {wire / 1048576:>9.1f} {raw_bytes / 1e6 / wall:>7.1f} "
+                  f"{cpu / gb:>9.2f} {cpu / zstd:>9.2f} {rss:>6.1f} MiB")
+        print(f"  {'zstd -1 -T1':<18} {'':>9} {'':>7} {zstd / gb:>9.2f} {1:>9.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
