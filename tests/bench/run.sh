@@ -97,5 +97,38 @@ awk -v gb="$gb" -v bytes="$bytes" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {p
     printf "  agent / zstd -1 = %.2f   aggregator / zstd -1 = %.2f\n", agent / zstd, agg / zstd
 }'
 
+# idle: 1,000 quiet pod logs (one line each, already read) and the agent's
+# default periods (read.sweep_period 10s, positions.sync_period 10s). Agent CPU
+# over BENCH_IDLE_S seconds, as % of one core. Target: under 1%.
+idle_s=${BENCH_IDLE_S:-20}
+idle_pods="$tmp/idle-pods"
+for i in $(seq 0 999); do
+    d="$idle_pods/idle_quiet-${i}_u${i}/app"
+    mkdir -p "$d"
+    printf '%s stdout F quiet pod %d\n' "$start" "$i" >"$d/0.log"
+done
+idle_port=$(free_port)
+"$bin/sluice-agent" --set kubernetes.pods_path="$idle_pods" --set kubernetes.node_name=bench \
+    --set positions.file="$tmp/idle-positions.json" --set server.listen="127.0.0.1:$idle_port" \
+    --set client.url="http://127.0.0.1:$agg_port/api/v1/push" \
+    --set server.log_level=warn 2>"$tmp/idle-agent.log" &
+idle_pid=$!
+pids+=("$idle_pid")
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$idle_port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+deadline=$((SECONDS + 60))
+while [ "$(metric "http://127.0.0.1:$idle_port" sluice_agent_lines_sent_total)" -lt 1000 ]; do
+    if [ $SECONDS -gt $deadline ]; then echo "idle agent did not ship its 1,000 lines" >&2; exit 1; fi
+    sleep 0.2
+done
+sleep 2 # let the first positions save pass
+c0=$(cpu_s "$idle_pid")
+sleep "$idle_s"
+c1=$(cpu_s "$idle_pid")
+awk -v c0="$c0" -v c1="$c1" -v s="$idle_s" -v files="$(metric "http://127.0.0.1:$idle_port" sluice_agent_files_active)" \
+    -v rss="$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$idle_pid/status")" 'BEGIN {
+    printf "\nidle: %d quiet files tailed, agent CPU over %d s\n", files, s
+    printf "  %.3f CPU s = %.2f%% of a core   RSS %s MiB\n", c1 - c0, (c1 - c0) / s * 100, rss
+}'
+
 # Loki push bodies (JSON, JSON+gzip, protobuf+snappy) replayed into the aggregator.
 /usr/bin/python3 "$here/loki_push.py" "$bin"
