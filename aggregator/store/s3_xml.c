@@ -92,7 +92,8 @@ static void add_text(struct walker *w, const char *p, size_t n)
 
 static bool name_char(char c)
 {
-    return c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '=';
+    return (unsigned char)c > ' ' && c != '>' && c != '<' && c != '/' && c != '=' && c != '"' &&
+           c != '\'' && c != 0x7f;
 }
 
 /* Reads a tag name at *pp; returns a copy without a namespace prefix. */
