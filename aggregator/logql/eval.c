@@ -1,12 +1,12 @@
-/* LogQL evaluation of selectors and line filters, the canonical printer, and
- * the PCRE2 wrapper. Literal line filters use memmem; regexes use PCRE2 with
- * JIT and a match limit. */
+/* LogQL evaluation of selectors and line filters, and the PCRE2 wrapper. Literal line filters use
+ * memmem; regexes use PCRE2 with JIT and a match limit. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/logql/internal.h"
 #include "aggregator/logql/logql.h"
 #include "aggregator/logql/regex.h"
 #include "common/err.h"
@@ -17,7 +17,11 @@ struct sl_logql_regex {
     struct sl_logql_regex *next;
     pcre2_code *code;
     pcre2_match_data *md;
+    pcre2_match_data *md_full; /* with room for every group, made on first use */
     pcre2_match_context *mctx;
+    char *pattern; /* NUL-terminated copy, for sl__logql_regex_cached */
+    size_t pattern_len;
+    bool anchored;
 };
 
 int sl__logql_regex_compile(struct sl_logql_query *q, struct sl_bytes pattern, bool anchored,
@@ -51,6 +55,10 @@ int sl__logql_regex_compile(struct sl_logql_query *q, struct sl_bytes pattern, b
         abort(); /* as sl_malloc: allocation failure is fatal */
     pcre2_set_match_limit(re->mctx, SL_LOGQL_REGEX_MATCH_LIMIT);
     pcre2_set_depth_limit(re->mctx, SL_LOGQL_REGEX_MATCH_LIMIT / 10);
+    re->pattern = sl_memdup(pattern.len ? pattern.ptr : "", pattern.len + 1);
+    re->pattern[pattern.len] = 0;
+    re->pattern_len = pattern.len;
+    re->anchored = anchored;
     re->next = q->regexes;
     q->regexes = re;
     *out = re;
@@ -70,14 +78,72 @@ bool sl__logql_regex_match(struct sl_logql_query *q, struct sl_logql_regex *re,
     return false;
 }
 
+int sl__logql_regex_cached(struct sl_logql_query *q, struct sl_bytes pattern,
+                           struct sl_logql_regex **out, struct sl_buf *err)
+{
+    for (struct sl_logql_regex *re = q->regexes; re; re = re->next)
+        if (!re->anchored && re->pattern_len == pattern.len &&
+            (pattern.len == 0 || memcmp(re->pattern, pattern.ptr, pattern.len) == 0)) {
+            *out = re;
+            return 0;
+        }
+    return sl__logql_regex_compile(q, pattern, false, out, err);
+}
+
+size_t sl__logql_regex_names(struct sl_logql_query *q, struct sl_logql_regex *re,
+                             struct sl_bytes **names)
+{
+    uint32_t count = 0, namecount = 0, entry = 0;
+    PCRE2_SPTR table;
+    pcre2_pattern_info(re->code, PCRE2_INFO_CAPTURECOUNT, &count);
+    pcre2_pattern_info(re->code, PCRE2_INFO_NAMECOUNT, &namecount);
+    pcre2_pattern_info(re->code, PCRE2_INFO_NAMEENTRYSIZE, &entry);
+    pcre2_pattern_info(re->code, PCRE2_INFO_NAMETABLE, &table);
+    *names = sl_arena_calloc(&q->arena, (count + 1) * sizeof **names);
+    for (uint32_t i = 0; i < namecount; i++) {
+        const unsigned char *e = (const unsigned char *)table + (size_t)i * entry;
+        uint32_t n = ((uint32_t)e[0] << 8) | e[1];
+        if (n <= count)
+            (*names)[n] = sl_arena_bytes(&q->arena, sl_bytes_str((const char *)e + 2));
+    }
+    return count + 1;
+}
+
+int sl__logql_regex_exec(struct sl_logql_query *q, struct sl_logql_regex *re,
+                         struct sl_bytes subject, size_t start, size_t *ovec, size_t novec)
+{
+    if (!re->md_full) {
+        re->md_full = pcre2_match_data_create_from_pattern(re->code, NULL);
+        if (!re->md_full)
+            abort();
+    }
+    int rc = pcre2_match(re->code, (PCRE2_SPTR)(subject.len ? subject.ptr : ""), subject.len, start,
+                         0, re->md_full, re->mctx);
+    if (rc < 0) {
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+            rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+            q->regex_limit_hits++;
+        return 0;
+    }
+    uint32_t n = pcre2_get_ovector_count(re->md_full);
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(re->md_full);
+    for (size_t i = 0; i < novec && i < 2 * (size_t)n; i++)
+        ovec[i] = ov[i];
+    for (size_t i = 2 * (size_t)n; i < novec; i++)
+        ovec[i] = PCRE2_UNSET;
+    return (int)n;
+}
+
 void sl__logql_regex_free_all(struct sl_logql_query *q)
 {
     struct sl_logql_regex *re = q->regexes;
     while (re) {
         struct sl_logql_regex *nx = re->next;
         pcre2_match_data_free(re->md);
+        pcre2_match_data_free(re->md_full);
         pcre2_match_context_free(re->mctx);
         pcre2_code_free(re->code);
+        sl_free(re->pattern);
         sl_free(re);
         re = nx;
     }
@@ -125,8 +191,8 @@ static bool contains(struct sl_bytes line, struct sl_bytes needle)
     return line.len >= needle.len && memmem(line.ptr, line.len, needle.ptr, needle.len) != NULL;
 }
 
-static bool line_filter_pass(struct sl_logql_query *q, const struct sl_logql_line_filter *f,
-                             struct sl_bytes line)
+bool sl__logql_line_filter_pass(struct sl_logql_query *q, const struct sl_logql_line_filter *f,
+                                struct sl_bytes line)
 {
     switch (f->op) {
     case SL_LOGQL_FILTER_CONTAINS:
@@ -137,6 +203,10 @@ static bool line_filter_pass(struct sl_logql_query *q, const struct sl_logql_lin
         return sl__logql_regex_match(q, f->re, line);
     case SL_LOGQL_FILTER_NOT_MATCH:
         return !sl__logql_regex_match(q, f->re, line);
+    case SL_LOGQL_FILTER_IP:
+        return sl__logql_ip_in_line(&f->ip, line);
+    case SL_LOGQL_FILTER_NOT_IP:
+        return !sl__logql_ip_in_line(&f->ip, line);
     }
     return false;
 }
@@ -146,131 +216,10 @@ bool sl_logql_match_line(struct sl_logql_query *q, const struct sl_logql_log_exp
 {
     for (size_t k = 0; k < e->nstages; k++) {
         const struct sl_logql_stage *st = &e->stages[k];
-        if (st->kind == SL_LOGQL_STAGE_LINE_FILTER &&
-            !line_filter_pass(q, &st->u.line_filter, line))
+        if (st->kind != SL_LOGQL_STAGE_LINE_FILTER)
+            break;
+        if (!sl__logql_line_filter_pass(q, &st->line_filter, line))
             return false;
     }
     return true;
-}
-
-void sl_logql_quote(struct sl_buf *out, struct sl_bytes v)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)v.ptr;
-    sl_buf_append_char(out, '"');
-    for (size_t i = 0; i < v.len;) {
-        unsigned char c = p[i];
-        uint32_t r;
-        size_t k = sl_utf8_decode(v.ptr + i, v.len - i, &r);
-        if (k == 0) { /* invalid UTF-8: one byte as \xNN, as Go does */
-            char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            sl_buf_append(out, e, 4);
-            i++;
-            continue;
-        }
-        if (r == '"' || r == '\\') {
-            sl_buf_append_char(out, '\\');
-            sl_buf_append_char(out, (char)c);
-        } else if (r >= 0x20 && r != 0x7F && !(r >= 0x80 && r < 0xA0) && r != 0x2028 &&
-                   r != 0x2029) {
-            sl_buf_append(out, p + i, k);
-        } else {
-            const char *esc = NULL;
-            switch (r) {
-            case '\a':
-                esc = "\\a";
-                break;
-            case '\b':
-                esc = "\\b";
-                break;
-            case '\f':
-                esc = "\\f";
-                break;
-            case '\n':
-                esc = "\\n";
-                break;
-            case '\r':
-                esc = "\\r";
-                break;
-            case '\t':
-                esc = "\\t";
-                break;
-            case '\v':
-                esc = "\\v";
-                break;
-            }
-            if (esc)
-                sl_buf_append_str(out, esc);
-            else if (r < 0x80)
-                sl_buf_appendf(out, "\\x%c%c", hex[r >> 4], hex[r & 15]);
-            else
-                sl_buf_appendf(out, "\\u%04x", (unsigned)r);
-        }
-        i += k;
-    }
-    sl_buf_append_char(out, '"');
-}
-
-static const char *match_op_str(enum sl_logql_match_op op)
-{
-    switch (op) {
-    case SL_LOGQL_MATCH_EQ:
-        return "=";
-    case SL_LOGQL_MATCH_NEQ:
-        return "!=";
-    case SL_LOGQL_MATCH_RE:
-        return "=~";
-    case SL_LOGQL_MATCH_NRE:
-        return "!~";
-    }
-    return "?";
-}
-
-static const char *filter_op_str(enum sl_logql_filter_op op)
-{
-    switch (op) {
-    case SL_LOGQL_FILTER_CONTAINS:
-        return "|=";
-    case SL_LOGQL_FILTER_NOT_CONTAINS:
-        return "!=";
-    case SL_LOGQL_FILTER_MATCH:
-        return "|~";
-    case SL_LOGQL_FILTER_NOT_MATCH:
-        return "!~";
-    }
-    return "?";
-}
-
-static void format_log_expr(const struct sl_logql_log_expr *e, struct sl_buf *out)
-{
-    sl_buf_append_char(out, '{');
-    for (size_t k = 0; k < e->nmatchers; k++) {
-        const struct sl_logql_matcher *m = &e->matchers[k];
-        if (k)
-            sl_buf_append_str(out, ", ");
-        sl_buf_append_bytes(out, m->name);
-        sl_buf_append_str(out, match_op_str(m->op));
-        sl_logql_quote(out, m->value);
-    }
-    sl_buf_append_char(out, '}');
-    for (size_t k = 0; k < e->nstages; k++) {
-        const struct sl_logql_stage *st = &e->stages[k];
-        if (st->kind == SL_LOGQL_STAGE_LINE_FILTER) {
-            sl_buf_append_char(out, ' ');
-            sl_buf_append_str(out, filter_op_str(st->u.line_filter.op));
-            sl_buf_append_char(out, ' ');
-            sl_logql_quote(out, st->u.line_filter.value);
-        }
-    }
-}
-
-void sl_logql_format(const struct sl_logql_query *q, struct sl_buf *out)
-{
-    if (!q || !q->root)
-        return;
-    switch (q->root->kind) {
-    case SL_LOGQL_EXPR_LOG:
-        format_log_expr(&q->root->u.log, out);
-        break;
-    }
 }

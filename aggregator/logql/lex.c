@@ -140,6 +140,14 @@ static bool is_ident_char(char c)
     return is_ident_start(c) || (c >= '0' && c <= '9');
 }
 
+static bool decimal_mantissa(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+            return false;
+    return n > 0;
+}
+
 /* Two-character operators first, then single characters. */
 static bool lex_operator(struct lexer *lx, struct sl__logql_token *t)
 {
@@ -215,8 +223,19 @@ static int lex_one(struct lexer *lx, struct sl__logql_token *t)
         return 0;
     }
     if (c >= '0' && c <= '9') {
-        while (lx->i < lx->n && (is_ident_char(lx->s[lx->i]) || lx->s[lx->i] == '.'))
+        while (lx->i < lx->n) {
+            char d = lx->s[lx->i];
+            /* 1e+21, 1.5E-3: a signed exponent after a decimal mantissa */
+            if ((d == '+' || d == '-') && (lx->s[lx->i - 1] == 'e' || lx->s[lx->i - 1] == 'E') &&
+                lx->i + 1 < lx->n && lx->s[lx->i + 1] >= '0' && lx->s[lx->i + 1] <= '9' &&
+                decimal_mantissa(lx->s + start, lx->i - 1 - start)) {
+                lx->i++;
+                continue;
+            }
+            if (!is_ident_char(d) && d != '.')
+                break;
             lx->i++;
+        }
         t->kind = SL__TOK_NUMBER;
         t->text = sl_bytes(lx->s + start, lx->i - start);
         return 0;

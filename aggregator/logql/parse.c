@@ -1,24 +1,27 @@
 /* LogQL parser: recursive descent over the token array from lex.c.
  *
- * The supported grammar today:
- *   query    := logExpr EOF
- *   logExpr  := selector stage* | '(' logExpr ')'
- *   selector := '{' [ matcher (',' matcher)* ] '}'
- *   matcher  := IDENTIFIER ('=' | '!=' | '=~' | '!~') STRING
- *   stage    := ('|=' | '!=' | '|~' | '!~') STRING
+ *   query     := expr EOF
+ *   expr      := unary (binop [bool] [on|ignoring (..) [group_left|group_right [(..)]]] unary)*
+ *                with Loki's precedences: or < and unless < comparisons < + - < * / % < ^
+ *   unary     := ['-'|'+'] primary
+ *   primary   := '(' expr ')' | logExpr | NUMBER | vector '(' NUMBER ')'
+ *              | rangeOp '(' [NUMBER ','] logRange ')' [grouping]
+ *              | vecOp [grouping] '(' [NUMBER ','] expr ')' [grouping]
+ *              | label_replace '(' expr ',' STRING ',' STRING ',' STRING ',' STRING ')'
+ *   logRange  := logExpr '[' DURATION ']' [offset DURATION] [pipeline]
+ *   logExpr   := selector pipeline | '(' logExpr ')'
  *
- * Constructs of the later levels are recognised by their first tokens and
- * refused as unsupported, so that a user never gets a wrong answer for a
- * query that Loki would evaluate differently. */
+ * Pipeline stages are in parse_stage.c. A log expression is only valid as
+ * the whole query (Loki's rule). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "aggregator/logql/lex.h"
-#include "aggregator/logql/logql.h"
+#include "aggregator/logql/internal.h"
 #include "aggregator/logql/regex.h"
 #include "common/err.h"
 #include "common/mem.h"
+#include "common/timeutil.h"
 
 /* Loki's own wording (errAtleastOneEqualityMatcherRequired). */
 #define EMPTY_SELECTOR_MSG                                                                         \
@@ -26,78 +29,67 @@
     "an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but "    \
     "app=~\".+\" will"
 
-struct parser {
-    struct sl_logql_query *q;
-    struct sl__logql_token *t;
-    size_t nt, pos;
-    struct sl_buf *err;
+typedef struct sl__logql_parser parser;
+typedef struct sl__logql_token token;
+
+static const struct {
+    const char *name;
+    enum sl_logql_range_op op;
+} range_ops[] = {
+    {"count_over_time", SL_LOGQL_R_COUNT},       {"rate", SL_LOGQL_R_RATE},
+    {"rate_counter", SL_LOGQL_R_RATE_COUNTER},   {"bytes_over_time", SL_LOGQL_R_BYTES},
+    {"bytes_rate", SL_LOGQL_R_BYTES_RATE},       {"absent_over_time", SL_LOGQL_R_ABSENT},
+    {"sum_over_time", SL_LOGQL_R_SUM},           {"avg_over_time", SL_LOGQL_R_AVG},
+    {"min_over_time", SL_LOGQL_R_MIN},           {"max_over_time", SL_LOGQL_R_MAX},
+    {"stdvar_over_time", SL_LOGQL_R_STDVAR},     {"stddev_over_time", SL_LOGQL_R_STDDEV},
+    {"first_over_time", SL_LOGQL_R_FIRST},       {"last_over_time", SL_LOGQL_R_LAST},
+    {"quantile_over_time", SL_LOGQL_R_QUANTILE},
 };
 
-static const char *const metric_funcs[] = {
-    "count_over_time",
-    "rate",
-    "rate_counter",
-    "bytes_over_time",
-    "bytes_rate",
-    "absent_over_time",
-    "sum_over_time",
-    "avg_over_time",
-    "min_over_time",
-    "max_over_time",
-    "stdvar_over_time",
-    "stddev_over_time",
-    "first_over_time",
-    "last_over_time",
-    "quantile_over_time",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "count",
-    "stddev",
-    "stdvar",
-    "topk",
-    "bottomk",
-    "sort",
-    "sort_desc",
-    "vector",
-    "label_replace",
-    "approx_topk",
+static const struct {
+    const char *name;
+    enum sl_logql_vecagg_op op;
+} vec_ops[] = {
+    {"sum", SL_LOGQL_V_SUM},
+    {"avg", SL_LOGQL_V_AVG},
+    {"min", SL_LOGQL_V_MIN},
+    {"max", SL_LOGQL_V_MAX},
+    {"count", SL_LOGQL_V_COUNT},
+    {"stddev", SL_LOGQL_V_STDDEV},
+    {"stdvar", SL_LOGQL_V_STDVAR},
+    {"topk", SL_LOGQL_V_TOPK},
+    {"bottomk", SL_LOGQL_V_BOTTOMK},
+    {"sort", SL_LOGQL_V_SORT},
+    {"sort_desc", SL_LOGQL_V_SORT_DESC},
 };
 
-static const char *const parser_stages[] = {"json", "logfmt", "regexp", "pattern", "unpack"};
+static const char *const unsupported_funcs[] = {"approx_topk", "count_values", "quantile", "absent",
+                                                "first_over_time_sketch"};
 
-static const char *const other_stages[] = {"line_format", "label_format", "drop",    "keep",
-                                           "decolorize",  "unwrap",       "distinct"};
-
-static bool in_list(struct sl_bytes s, const char *const *list, size_t n)
-{
-    for (size_t k = 0; k < n; k++)
-        if (sl_bytes_eq_str(s, list[k]))
-            return true;
-    return false;
-}
-
-static const struct sl__logql_token *peek(const struct parser *p)
-{
-    return &p->t[p->pos];
-}
-
-static const struct sl__logql_token *peek_at(const struct parser *p, size_t ahead)
+const struct sl__logql_token *sl__logql_peek(const parser *p, size_t ahead)
 {
     size_t k = p->pos + ahead;
     return &p->t[k < p->nt ? k : p->nt - 1];
 }
 
-static const struct sl__logql_token *next(struct parser *p)
+const struct sl__logql_token *sl__logql_next(parser *p)
 {
-    const struct sl__logql_token *t = &p->t[p->pos];
+    const token *t = &p->t[p->pos];
     if (p->pos + 1 < p->nt)
         p->pos++;
     return t;
 }
 
-static int syntax_error(struct parser *p, const struct sl__logql_token *t, const char *expecting)
+#define peek(p)       sl__logql_peek((p), 0)
+#define peek_at(p, k) sl__logql_peek((p), (k))
+#define next(p)       sl__logql_next(p)
+
+bool sl__logql_is_ident(const token *t, const char *s)
+{
+    return t->kind == SL__TOK_IDENT && sl_bytes_eq_str(t->text, s);
+}
+
+int sl__logql_syntax_error(parser *p, const token *t, const char *expecting)
 {
     if (p->err) {
         sl_buf_appendf(p->err, "parse error at line %d, col %d: syntax error: unexpected %s",
@@ -108,10 +100,22 @@ static int syntax_error(struct parser *p, const struct sl__logql_token *t, const
     return SL_EINVAL;
 }
 
-static int unsupported(struct parser *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int sl__logql_error_at(parser *p, const token *t, const char *fmt, ...)
+{
+    if (p->err) {
+        if (t)
+            sl_buf_appendf(p->err, "parse error at line %d, col %d: ", t->line, t->col);
+        else
+            sl_buf_append_str(p->err, "parse error : ");
+        va_list ap;
+        va_start(ap, fmt);
+        sl_buf_vappendf(p->err, fmt, ap);
+        va_end(ap);
+    }
+    return SL_EINVAL;
+}
 
-static int unsupported(struct parser *p, const char *fmt, ...)
+int sl__logql_unsupported(parser *p, const char *fmt, ...)
 {
     if (p->err) {
         va_list ap;
@@ -123,22 +127,16 @@ static int unsupported(struct parser *p, const char *fmt, ...)
     return SL_EUNSUPP;
 }
 
-static int unsupported_name(struct parser *p, const char *what, struct sl_bytes name)
-{
-    return unsupported(p, "%s \"%.*s\"", what, (int)name.len, name.ptr);
-}
-
 /* Grows an arena array by one element (arrays here stay tiny). */
-static void *grow(struct sl_arena *a, void *arr, size_t n, size_t elem)
+void *sl__logql_grow(struct sl_arena *a, void *arr, size_t n, size_t elem)
 {
-    void *nv = sl_arena_alloc(a, (n + 1) * elem);
+    void *nv = sl_arena_calloc(a, (n + 1) * elem);
     if (n)
         memcpy(nv, arr, n * elem);
     return nv;
 }
 
-static int compile_regex(struct parser *p, const struct sl__logql_token *t, bool anchored,
-                         struct sl_logql_regex **out)
+int sl__logql_compile_regex(parser *p, const token *t, bool anchored, struct sl_logql_regex **out)
 {
     struct sl_buf why = SL_BUF_INIT;
     int rc = sl__logql_regex_compile(p->q, t->text, anchored, out, &why);
@@ -149,11 +147,11 @@ static int compile_regex(struct parser *p, const struct sl__logql_token *t, bool
     return rc;
 }
 
-static int parse_matcher(struct parser *p, struct sl_logql_matcher *m)
+int sl__logql_parse_matcher(parser *p, struct sl_logql_matcher *m)
 {
-    const struct sl__logql_token *t = next(p);
+    const token *t = next(p);
     if (t->kind != SL__TOK_IDENT)
-        return syntax_error(p, t, "IDENTIFIER");
+        return sl__logql_syntax_error(p, t, "IDENTIFIER");
     m->name = t->text;
     t = next(p);
     switch (t->kind) {
@@ -170,27 +168,28 @@ static int parse_matcher(struct parser *p, struct sl_logql_matcher *m)
         m->op = SL_LOGQL_MATCH_NRE;
         break;
     default:
-        return syntax_error(p, t, "= or != or =~ or !~");
+        return sl__logql_syntax_error(p, t, "= or != or =~ or !~");
     }
     t = next(p);
     if (t->kind != SL__TOK_STRING)
-        return syntax_error(p, t, "STRING");
+        return sl__logql_syntax_error(p, t, "STRING");
     m->value = t->text;
     m->re = NULL;
     if (m->op == SL_LOGQL_MATCH_RE || m->op == SL_LOGQL_MATCH_NRE)
-        return compile_regex(p, t, true, &m->re);
+        return sl__logql_compile_regex(p, t, true, &m->re);
     return 0;
 }
 
-static int parse_selector(struct parser *p, struct sl_logql_log_expr *e)
+static int parse_selector(parser *p, struct sl_logql_log_expr *e)
 {
-    const struct sl__logql_token *t = next(p);
+    const token *t = next(p);
     if (t->kind != SL__TOK_LBRACE)
-        return syntax_error(p, t, "{");
+        return sl__logql_syntax_error(p, t, "{");
     if (peek(p)->kind != SL__TOK_RBRACE) {
         for (;;) {
-            e->matchers = grow(&p->q->arena, e->matchers, e->nmatchers, sizeof *e->matchers);
-            int rc = parse_matcher(p, &e->matchers[e->nmatchers]);
+            e->matchers =
+                sl__logql_grow(&p->q->arena, e->matchers, e->nmatchers, sizeof *e->matchers);
+            int rc = sl__logql_parse_matcher(p, &e->matchers[e->nmatchers]);
             if (rc)
                 return rc;
             e->nmatchers++;
@@ -198,7 +197,7 @@ static int parse_selector(struct parser *p, struct sl_logql_log_expr *e)
             if (t->kind == SL__TOK_RBRACE)
                 break;
             if (t->kind != SL__TOK_COMMA)
-                return syntax_error(p, t, ", or }");
+                return sl__logql_syntax_error(p, t, ", or }");
         }
     } else {
         next(p);
@@ -212,159 +211,544 @@ static int parse_selector(struct parser *p, struct sl_logql_log_expr *e)
     return SL_EINVAL;
 }
 
-static int parse_line_filter(struct parser *p, struct sl_logql_log_expr *e)
-{
-    const struct sl__logql_token *op = next(p);
-    struct sl_logql_line_filter f = {0};
-    switch (op->kind) {
-    case SL__TOK_PIPE_EXACT:
-        f.op = SL_LOGQL_FILTER_CONTAINS;
-        break;
-    case SL__TOK_NEQ:
-        f.op = SL_LOGQL_FILTER_NOT_CONTAINS;
-        break;
-    case SL__TOK_PIPE_MATCH:
-        f.op = SL_LOGQL_FILTER_MATCH;
-        break;
-    default:
-        f.op = SL_LOGQL_FILTER_NOT_MATCH;
-        break;
-    }
-    const struct sl__logql_token *t = next(p);
-    if (t->kind == SL__TOK_IDENT && sl_bytes_eq_str(t->text, "ip") &&
-        peek(p)->kind == SL__TOK_LPAREN)
-        return unsupported(p, "line filter ip()");
-    if (t->kind != SL__TOK_STRING)
-        return syntax_error(p, t, "STRING");
-    f.value = t->text;
-    if (f.op == SL_LOGQL_FILTER_MATCH || f.op == SL_LOGQL_FILTER_NOT_MATCH) {
-        int rc = compile_regex(p, t, false, &f.re);
-        if (rc)
-            return rc;
-    }
-    if (peek(p)->kind == SL__TOK_IDENT && sl_bytes_eq_str(peek(p)->text, "or"))
-        return unsupported(p, "\"or\" in line filters");
-    e->stages = grow(&p->q->arena, e->stages, e->nstages, sizeof *e->stages);
-    e->stages[e->nstages].kind = SL_LOGQL_STAGE_LINE_FILTER;
-    e->stages[e->nstages].u.line_filter = f;
-    e->nstages++;
-    return 0;
-}
-
-static bool is_label_filter_op(enum sl__logql_tok k)
-{
-    switch (k) {
-    case SL__TOK_EQ:
-    case SL__TOK_NEQ:
-    case SL__TOK_RE:
-    case SL__TOK_NRE:
-    case SL__TOK_CMP_EQ:
-    case SL__TOK_GT:
-    case SL__TOK_GTE:
-    case SL__TOK_LT:
-    case SL__TOK_LTE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* After a '|': every valid continuation is a later level. */
-static int parse_pipe_stage(struct parser *p)
-{
-    next(p); /* | */
-    const struct sl__logql_token *t = peek(p);
-    if (t->kind == SL__TOK_IDENT) {
-        if (in_list(t->text, parser_stages, SL_ARRAY_LEN(parser_stages)))
-            return unsupported_name(p, "parser", t->text);
-        if (in_list(t->text, other_stages, SL_ARRAY_LEN(other_stages)))
-            return unsupported_name(p, "stage", t->text);
-        if (is_label_filter_op(peek_at(p, 1)->kind) ||
-            (sl_bytes_eq_str(t->text, "ip") && peek_at(p, 1)->kind == SL__TOK_LPAREN))
-            return unsupported_name(p, "label filter on", t->text);
-        return syntax_error(p, peek_at(p, 1), "= or != or =~ or !~ or == or > or >= or < or <=");
-    }
-    if (t->kind == SL__TOK_LPAREN)
-        return unsupported(p, "label filter expressions");
-    return syntax_error(p, t, "IDENTIFIER");
-}
-
-static int parse_pipeline(struct parser *p, struct sl_logql_log_expr *e)
-{
-    for (;;) {
-        const struct sl__logql_token *t = peek(p);
-        int rc;
-        switch (t->kind) {
-        case SL__TOK_PIPE_EXACT:
-        case SL__TOK_NEQ:
-        case SL__TOK_PIPE_MATCH:
-        case SL__TOK_NRE:
-            rc = parse_line_filter(p, e);
-            break;
-        case SL__TOK_PIPE_PATTERN:
-        case SL__TOK_NPA:
-            return unsupported(p, "pattern line filter \"%s\"", sl__logql_tok_name(t->kind));
-        case SL__TOK_PIPE:
-            rc = parse_pipe_stage(p);
-            break;
-        default:
-            return 0;
-        }
-        if (rc)
-            return rc;
-    }
-}
-
-static int parse_log_expr(struct parser *p, struct sl_logql_log_expr *e, bool selector_only)
+static int parse_log_expr(parser *p, struct sl_logql_log_expr *e, bool selector_only,
+                          struct sl_logql_range_expr *range)
 {
     if (peek(p)->kind == SL__TOK_LPAREN) {
         next(p);
-        int rc = parse_log_expr(p, e, selector_only);
+        int rc = parse_log_expr(p, e, selector_only, range);
         if (rc)
             return rc;
-        const struct sl__logql_token *t = next(p);
+        const token *t = next(p);
         if (t->kind != SL__TOK_RPAREN)
-            return syntax_error(p, t, ")");
+            return sl__logql_syntax_error(p, t, ")");
         return 0;
     }
     int rc = parse_selector(p, e);
     if (rc || selector_only)
         return rc;
-    return parse_pipeline(p, e);
+    return sl__logql_parse_pipeline(p, e, range);
 }
 
-/* A query not starting with a selector: name what it is, if we can. */
-static int classify_other(struct parser *p)
+static bool parse_number_tok(const token *t, double *out)
 {
-    size_t k = 0;
-    while (peek_at(p, k)->kind == SL__TOK_LPAREN)
-        k++;
-    const struct sl__logql_token *t = peek_at(p, k);
-    if (t->kind == SL__TOK_IDENT && in_list(t->text, metric_funcs, SL_ARRAY_LEN(metric_funcs)))
-        return unsupported_name(p, "metric query", t->text);
-    if (t->kind == SL__TOK_NUMBER || ((t->kind == SL__TOK_SUB || t->kind == SL__TOK_ADD) &&
-                                      peek_at(p, k + 1)->kind == SL__TOK_NUMBER))
-        return unsupported(p, "literal expressions");
-    return syntax_error(p, t, k ? NULL : "{");
+    return t->kind == SL__TOK_NUMBER && sl__logql_parse_float(t->text, out);
 }
 
-static int parse_query(struct parser *p, bool selector_only)
+static int parse_duration_tok(parser *p, const token *t, int64_t *out)
 {
+    if (t->kind != SL__TOK_NUMBER || sl_duration_parse(t->text.ptr, t->text.len, out) != 0)
+        return sl__logql_syntax_error(p, t, "DURATION");
+    return 0;
+}
+
+/* `by (a, b)` or `without (a)`; the keyword is at the current position. */
+static int parse_grouping(parser *p, struct sl_logql_grouping *g)
+{
+    if (g->present)
+        return sl__logql_syntax_error(p, peek(p), NULL);
+    g->without = sl__logql_is_ident(next(p), "without");
+    g->present = true;
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    if (peek(p)->kind == SL__TOK_RPAREN) {
+        next(p);
+        return 0;
+    }
+    for (;;) {
+        t = next(p);
+        if (t->kind != SL__TOK_IDENT)
+            return sl__logql_syntax_error(p, t, "IDENTIFIER");
+        g->names = sl__logql_grow(&p->q->arena, g->names, g->n, sizeof *g->names);
+        g->names[g->n++] = t->text;
+        t = next(p);
+        if (t->kind == SL__TOK_RPAREN)
+            return 0;
+        if (t->kind != SL__TOK_COMMA)
+            return sl__logql_syntax_error(p, t, ", or )");
+    }
+}
+
+static bool at_grouping(const parser *p)
+{
+    const token *t = peek(p);
+    return sl__logql_is_ident(t, "by") || sl__logql_is_ident(t, "without");
+}
+
+static int parse_expr(parser *p, int min_prec, struct sl_logql_expr **out);
+
+static struct sl_logql_expr *new_expr(parser *p, enum sl_logql_expr_kind k)
+{
+    struct sl_logql_expr *e = sl_arena_calloc(&p->q->arena, sizeof *e);
+    e->kind = k;
+    return e;
+}
+
+static bool range_needs_unwrap(enum sl_logql_range_op op)
+{
+    return op >= SL_LOGQL_R_SUM || op == SL_LOGQL_R_RATE_COUNTER;
+}
+
+static int validate_range(parser *p, struct sl_logql_range_expr *r, const char *name)
+{
+    bool unwrap = r->conv != SL_LOGQL_UNWRAP_NONE;
+    if (unwrap && (r->op == SL_LOGQL_R_COUNT || r->op == SL_LOGQL_R_BYTES ||
+                   r->op == SL_LOGQL_R_BYTES_RATE || r->op == SL_LOGQL_R_ABSENT))
+        return sl__logql_error_at(p, NULL, "invalid aggregation %s with unwrap", name);
+    if (!unwrap && range_needs_unwrap(r->op))
+        return sl__logql_error_at(p, NULL, "invalid aggregation %s without unwrap", name);
+    if (r->grouping.present && !(r->op >= SL_LOGQL_R_AVG && r->op <= SL_LOGQL_R_QUANTILE))
+        return sl__logql_error_at(p, NULL, "grouping not allowed for %s aggregation", name);
+    return 0;
+}
+
+static int parse_range_agg(parser *p, enum sl_logql_range_op op, const token *name,
+                           struct sl_logql_expr **out)
+{
+    struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_RANGE);
+    struct sl_logql_range_expr *r = &e->u.range;
+    r->op = op;
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    if (op == SL_LOGQL_R_QUANTILE) {
+        t = next(p);
+        if (!parse_number_tok(t, &r->param))
+            return sl__logql_syntax_error(p, t, "NUMBER");
+        t = next(p);
+        if (t->kind != SL__TOK_COMMA)
+            return sl__logql_syntax_error(p, t, ",");
+    }
+    /* ({sel} | pipeline) [5m] or {sel} | pipeline [5m] */
     size_t k = 0;
     while (peek_at(p, k)->kind == SL__TOK_LPAREN)
         k++;
     if (peek_at(p, k)->kind != SL__TOK_LBRACE)
-        return selector_only ? syntax_error(p, peek_at(p, k), "{") : classify_other(p);
-    struct sl_logql_expr *root = sl_arena_calloc(&p->q->arena, sizeof *root);
-    root->kind = SL_LOGQL_EXPR_LOG;
-    int rc = parse_log_expr(p, &root->u.log, selector_only);
+        return sl__logql_syntax_error(p, peek_at(p, k), "{");
+    int rc = parse_log_expr(p, &r->log, false, r);
     if (rc)
         return rc;
-    const struct sl__logql_token *t = peek(p);
+    t = next(p);
+    if (t->kind != SL__TOK_LBRACKET)
+        return sl__logql_syntax_error(p, t, "[");
+    if ((rc = parse_duration_tok(p, next(p), &r->range_ns)))
+        return rc;
+    t = next(p);
+    if (t->kind != SL__TOK_RBRACKET)
+        return sl__logql_syntax_error(p, t, "]");
+    if (sl__logql_is_ident(peek(p), "offset")) {
+        next(p);
+        if ((rc = parse_duration_tok(p, next(p), &r->offset_ns)))
+            return rc;
+    }
+    if (peek(p)->kind == SL__TOK_PIPE || peek(p)->kind == SL__TOK_PIPE_EXACT ||
+        peek(p)->kind == SL__TOK_PIPE_MATCH || peek(p)->kind == SL__TOK_NEQ ||
+        peek(p)->kind == SL__TOK_NRE) {
+        if ((rc = sl__logql_parse_pipeline(p, &r->log, r)))
+            return rc;
+    }
+    t = next(p);
+    if (t->kind != SL__TOK_RPAREN)
+        return sl__logql_syntax_error(p, t, ")");
+    if (at_grouping(p) && (rc = parse_grouping(p, &r->grouping)))
+        return rc;
+    char fname[64];
+    snprintf(fname, sizeof fname, "%.*s", (int)name->text.len, name->text.ptr);
+    if ((rc = validate_range(p, r, fname)))
+        return rc;
+    *out = e;
+    return 0;
+}
+
+static int parse_vec_agg(parser *p, enum sl_logql_vecagg_op op, struct sl_logql_expr **out)
+{
+    struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_VECAGG);
+    struct sl_logql_vecagg_expr *a = &e->u.agg;
+    a->op = op;
+    int rc;
+    if (at_grouping(p) && (rc = parse_grouping(p, &a->grouping)))
+        return rc;
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    if (op == SL_LOGQL_V_TOPK || op == SL_LOGQL_V_BOTTOMK) {
+        double k;
+        t = next(p);
+        if (!parse_number_tok(t, &k))
+            return sl__logql_syntax_error(p, t, "NUMBER");
+        if (k < 1 || k != (double)(int64_t)k)
+            return sl__logql_error_at(p, NULL, "invalid parameter (must be greater than 0)");
+        a->k = (int64_t)k;
+        t = next(p);
+        if (t->kind != SL__TOK_COMMA)
+            return sl__logql_syntax_error(p, t, ",");
+    }
+    if ((rc = parse_expr(p, 0, &a->inner)))
+        return rc;
+    if (a->inner->kind == SL_LOGQL_EXPR_LOG || a->inner->kind == SL_LOGQL_EXPR_LITERAL)
+        return sl__logql_error_at(p, NULL, "unexpected type for vector aggregation: %s",
+                                  a->inner->kind == SL_LOGQL_EXPR_LOG ? "log" : "scalar");
+    t = next(p);
+    if (t->kind != SL__TOK_RPAREN)
+        return sl__logql_syntax_error(p, t, ")");
+    if (at_grouping(p) && (rc = parse_grouping(p, &a->grouping)))
+        return rc;
+    if ((op == SL_LOGQL_V_SORT || op == SL_LOGQL_V_SORT_DESC) && a->grouping.present)
+        return sl__logql_error_at(p, NULL, "grouping not allowed for %s aggregation",
+                                  op == SL_LOGQL_V_SORT ? "sort" : "sort_desc");
+    *out = e;
+    return 0;
+}
+
+static int expect_string(parser *p, struct sl_bytes *out, bool comma_first)
+{
+    const token *t;
+    if (comma_first && (t = next(p))->kind != SL__TOK_COMMA)
+        return sl__logql_syntax_error(p, t, ",");
+    t = next(p);
+    if (t->kind != SL__TOK_STRING)
+        return sl__logql_syntax_error(p, t, "STRING");
+    *out = t->text;
+    return 0;
+}
+
+static int parse_label_replace(parser *p, struct sl_logql_expr **out)
+{
+    struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_LABEL_REPLACE);
+    struct sl_logql_label_replace_expr *l = &e->u.lr;
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    int rc = parse_expr(p, 0, &l->inner);
+    if (rc)
+        return rc;
+    if (l->inner->kind == SL_LOGQL_EXPR_LOG)
+        return sl__logql_error_at(p, NULL, "unexpected type for label_replace: log");
+    if ((rc = expect_string(p, &l->dst, true)) || (rc = expect_string(p, &l->repl, true)) ||
+        (rc = expect_string(p, &l->src, true)))
+        return rc;
+    if ((t = next(p))->kind != SL__TOK_COMMA)
+        return sl__logql_syntax_error(p, t, ",");
+    t = next(p);
+    if (t->kind != SL__TOK_STRING)
+        return sl__logql_syntax_error(p, t, "STRING");
+    l->regex = t->text;
+    if ((rc = sl__logql_compile_regex(p, t, true, &l->re)))
+        return rc;
+    if (!sl_label_name_valid(l->dst))
+        return sl__logql_error_at(p, NULL,
+                                  "invalid destination label name in label_replace(): %.*s",
+                                  (int)l->dst.len, l->dst.ptr);
+    t = next(p);
+    if (t->kind != SL__TOK_RPAREN)
+        return sl__logql_syntax_error(p, t, ")");
+    *out = e;
+    return 0;
+}
+
+static int parse_vector(parser *p, struct sl_logql_expr **out)
+{
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_VECTOR);
+    bool neg = false;
+    if (peek(p)->kind == SL__TOK_SUB || peek(p)->kind == SL__TOK_ADD)
+        neg = next(p)->kind == SL__TOK_SUB;
+    t = next(p);
+    if (!parse_number_tok(t, &e->u.literal))
+        return sl__logql_syntax_error(p, t, "NUMBER");
+    if (neg)
+        e->u.literal = -e->u.literal;
+    t = next(p);
+    if (t->kind != SL__TOK_RPAREN)
+        return sl__logql_syntax_error(p, t, ")");
+    *out = e;
+    return 0;
+}
+
+static bool is_log_start(const parser *p)
+{
+    size_t k = 0;
+    while (peek_at(p, k)->kind == SL__TOK_LPAREN)
+        k++;
+    return peek_at(p, k)->kind == SL__TOK_LBRACE;
+}
+
+static int parse_primary(parser *p, struct sl_logql_expr **out)
+{
+    const token *t = peek(p);
+    if (t->kind == SL__TOK_LPAREN && !is_log_start(p)) {
+        next(p);
+        int rc = parse_expr(p, 0, out);
+        if (rc)
+            return rc;
+        t = next(p);
+        return t->kind == SL__TOK_RPAREN ? 0 : sl__logql_syntax_error(p, t, ")");
+    }
+    if (is_log_start(p)) {
+        struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_LOG);
+        int rc = parse_log_expr(p, &e->u.log, false, NULL);
+        if (rc)
+            return rc;
+        if (peek(p)->kind == SL__TOK_LBRACKET)
+            return sl__logql_unsupported(p, "range vector outside a metric query");
+        *out = e;
+        return 0;
+    }
+    if (t->kind == SL__TOK_NUMBER) {
+        struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_LITERAL);
+        if (!parse_number_tok(t, &e->u.literal))
+            return sl__logql_syntax_error(p, t, NULL);
+        next(p);
+        *out = e;
+        return 0;
+    }
+    if (t->kind != SL__TOK_IDENT)
+        return sl__logql_syntax_error(p, t, NULL);
+    for (size_t i = 0; i < SL_ARRAY_LEN(range_ops); i++)
+        if (sl_bytes_eq_str(t->text, range_ops[i].name))
+            return parse_range_agg(p, range_ops[i].op, next(p), out);
+    for (size_t i = 0; i < SL_ARRAY_LEN(vec_ops); i++)
+        if (sl_bytes_eq_str(t->text, vec_ops[i].name)) {
+            next(p);
+            return parse_vec_agg(p, vec_ops[i].op, out);
+        }
+    if (sl__logql_is_ident(t, "vector")) {
+        next(p);
+        return parse_vector(p, out);
+    }
+    if (sl__logql_is_ident(t, "label_replace")) {
+        next(p);
+        return parse_label_replace(p, out);
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(unsupported_funcs); i++)
+        if (sl_bytes_eq_str(t->text, unsupported_funcs[i]))
+            return sl__logql_unsupported(p, "function \"%s\"", unsupported_funcs[i]);
+    return sl__logql_syntax_error(p, t, NULL);
+}
+
+static int parse_unary(parser *p, struct sl_logql_expr **out)
+{
+    const token *t = peek(p);
+    if (t->kind == SL__TOK_SUB || t->kind == SL__TOK_ADD) {
+        next(p);
+        int rc = parse_unary(p, out);
+        if (rc)
+            return rc;
+        if (t->kind == SL__TOK_ADD)
+            return 0;
+        if ((*out)->kind == SL_LOGQL_EXPR_LITERAL) {
+            (*out)->u.literal = -(*out)->u.literal;
+            return 0;
+        }
+        /* -x is 0 - x (Loki keeps the labels: a plain binary operation). */
+        struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_BINOP);
+        e->u.bin.op = SL_LOGQL_OP_MUL;
+        e->u.bin.lhs = new_expr(p, SL_LOGQL_EXPR_LITERAL);
+        e->u.bin.lhs->u.literal = -1;
+        e->u.bin.rhs = *out;
+        *out = e;
+        return 0;
+    }
+    return parse_primary(p, out);
+}
+
+/* Binary operator at the current token: its kind and precedence (0: none). */
+static int binop_at(const parser *p, enum sl_logql_binop *op)
+{
+    const token *t = peek(p);
+    switch (t->kind) {
+    case SL__TOK_ADD:
+        *op = SL_LOGQL_OP_ADD;
+        return 4;
+    case SL__TOK_SUB:
+        *op = SL_LOGQL_OP_SUB;
+        return 4;
+    case SL__TOK_MUL:
+        *op = SL_LOGQL_OP_MUL;
+        return 5;
+    case SL__TOK_DIV:
+        *op = SL_LOGQL_OP_DIV;
+        return 5;
+    case SL__TOK_MOD:
+        *op = SL_LOGQL_OP_MOD;
+        return 5;
+    case SL__TOK_POW:
+        *op = SL_LOGQL_OP_POW;
+        return 6;
+    case SL__TOK_CMP_EQ:
+        *op = SL_LOGQL_OP_EQ;
+        return 3;
+    case SL__TOK_NEQ:
+        *op = SL_LOGQL_OP_NEQ;
+        return 3;
+    case SL__TOK_GT:
+        *op = SL_LOGQL_OP_GT;
+        return 3;
+    case SL__TOK_GTE:
+        *op = SL_LOGQL_OP_GTE;
+        return 3;
+    case SL__TOK_LT:
+        *op = SL_LOGQL_OP_LT;
+        return 3;
+    case SL__TOK_LTE:
+        *op = SL_LOGQL_OP_LTE;
+        return 3;
+    case SL__TOK_IDENT:
+        if (sl_bytes_eq_str(t->text, "or")) {
+            *op = SL_LOGQL_OP_OR;
+            return 1;
+        }
+        if (sl_bytes_eq_str(t->text, "and")) {
+            *op = SL_LOGQL_OP_AND;
+            return 2;
+        }
+        if (sl_bytes_eq_str(t->text, "unless")) {
+            *op = SL_LOGQL_OP_UNLESS;
+            return 2;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int parse_label_list(parser *p, struct sl_bytes **names, size_t *n)
+{
+    const token *t = next(p);
+    if (t->kind != SL__TOK_LPAREN)
+        return sl__logql_syntax_error(p, t, "(");
+    if (peek(p)->kind == SL__TOK_RPAREN) {
+        next(p);
+        return 0;
+    }
+    for (;;) {
+        t = next(p);
+        if (t->kind != SL__TOK_IDENT)
+            return sl__logql_syntax_error(p, t, "IDENTIFIER");
+        *names = sl__logql_grow(&p->q->arena, *names, *n, sizeof **names);
+        (*names)[(*n)++] = t->text;
+        t = next(p);
+        if (t->kind == SL__TOK_RPAREN)
+            return 0;
+        if (t->kind != SL__TOK_COMMA)
+            return sl__logql_syntax_error(p, t, ", or )");
+    }
+}
+
+static bool is_comparison(enum sl_logql_binop op)
+{
+    return op >= SL_LOGQL_OP_EQ;
+}
+
+static bool is_set_op(enum sl_logql_binop op)
+{
+    return op <= SL_LOGQL_OP_UNLESS;
+}
+
+static bool is_scalar(const struct sl_logql_expr *e)
+{
+    return e->kind == SL_LOGQL_EXPR_LITERAL || (e->kind == SL_LOGQL_EXPR_BINOP && e->u.bin.lhs &&
+                                                is_scalar(e->u.bin.lhs) && is_scalar(e->u.bin.rhs));
+}
+
+static int parse_modifiers(parser *p, struct sl_logql_binop_expr *b)
+{
+    int rc;
+    if (sl__logql_is_ident(peek(p), "bool")) {
+        next(p);
+        if (!is_comparison(b->op))
+            return sl__logql_error_at(p, NULL,
+                                      "bool modifier can only be used on comparison "
+                                      "operators");
+        b->return_bool = true;
+    }
+    if (sl__logql_is_ident(peek(p), "on") || sl__logql_is_ident(peek(p), "ignoring")) {
+        b->on = sl__logql_is_ident(next(p), "on");
+        b->ignoring = !b->on;
+        if ((rc = parse_label_list(p, &b->match, &b->nmatch)))
+            return rc;
+        if (sl__logql_is_ident(peek(p), "group_left") ||
+            sl__logql_is_ident(peek(p), "group_right")) {
+            b->group = sl__logql_is_ident(next(p), "group_left") ? -1 : 1;
+            if (peek(p)->kind == SL__TOK_LPAREN &&
+                (rc = parse_label_list(p, &b->include, &b->ninclude)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int check_binop(parser *p, struct sl_logql_binop_expr *b)
+{
+    if (b->lhs->kind == SL_LOGQL_EXPR_LOG || b->rhs->kind == SL_LOGQL_EXPR_LOG)
+        return sl__logql_error_at(p, NULL, "unexpected type for %s leg of binary operation: log",
+                                  b->lhs->kind == SL_LOGQL_EXPR_LOG ? "left" : "right");
+    bool ls = is_scalar(b->lhs), rs = is_scalar(b->rhs);
+    if (is_set_op(b->op) && (ls || rs))
+        return sl__logql_error_at(p, NULL, "set operators are only allowed between vectors");
+    if (is_comparison(b->op) && ls && rs && !b->return_bool)
+        return sl__logql_error_at(p, NULL, "comparisons between scalars must use BOOL modifier");
+    if ((b->on || b->ignoring || b->group) && (ls || rs))
+        return sl__logql_error_at(p, NULL, "vector matching only allowed between vectors");
+    if (b->group && is_set_op(b->op))
+        return sl__logql_error_at(p, NULL, "no grouping allowed for \"%s\" operation",
+                                  b->op == SL_LOGQL_OP_OR    ? "or"
+                                  : b->op == SL_LOGQL_OP_AND ? "and"
+                                                             : "unless");
+    return 0;
+}
+
+static int parse_expr(parser *p, int min_prec, struct sl_logql_expr **out)
+{
+    struct sl_logql_expr *lhs;
+    int rc = parse_unary(p, &lhs);
+    if (rc)
+        return rc;
+    for (;;) {
+        enum sl_logql_binop op;
+        int prec = binop_at(p, &op);
+        if (prec == 0 || prec < min_prec)
+            break;
+        next(p);
+        struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_BINOP);
+        struct sl_logql_binop_expr *b = &e->u.bin;
+        b->op = op;
+        if ((rc = parse_modifiers(p, b)))
+            return rc;
+        /* ^ is right-associative, everything else left. */
+        if ((rc = parse_expr(p, op == SL_LOGQL_OP_POW ? prec : prec + 1, &b->rhs)))
+            return rc;
+        b->lhs = lhs;
+        if ((rc = check_binop(p, b)))
+            return rc;
+        lhs = e;
+    }
+    *out = lhs;
+    return 0;
+}
+
+static int parse_query(parser *p, bool selector_only)
+{
+    struct sl_logql_expr *root = NULL;
+    int rc;
+    if (selector_only) {
+        if (!is_log_start(p))
+            return sl__logql_syntax_error(p, peek(p), "{");
+        root = new_expr(p, SL_LOGQL_EXPR_LOG);
+        rc = parse_log_expr(p, &root->u.log, true, NULL);
+    } else {
+        rc = parse_expr(p, 0, &root);
+    }
+    if (rc)
+        return rc;
+    const token *t = peek(p);
     if (t->kind != SL__TOK_EOF) {
-        if (!selector_only && k == 0 && t->kind == SL__TOK_LBRACKET)
-            return unsupported(p, "range vector outside a metric query");
-        return syntax_error(p, t, NULL);
+        if (!selector_only && t->kind == SL__TOK_LBRACKET)
+            return sl__logql_unsupported(p, "range vector outside a metric query");
+        return sl__logql_syntax_error(p, t, NULL);
     }
     p->q->root = root;
     return 0;
@@ -382,11 +766,13 @@ static int parse_common(const char *s, size_t n, struct sl_logql_query **out, st
     }
     struct sl_logql_query *q = SL_NEW(struct sl_logql_query);
     sl_arena_init(&q->arena, 4096);
-    struct parser p = {.q = q, .err = err};
+    parser p = {.q = q, .err = err};
     int rc = sl__logql_lex(&q->arena, s, n, &p.t, &p.nt, err);
     if (rc == 0)
         rc = parse_query(&p, selector_only);
     if (rc) {
+        if (err && err->len == 0)
+            sl_buf_append_str(err, "parse error : invalid query");
         sl_logql_query_free(q);
         return rc;
     }

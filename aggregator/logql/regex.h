@@ -19,6 +19,17 @@ int sl__logql_regex_compile(struct sl_logql_query *q, struct sl_bytes pattern, b
 bool sl__logql_regex_match(struct sl_logql_query *q, struct sl_logql_regex *re,
                            struct sl_bytes subject);
 
+/* Runs re on subject from offset start, capturing groups: ovec gets up to
+ * novec offsets (pairs; PCRE2_UNSET = ~0 for a group that did not take part).
+ * Returns the number of pairs set (groups + 1), 0 on no match or error. */
+int sl__logql_regex_exec(struct sl_logql_query *q, struct sl_logql_regex *re,
+                         struct sl_bytes subject, size_t start, size_t *ovec, size_t novec);
+
+/* An unanchored regex for pattern, compiled once per query and then found
+ * by its text (template functions). Errors as sl__logql_regex_compile. */
+int sl__logql_regex_cached(struct sl_logql_query *q, struct sl_bytes pattern,
+                           struct sl_logql_regex **out, struct sl_buf *err);
+
 /* Frees q->regexes. */
 void sl__logql_regex_free_all(struct sl_logql_query *q);
 

@@ -13,6 +13,7 @@
 #include "aggregator/querier/select.h"
 #include "common/arena.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/jsonw.h"
 #include "common/labels.h"
 #include "common/mem.h"
@@ -51,6 +52,14 @@ struct logrun {
     bool cur_has; /* cur is valid: the stream has been copied */
     uint64_t cur_seq;
     uint64_t lines, bytes;
+    /* The pipeline beyond the leading line filters; relabel: its stages
+     * change labels, so entries are grouped by their labels after it. */
+    struct sl_logql_pipeline *pl;
+    bool relabel;
+    uint32_t *smap; /* canonical labels -> stream index + 1 (relabel) */
+    size_t smap_cap;
+    struct sl_buf key;
+    struct sl_logql_log_expr tail; /* the stages after the leading line filters */
 };
 
 static void result_text(struct sl_querier_result *res, int status, const char *msg, size_t n)
@@ -107,6 +116,40 @@ static void heap_down(struct logrun *r, size_t i)
     }
 }
 
+static void copy_current_stream(struct logrun *r);
+
+/* Stream of the labels a pipeline produced (relabel): found by canonical
+ * text in an open-addressing map, created on first use. */
+static uint32_t stream_of(struct logrun *r, const struct sl_labels *ls)
+{
+    sl_buf_clear(&r->key);
+    sl_labels_format(ls, &r->key);
+    if (2 * r->nstreams >= r->smap_cap) {
+        size_t ncap = r->smap_cap ? 2 * r->smap_cap : 64;
+        sl_free(r->smap);
+        r->smap = sl_calloc(ncap, sizeof *r->smap);
+        r->smap_cap = ncap;
+        for (size_t i = 0; i < r->nstreams; i++) {
+            size_t j = (size_t)sl_xxh3(r->streams[i].canon.ptr, r->streams[i].canon.len);
+            while (r->smap[j & (ncap - 1)])
+                j++;
+            r->smap[j & (ncap - 1)] = (uint32_t)i + 1;
+        }
+    }
+    size_t mask = r->smap_cap - 1, j = (size_t)sl_xxh3(r->key.data, r->key.len);
+    for (;; j++) {
+        uint32_t v = r->smap[j & mask];
+        if (!v)
+            break;
+        if (sl_bytes_eq(r->streams[v - 1].canon, sl_buf_bytes(&r->key)))
+            return v - 1;
+    }
+    r->cur_labels = ls;
+    copy_current_stream(r);
+    r->smap[j & mask] = r->cur + 1;
+    return r->cur;
+}
+
 static void copy_current_stream(struct logrun *r)
 {
     if (r->nstreams == r->capstreams) {
@@ -139,9 +182,20 @@ static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
     }
     if (!sl_logql_match_line(r->q, r->e, line))
         return 0;
-    if (!r->cur_has)
-        copy_current_stream(r);
-    struct kept k = {ts, r->cur, seq, NULL, line.len};
+    uint32_t stream = r->cur;
+    if (r->pl) {
+        const struct sl_labels *ls;
+        if (!sl_logql_pipeline_run(r->pl, ts, line, &line, &ls))
+            return 0;
+        if (r->relabel)
+            stream = stream_of(r, ls);
+    }
+    if (!r->relabel) {
+        if (!r->cur_has)
+            copy_current_stream(r);
+        stream = r->cur;
+    }
+    struct kept k = {ts, stream, seq, NULL, line.len};
     if (r->nheap == r->limit) {
         if (kept_cmp(r, &k, &r->heap[0]) >= 0)
             return 0;
@@ -168,6 +222,8 @@ static int on_log_stream(const struct sl_stream_info *s, struct sl_select_reader
     r->cur_labels = s->labels;
     r->cur_has = false;
     r->cur_seq = 0;
+    if (r->pl)
+        sl_logql_pipeline_stream(r->pl, s->labels);
     int rc = sl_select_reader_scan(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
     return rc == SCAN_STOP ? 0 : rc;
 }
@@ -178,12 +234,15 @@ static int rank_cmp(const void *a, const void *b, void *ud)
     return sl_bytes_cmp(s[*(const size_t *)a].canon, s[*(const size_t *)b].canon);
 }
 
+/* Streams in label order; in a stream, entries in the query's direction. */
 static int out_cmp(const void *a, const void *b, void *ud)
 {
-    const struct qstream *s = ud;
+    const struct logrun *r = ud;
     const struct kept *x = a, *y = b;
     if (x->stream != y->stream)
-        return s[x->stream].rank < s[y->stream].rank ? -1 : 1;
+        return r->streams[x->stream].rank < r->streams[y->stream].rank ? -1 : 1;
+    if (x->ts != y->ts)
+        return (x->ts < y->ts) == r->req->forward ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -231,7 +290,7 @@ static void write_streams(struct logrun *r, struct sl_querier_result *res, int64
     for (size_t i = 0; i < r->nstreams; i++)
         r->streams[order[i]].rank = i;
     sl_free(order);
-    qsort_r(r->heap, r->nheap, sizeof *r->heap, out_cmp, r->streams);
+    qsort_r(r->heap, r->nheap, sizeof *r->heap, out_cmp, r);
 
     struct sl_jsonw w;
     sl_jsonw_init(&w, &res->body);
@@ -300,6 +359,94 @@ static void scan_error(struct sl_querier_result *res, int rc)
     }
 }
 
+/* ---- metric queries ---- */
+
+struct metricrun {
+    const struct sl_querier_request *req;
+    struct sl_logql_metric *m;
+    size_t src;
+    int64_t from, through;
+    uint64_t n;
+};
+
+static int on_metric_entry(int64_t ts, struct sl_bytes line, void *ud)
+{
+    struct metricrun *mr = ud;
+    if (mr->req->deadline_mono_ns && ++mr->n % DEADLINE_EVERY == 0 &&
+        sl_mono_ns() > mr->req->deadline_mono_ns)
+        return SL_ETIMEDOUT;
+    sl_logql_metric_entry(mr->m, mr->src, ts, line);
+    return 0;
+}
+
+static int on_metric_stream(const struct sl_stream_info *s, struct sl_select_reader *rd, void *ud)
+{
+    struct metricrun *mr = ud;
+    if (s->entries == 0 || s->max_ts < mr->from || s->min_ts >= mr->through)
+        return 0;
+    if (!sl_logql_metric_stream(mr->m, mr->src, s->labels))
+        return 0;
+    return sl_select_reader_scan(rd, mr->from, mr->through, false, on_metric_entry, mr);
+}
+
+static void write_metric_result(struct sl_logql_metric *m, struct sl_querier_result *res,
+                                int64_t exec_ns)
+{
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, &res->body);
+    sl_jsonw_obj_open(&w);
+    sl_jsonw_key(&w, "status");
+    sl_jsonw_str(&w, "success");
+    sl_jsonw_key(&w, "data");
+    sl_jsonw_obj_open(&w);
+    sl_logql_metric_write(m, &w);
+    struct logrun stats = {.lines = sl_logql_metric_lines(m), .bytes = sl_logql_metric_bytes(m)};
+    write_stats(&w, &stats, exec_ns);
+    sl_jsonw_obj_close(&w);
+    sl_jsonw_obj_close(&w);
+    res->status = 200;
+    res->json = true;
+}
+
+/* A metric query (query_range with a step, or an instant query). */
+static void run_metric(struct sl_ingester *ing, const struct sl_querier_request *req,
+                       struct sl_querier_result *res, struct sl_logql_query *q)
+{
+    int64_t t0 = sl_mono_ns();
+    struct sl_logql_metric_params pr = {
+        .start_ns = req->kind == SL_QUERIER_INSTANT ? req->end_ns : req->start_ns,
+        .end_ns = req->end_ns,
+        .step_ns = req->step_ns,
+        .instant = req->kind == SL_QUERIER_INSTANT,
+        .max_series = req->max_series,
+    };
+    struct sl_buf err = SL_BUF_INIT;
+    struct metricrun mr = {.req = req};
+    int rc = sl_logql_metric_new(q, &pr, &mr.m, &err);
+    if (rc) {
+        result_text(res, 400, err.data ? err.data : "invalid query", err.len);
+        goto out;
+    }
+    for (mr.src = 0; rc == 0 && mr.src < sl_logql_metric_nsources(mr.m); mr.src++) {
+        sl_logql_metric_source(mr.m, mr.src, &mr.from, &mr.through);
+        rc = sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL, mr.from,
+                             mr.through, on_metric_stream, &mr);
+    }
+    if (rc) {
+        scan_error(res, rc);
+    } else if ((rc = sl_logql_metric_eval(mr.m, &err)) != 0) {
+        result_text(res, 400, err.data ? err.data : "query failed", err.len);
+    } else {
+        write_metric_result(mr.m, res, sl_mono_ns() - t0);
+    }
+    res->lines_scanned = sl_logql_metric_lines(mr.m);
+    res->bytes_scanned = sl_logql_metric_bytes(mr.m);
+out:
+    res->regex_limit_hits = q->regex_limit_hits;
+    sl_logql_metric_free(mr.m);
+    sl_buf_release(&err);
+}
+
 static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *req,
                      struct sl_querier_result *res)
 {
@@ -310,11 +457,25 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
         return;
     r.e = sl_logql_log_expr(r.q);
     if (!r.e) {
-        static const char msg[] = "unsupported in this version: metric queries";
+        run_metric(ing, req, res, r.q);
+        sl_logql_query_free(r.q);
+        return;
+    }
+    if (req->kind == SL_QUERIER_INSTANT) {
+        static const char msg[] = "log queries are not supported as an instant query type, "
+                                  "please change your query to a range query type";
         result_text(res, 400, msg, sizeof msg - 1);
         sl_logql_query_free(r.q);
         return;
     }
+    r.tail = *r.e;
+    while (r.tail.nstages && r.tail.stages[0].kind == SL_LOGQL_STAGE_LINE_FILTER)
+        r.tail.stages++, r.tail.nstages--;
+    if (r.tail.nstages) {
+        r.pl = sl_logql_pipeline_new(r.q, &r.tail);
+        r.relabel = sl_logql_pipeline_changes_labels(r.pl);
+    }
+    sl_buf_init(&r.key);
     sl_arena_init(&r.arena, 0);
     r.heap = sl_mallocarray(r.limit ? r.limit : 1, sizeof *r.heap);
     int rc = r.limit ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
@@ -332,6 +493,9 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
         sl_free(r.heap[i].line);
     sl_free(r.heap);
     sl_free(r.streams);
+    sl_free(r.smap);
+    sl_buf_release(&r.key);
+    sl_logql_pipeline_free(r.pl);
     sl_arena_release(&r.arena);
     sl_logql_query_free(r.q);
 }
@@ -488,7 +652,7 @@ void sl_querier_run(struct sl_ingester *ing, const struct sl_querier_request *re
 {
     memset(res, 0, sizeof *res);
     sl_buf_init(&res->body);
-    if (req->kind == SL_QUERIER_LOGS)
+    if (req->kind == SL_QUERIER_LOGS || req->kind == SL_QUERIER_INSTANT)
         run_logs(ing, req, res);
     else
         run_meta(ing, req, res);

@@ -24,7 +24,8 @@ struct sl_ingester;
 struct sl_select;
 
 enum sl_querier_kind {
-    SL_QUERIER_LOGS,         /* query_range with a log query */
+    SL_QUERIER_LOGS,         /* query_range: a log query, or a metric query over steps */
+    SL_QUERIER_INSTANT,      /* query: a metric query at end_ns (400 for a log query) */
     SL_QUERIER_LABELS,       /* label names */
     SL_QUERIER_LABEL_VALUES, /* values of label_name, optionally under a selector */
     SL_QUERIER_SERIES,       /* label sets matching any of match[] */
@@ -42,6 +43,10 @@ struct sl_querier_request {
     bool forward;               /* LOGS: oldest first */
     int64_t deadline_mono_ns;   /* sl_mono_ns() deadline; 0: none */
     struct sl_select *select;   /* memory + object store (querier/select.h); NULL: memory */
+    /* Metric queries: query_range evaluates at start, start+step, ... <= end
+     * (end inclusive, as Loki); an instant query at end_ns. */
+    int64_t step_ns;   /* > 0 for a metric query_range */
+    size_t max_series; /* limits.max_query_series; 0: unlimited */
 };
 
 struct sl_querier_result {

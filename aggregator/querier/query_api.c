@@ -262,6 +262,47 @@ bad:
     return SL_EINVAL;
 }
 
+/* Loki's step: a duration ("15s") or float seconds ("15", "0.5"); the
+ * default is max(floor((end - start) / 250), 1) seconds; at most 11000
+ * points per series. */
+static int parse_step(struct sl_http_request *req, const struct params *ps, int64_t start,
+                      int64_t end, int64_t *step)
+{
+    const struct sl_bytes *v = param_nonempty(ps, "step");
+    int64_t range_s = (end - start) / SL_NS_PER_SEC;
+    *step = (range_s / 250 > 1 ? range_s / 250 : 1) * SL_NS_PER_SEC;
+    if (v) {
+        char tmp[64];
+        char *endp;
+        if (v->len >= sizeof tmp)
+            goto bad;
+        memcpy(tmp, v->ptr, v->len);
+        tmp[v->len] = 0;
+        double secs = strtod(tmp, &endp);
+        if (*endp == 0 && endp != tmp)
+            *step = (int64_t)(secs * 1e9);
+        else if (sl_duration_parse(v->ptr, v->len, step))
+            goto bad;
+        if (*step <= 0) {
+            sl_http_respond_text(req, 400,
+                                 "zero or negative query resolution step widths are "
+                                 "not accepted. Try a positive integer");
+            return SL_EINVAL;
+        }
+    }
+    if ((end - start) / *step > 11000) {
+        sl_http_respond_text(req, 400,
+                             "exceeded maximum resolution of 11,000 points per "
+                             "timeseries. Try decreasing the query resolution "
+                             "(?step=XX)");
+        return SL_EINVAL;
+    }
+    return 0;
+bad:
+    bad_param(req, "step", v, "not a valid duration or number of seconds");
+    return SL_EINVAL;
+}
+
 static void handle_query_range(struct sl_http_request *req, void *ud)
 {
     struct sl_query_api *api = ud;
@@ -290,37 +331,47 @@ static void handle_query_range(struct sl_http_request *req, void *ud)
                              (int)dir->len, dir->ptr);
         goto fail;
     }
+    if (parse_step(req, &ps, wk->qr.start_ns, wk->qr.end_ns, &wk->qr.step_ns))
+        goto fail;
     wk->qr.kind = SL_QUERIER_LOGS;
     wk->qr.query = *q;
+    wk->qr.max_series = api->o.max_query_series > 0 ? (size_t)api->o.max_query_series : 0;
     submit(api, wk);
     return;
 fail:
     sl_free(wk);
 }
 
-/* Instant queries only make sense for metric queries, none of which is
- * supported yet; a log query gets Loki 3's answer. */
+/* Instant queries: metric queries evaluated at `time` (default now); a log
+ * query gets Loki 3's 400 from the querier. */
 static void handle_query(struct sl_http_request *req, void *ud)
 {
     struct sl_query_api *api = ud;
-    struct sl_bytes tenant, q = {"", 0};
-    if (sl_tenant_of_request(req, api->o.auth_enabled, &tenant))
-        return;
     struct params ps;
-    params_collect(req, &ps);
-    const struct sl_bytes *v = param_nonempty(&ps, "query");
-    if (v)
-        q = *v;
-    struct sl_logql_query *lq = NULL;
-    struct sl_buf err = SL_BUF_INIT;
-    if (sl_logql_parse(q.ptr, q.len, &lq, &err) == 0)
-        sl_http_respond_text(req, 400,
-                             "log queries are not supported as an instant query type, please "
-                             "change your query to a range query type");
-    else
-        sl_http_respond_text(req, 400, "%.*s", (int)err.len, err.data ? err.data : "");
-    sl_logql_query_free(lq);
-    sl_buf_release(&err);
+    struct work *wk = work_begin(api, req, &ps, "query");
+    if (!wk)
+        return;
+    const struct sl_bytes *q = param_nonempty(&ps, "query");
+    const struct sl_bytes *t = param_nonempty(&ps, "time");
+    if (!q) {
+        sl_http_respond_text(req, 400, "invalid parameter \"query\": the query is empty");
+        goto fail;
+    }
+    wk->qr.end_ns = sl_now_ns();
+    if (t && sl_loki_time_parse(t->ptr, t->len, &wk->qr.end_ns)) {
+        bad_param(req, "time", t, "not a valid timestamp");
+        goto fail;
+    }
+    wk->qr.start_ns = wk->qr.end_ns;
+    if (parse_limit(api, req, &ps, &wk->qr.limit))
+        goto fail;
+    wk->qr.kind = SL_QUERIER_INSTANT;
+    wk->qr.query = *q;
+    wk->qr.max_series = api->o.max_query_series > 0 ? (size_t)api->o.max_query_series : 0;
+    submit(api, wk);
+    return;
+fail:
+    sl_free(wk);
 }
 
 static void handle_labels(struct sl_http_request *req, void *ud)

@@ -91,9 +91,6 @@ static void test_valid_line_filters(void **state)
 static void test_syntax_errors(void **state)
 {
     (void)state;
-    expect_error("", SL_EINVAL,
-                 "parse error at line 1, col 1: syntax error: unexpected $end, "
-                 "expecting {");
     expect_error("{app=\"api\"", SL_EINVAL,
                  "parse error at line 1, col 11: syntax error: unexpected $end, expecting , or }");
     expect_error("{app=\"api\" |= \"x\"", SL_EINVAL,
@@ -118,7 +115,7 @@ static void test_syntax_errors(void **state)
                  "parse error at line 1, col 13: syntax error: unexpected NUMBER, "
                  "expecting IDENTIFIER");
     expect_error("foo", SL_EINVAL,
-                 "parse error at line 1, col 1: syntax error: unexpected IDENTIFIER, expecting {");
+                 "parse error at line 1, col 1: syntax error: unexpected IDENTIFIER");
     expect_error("({app=\"x\"}", SL_EINVAL,
                  "parse error at line 1, col 11: syntax error: unexpected $end, expecting )");
 }
@@ -151,36 +148,334 @@ static void test_empty_selectors(void **state)
 static void test_unsupported(void **state)
 {
     (void)state;
-    expect_error("{app=\"x\"} | json", SL_EUNSUPP, "unsupported in this version: parser \"json\"");
-    expect_error("{app=\"x\"} |= \"a\" | logfmt | level=\"error\"", SL_EUNSUPP,
-                 "unsupported in this version: parser \"logfmt\"");
-    expect_error("{app=\"x\"} | pattern \"<a>\"", SL_EUNSUPP,
-                 "unsupported in this version: parser \"pattern\"");
-    expect_error("{app=\"x\"} | line_format \"{{.a}}\"", SL_EUNSUPP,
-                 "unsupported in this version: stage \"line_format\"");
-    expect_error("{app=\"x\"} | decolorize", SL_EUNSUPP,
-                 "unsupported in this version: stage \"decolorize\"");
-    expect_error("{app=\"x\"} | status >= 500", SL_EUNSUPP,
-                 "unsupported in this version: label filter on \"status\"");
-    expect_error("{app=\"x\"} | (a=\"b\" or c=\"d\")", SL_EUNSUPP,
-                 "unsupported in this version: label filter expressions");
-    expect_error("{app=\"x\"} |= ip(\"10.0.0.0/8\")", SL_EUNSUPP,
-                 "unsupported in this version: line filter ip()");
     expect_error("{app=\"x\"} |= \"a\" or \"b\"", SL_EUNSUPP,
                  "unsupported in this version: \"or\" in line filters");
     expect_error("{app=\"x\"} |> \"<_> error\"", SL_EUNSUPP,
                  "unsupported in this version: pattern line filter \"|>\"");
-    expect_error("count_over_time({app=\"x\"}[5m])", SL_EUNSUPP,
-                 "unsupported in this version: metric query \"count_over_time\"");
-    expect_error("sum by (app) (rate({app=\"x\"}[1m]))", SL_EUNSUPP,
-                 "unsupported in this version: metric query \"sum\"");
-    expect_error("(rate({app=\"x\"}[1m]))", SL_EUNSUPP,
-                 "unsupported in this version: metric query \"rate\"");
-    expect_error("vector(1)+vector(1)", SL_EUNSUPP,
-                 "unsupported in this version: metric query \"vector\"");
-    expect_error("1 + 1", SL_EUNSUPP, "unsupported in this version: literal expressions");
+    expect_error("{app=\"x\"} !> \"<_> error\"", SL_EUNSUPP,
+                 "unsupported in this version: pattern line filter \"!>\"");
+    expect_error("{app=\"x\"} | distinct a", SL_EUNSUPP,
+                 "unsupported in this version: stage \"distinct\"");
+    expect_error("approx_topk(2, rate({a=\"b\"}[1m]))", SL_EUNSUPP,
+                 "unsupported in this version: function \"approx_topk\"");
+    expect_error("count_values(\"x\", rate({a=\"b\"}[1m]))", SL_EUNSUPP,
+                 "unsupported in this version: function \"count_values\"");
+    expect_error("sum_over_time({a=\"b\"} | unwrap foo(x) [1m])", SL_EUNSUPP,
+                 "unsupported in this version: unwrap conversion \"foo\"");
     expect_error("{app=\"x\"}[5m]", SL_EUNSUPP,
                  "unsupported in this version: range vector outside a metric query");
+}
+
+/* Valid queries and their canonical text. */
+static const char *const valid[][2] = {
+    /* parsers */
+    {"{a=\"b\"} | json", "{a=\"b\"} | json"},
+    {"{a=\"b\"}|json|logfmt", "{a=\"b\"} | json | logfmt"},
+    {"{a=\"b\"} | json foo=\"bar.baz\", q=`x[0]`", "{a=\"b\"} | json foo=\"bar.baz\", q=\"x[0]\""},
+    {"{a=\"b\"} | json foo", "{a=\"b\"} | json foo=\"foo\""},
+    {"{a=\"b\"} | json ua=`request.headers[\"User-Agent\"]`",
+     "{a=\"b\"} | json ua=\"request.headers[\\\"User-Agent\\\"]\""},
+    {"{a=\"b\"} | logfmt --strict", "{a=\"b\"} | logfmt --strict"},
+    {"{a=\"b\"} | logfmt --keep-empty --strict", "{a=\"b\"} | logfmt --strict --keep-empty"},
+    {"{a=\"b\"} | logfmt x=\"y\", z", "{a=\"b\"} | logfmt x=\"y\", z=\"z\""},
+    {"{a=\"b\"} | regexp `(?P<ip>\\S+) (?P<m>\\w+)`",
+     "{a=\"b\"} | regexp \"(?P<ip>\\\\S+) (?P<m>\\\\w+)\""},
+    {"{a=\"b\"} | pattern `<ip> - <_> \"<method> <path>\"`",
+     "{a=\"b\"} | pattern \"<ip> - <_> \\\"<method> <path>\\\"\""},
+    {"{a=\"b\"} | unpack", "{a=\"b\"} | unpack"},
+    {"{a=\"b\"} | decolorize", "{a=\"b\"} | decolorize"},
+    /* label filters */
+    {"{a=\"b\"} | x=\"y\"", "{a=\"b\"} | x=\"y\""},
+    {"{a=\"b\"} | x!=\"y\"", "{a=\"b\"} | x!=\"y\""},
+    {"{a=\"b\"} | x=~\"y.*\"", "{a=\"b\"} | x=~\"y.*\""},
+    {"{a=\"b\"} | x!~\"y.*\"", "{a=\"b\"} | x!~\"y.*\""},
+    {"{a=\"b\"} | x > 5", "{a=\"b\"} | x>5"},
+    {"{a=\"b\"} | x >= 5.5", "{a=\"b\"} | x>=5.5"},
+    {"{a=\"b\"} | x < -1", "{a=\"b\"} | x<-1"},
+    {"{a=\"b\"} | x <= 1e3", "{a=\"b\"} | x<=1000"},
+    {"{a=\"b\"} | x == 2", "{a=\"b\"} | x==2"},
+    {"{a=\"b\"} | x = 2", "{a=\"b\"} | x==2"},
+    {"{a=\"b\"} | x != 2", "{a=\"b\"} | x!=2"},
+    {"{a=\"b\"} | d > 1s", "{a=\"b\"} | d>1s"},
+    {"{a=\"b\"} | d >= 1m30s", "{a=\"b\"} | d>=1m30s"},
+    {"{a=\"b\"} | d < 250ms", "{a=\"b\"} | d<250ms"},
+    {"{a=\"b\"} | s > 10KB", "{a=\"b\"} | s>10KB"},
+    {"{a=\"b\"} | s <= 1MiB", "{a=\"b\"} | s<=1MiB"},
+    {"{a=\"b\"} | x=\"1\" and y=\"2\"", "{a=\"b\"} | ( x=\"1\" , y=\"2\" )"},
+    {"{a=\"b\"} | x=\"1\", y=\"2\"", "{a=\"b\"} | ( x=\"1\" , y=\"2\" )"},
+    {"{a=\"b\"} | x=\"1\" y=\"2\"", "{a=\"b\"} | ( x=\"1\" , y=\"2\" )"},
+    {"{a=\"b\"} | x=\"1\" or y=\"2\"", "{a=\"b\"} | ( x=\"1\" or y=\"2\" )"},
+    {"{a=\"b\"} | x=\"1\" or y=\"2\" and z=\"3\"",
+     "{a=\"b\"} | ( x=\"1\" or ( y=\"2\" , z=\"3\" ) )"},
+    {"{a=\"b\"} | (x=\"1\" or y=\"2\") and z=\"3\"",
+     "{a=\"b\"} | ( ( x=\"1\" or y=\"2\" ) , z=\"3\" )"},
+    {"{a=\"b\"} | addr = ip(\"10.0.0.0/8\")", "{a=\"b\"} | addr=ip(\"10.0.0.0/8\")"},
+    {"{a=\"b\"} | addr != ip(\"10.0.0.1-10.0.0.9\")",
+     "{a=\"b\"} | addr!=ip(\"10.0.0.1-10.0.0.9\")"},
+    {"{a=\"b\"} | __error__=\"\"", "{a=\"b\"} | __error__=\"\""},
+    {"{a=\"b\"} |= ip(\"::1\")", "{a=\"b\"} |= ip(\"::1\")"},
+    {"{a=\"b\"} != ip(\"192.168.0.0/16\")", "{a=\"b\"} != ip(\"192.168.0.0/16\")"},
+    /* formats */
+    {"{a=\"b\"} | line_format \"{{.x}}\"", "{a=\"b\"} | line_format \"{{.x}}\""},
+    {"{a=\"b\"} | line_format `{{ .x | ToUpper }} {{__line__}}`",
+     "{a=\"b\"} | line_format \"{{ .x | ToUpper }} {{__line__}}\""},
+    {"{a=\"b\"} | label_format x=y", "{a=\"b\"} | label_format x=y"},
+    {"{a=\"b\"} | label_format x=y, z=\"{{.w}}\"", "{a=\"b\"} | label_format x=y, z=\"{{.w}}\""},
+    {"{a=\"b\"} | drop x, y", "{a=\"b\"} | drop x, y"},
+    {"{a=\"b\"} | drop x=\"1\", y=~\"2.*\"", "{a=\"b\"} | drop x=\"1\", y=~\"2.*\""},
+    {"{a=\"b\"} | keep x, y!=\"3\"", "{a=\"b\"} | keep x, y!=\"3\""},
+    {"{a=\"b\"} |= \"x\" | json | y=\"1\" != \"z\"",
+     "{a=\"b\"} |= \"x\" | json | y=\"1\" != \"z\""},
+    /* range aggregations */
+    {"count_over_time({a=\"b\"}[5m])", "count_over_time({a=\"b\"} [5m])"},
+    {"rate({a=\"b\"} |= \"x\" [1m])", "rate({a=\"b\"} |= \"x\" [1m])"},
+    {"rate(({a=\"b\"} |= \"x\")[1m])", "rate({a=\"b\"} |= \"x\" [1m])"},
+    {"bytes_over_time({a=\"b\"}[1h])", "bytes_over_time({a=\"b\"} [1h])"},
+    {"bytes_rate({a=\"b\"}[90s])", "bytes_rate({a=\"b\"} [1m30s])"},
+    {"absent_over_time({a=\"b\"}[1d])", "absent_over_time({a=\"b\"} [1d])"},
+    {"count_over_time({a=\"b\"}[2w])", "count_over_time({a=\"b\"} [2w])"},
+    {"count_over_time({a=\"b\"}[5m] offset 1h)", "count_over_time({a=\"b\"} [5m] offset 1h)"},
+    {"count_over_time({a=\"b\"}[5m] | json)", "count_over_time({a=\"b\"} | json [5m])"},
+    {"sum_over_time({a=\"b\"} | json | unwrap x [5m])",
+     "sum_over_time({a=\"b\"} | json | unwrap x [5m])"},
+    {"avg_over_time({a=\"b\"} | logfmt | unwrap duration(d) [5m]) by (p)",
+     "avg_over_time({a=\"b\"} | logfmt | unwrap duration(d) [5m]) by (p)"},
+    {"max_over_time({a=\"b\"} | unwrap duration_seconds(d) [5m]) without (p)",
+     "max_over_time({a=\"b\"} | unwrap duration_seconds(d) [5m]) without (p)"},
+    {"min_over_time({a=\"b\"} | unwrap bytes(s) | __error__=\"\" [5m])",
+     "min_over_time({a=\"b\"} | unwrap bytes(s) | __error__=\"\" [5m])"},
+    {"quantile_over_time(0.99, {a=\"b\"} | unwrap x [5m])",
+     "quantile_over_time(0.99, {a=\"b\"} | unwrap x [5m])"},
+    {"stddev_over_time({a=\"b\"} | unwrap x [5m])", "stddev_over_time({a=\"b\"} | unwrap x [5m])"},
+    {"stdvar_over_time({a=\"b\"} | unwrap x [5m])", "stdvar_over_time({a=\"b\"} | unwrap x [5m])"},
+    {"first_over_time({a=\"b\"} | unwrap x [5m])", "first_over_time({a=\"b\"} | unwrap x [5m])"},
+    {"last_over_time({a=\"b\"} | unwrap x [5m])", "last_over_time({a=\"b\"} | unwrap x [5m])"},
+    {"rate({a=\"b\"} | unwrap x [5m])", "rate({a=\"b\"} | unwrap x [5m])"},
+    {"rate_counter({a=\"b\"} | unwrap x [5m])", "rate_counter({a=\"b\"} | unwrap x [5m])"},
+    /* vector aggregations */
+    {"sum(rate({a=\"b\"}[1m]))", "sum(rate({a=\"b\"} [1m]))"},
+    {"sum by (x) (rate({a=\"b\"}[1m]))", "sum by (x) (rate({a=\"b\"} [1m]))"},
+    {"sum(rate({a=\"b\"}[1m])) by (x, y)", "sum by (x, y) (rate({a=\"b\"} [1m]))"},
+    {"sum without (x) (rate({a=\"b\"}[1m]))", "sum without (x) (rate({a=\"b\"} [1m]))"},
+    {"avg(rate({a=\"b\"}[1m])) without ()", "avg without () (rate({a=\"b\"} [1m]))"},
+    {"min(count_over_time({a=\"b\"}[1m]))", "min(count_over_time({a=\"b\"} [1m]))"},
+    {"max(count_over_time({a=\"b\"}[1m]))", "max(count_over_time({a=\"b\"} [1m]))"},
+    {"count(count_over_time({a=\"b\"}[1m]))", "count(count_over_time({a=\"b\"} [1m]))"},
+    {"stddev(count_over_time({a=\"b\"}[1m]))", "stddev(count_over_time({a=\"b\"} [1m]))"},
+    {"stdvar(count_over_time({a=\"b\"}[1m]))", "stdvar(count_over_time({a=\"b\"} [1m]))"},
+    {"topk(5, rate({a=\"b\"}[1m]))", "topk(5, rate({a=\"b\"} [1m]))"},
+    {"topk by (x) (5, rate({a=\"b\"}[1m]))", "topk by (x) (5, rate({a=\"b\"} [1m]))"},
+    {"bottomk(1, rate({a=\"b\"}[1m])) by (x)", "bottomk by (x) (1, rate({a=\"b\"} [1m]))"},
+    {"sort(rate({a=\"b\"}[1m]))", "sort(rate({a=\"b\"} [1m]))"},
+    {"sort_desc(rate({a=\"b\"}[1m]))", "sort_desc(rate({a=\"b\"} [1m]))"},
+    {"sum(sum by (x) (rate({a=\"b\"}[1m])))", "sum(sum by (x) (rate({a=\"b\"} [1m])))"},
+    /* binary operators, literals, functions */
+    {"vector(1)+vector(1)", "(vector(1) + vector(1))"},
+    {"vector(-2.5)", "vector(-2.5)"},
+    {"1 + 1", "(1 + 1)"},
+    {"2 * 3 + 4", "((2 * 3) + 4)"},
+    {"2 + 3 * 4", "(2 + (3 * 4))"},
+    {"2 ^ 3 ^ 2", "(2 ^ (3 ^ 2))"},
+    {"(2 + 3) * 4", "((2 + 3) * 4)"},
+    {"-1", "-1"},
+    {"--1", "1"},
+    {"1 == bool 1", "(1 == bool 1)"},
+    {"rate({a=\"b\"}[1m]) > 0.5", "(rate({a=\"b\"} [1m]) > 0.5)"},
+    {"rate({a=\"b\"}[1m]) > bool 0.5", "(rate({a=\"b\"} [1m]) > bool 0.5)"},
+    {"rate({a=\"b\"}[1m]) / rate({a=\"c\"}[1m])", "(rate({a=\"b\"} [1m]) / rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) % 2 - 1", "((rate({a=\"b\"} [1m]) % 2) - 1)"},
+    {"rate({a=\"b\"}[1m]) / on (x) rate({a=\"c\"}[1m])",
+     "(rate({a=\"b\"} [1m]) / on (x) rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) * ignoring (x) group_left (y) rate({a=\"c\"}[1m])",
+     "(rate({a=\"b\"} [1m]) * ignoring (x) group_left (y) rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) + on () group_right rate({a=\"c\"}[1m])",
+     "(rate({a=\"b\"} [1m]) + on () group_right () rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) and rate({a=\"c\"}[1m])",
+     "(rate({a=\"b\"} [1m]) and rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) or rate({a=\"c\"}[1m]) unless rate({a=\"d\"}[1m])",
+     "(rate({a=\"b\"} [1m]) or (rate({a=\"c\"} [1m]) unless rate({a=\"d\"} [1m])))"},
+    {"rate({a=\"b\"}[1m]) unless on (x) rate({a=\"c\"}[1m])",
+     "(rate({a=\"b\"} [1m]) unless on (x) rate({a=\"c\"} [1m]))"},
+    {"rate({a=\"b\"}[1m]) >= 1 == bool 1", "((rate({a=\"b\"} [1m]) >= 1) == bool 1)"},
+    {"label_replace(rate({a=\"b\"}[1m]), \"d\", \"$1\", \"s\", \"(.*)\")",
+     "label_replace(rate({a=\"b\"} [1m]), \"d\", \"$1\", \"s\", \"(.*)\")"},
+    {"sum(label_replace(vector(1), \"d\", \"x\", \"s\", \".*\"))",
+     "sum(label_replace(vector(1), \"d\", \"x\", \"s\", \".*\"))"},
+    {"-rate({a=\"b\"}[1m])", "(-1 * rate({a=\"b\"} [1m]))"},
+    {"rate({a=\"b\"}[5m]) > 1e+21", "(rate({a=\"b\"} [5m]) > 1e+21)"},
+    {"rate({a=\"b\"}[5m]) > 0.0000001", "(rate({a=\"b\"} [5m]) > 1e-07)"},
+};
+
+/* Invalid queries: return code and message. */
+static const struct {
+    const char *q;
+    int rc;
+    const char *msg;
+} invalid[] = {
+    {"", SL_EINVAL, "parse error at line 1, col 1: syntax error: unexpected $end"},
+    {"{a=\"b\"} | json x=", SL_EINVAL,
+     "parse error at line 1, col 18: syntax error: unexpected $end, expecting STRING"},
+    {"{a=\"b\"} | json 5", SL_EINVAL,
+     "parse error at line 1, col 16: syntax error: unexpected NUMBER"},
+    {"{a=\"b\"} | regexp \"(\\\\d+)\"", SL_EINVAL,
+     "parse error at line 1, col 18: at least one named capture must be supplied"},
+    {"{a=\"b\"} | regexp \"(?P<a-b>x)\"", SL_EINVAL,
+     "parse error at line 1, col 18: error parsing regexp: "},
+    {"{a=\"b\"} | pattern \"<a><b>\"", SL_EINVAL,
+     "parse error at line 1, col 19: found consecutive capture: invalid expression"},
+    {"{a=\"b\"} | pattern \"abc\"", SL_EINVAL,
+     "parse error at line 1, col 19: at least one capture is required"},
+    {"{a=\"b\"} | pattern \"<a> <a>\"", SL_EINVAL,
+     "parse error at line 1, col 19: duplicate capture name (a): invalid expression"},
+    {"{a=\"b\"} | line_format \"{{.x\"", SL_EINVAL,
+     "parse error at line 1, col 23: template: line:1: unclosed action"},
+    {"{a=\"b\"} | line_format \"{{ nope .x }}\"", SL_EINVAL,
+     "parse error at line 1, col 23: template: line:1: function \"nope\" not defined"},
+    {"{a=\"b\"} | line_format \"{{ if .x }}\"", SL_EINVAL,
+     "parse error at line 1, col 23: template: line:1: unexpected EOF"},
+    {"{a=\"b\"} | label_format a=b, a=c", SL_EINVAL,
+     "parse error at line 1, col 29: multiple label name 'a' not allowed in a single format "
+     "operation"},
+    {"{a=\"b\"} | label_format a=5", SL_EINVAL,
+     "parse error at line 1, col 26: syntax error: unexpected NUMBER, expecting IDENTIFIER or "
+     "STRING"},
+    {"{a=\"b\"} | x > \"5\"", SL_EINVAL,
+     "parse error at line 1, col 15: syntax error: unexpected STRING, expecting NUMBER or "
+     "DURATION or BYTES"},
+    {"{a=\"b\"} | x =~ 5", SL_EINVAL,
+     "parse error at line 1, col 13: syntax error: unexpected =~, expecting = or != or =~ or !~ "
+     "or == or > or >= or < or <="},
+    {"{a=\"b\"} | x > 5zz", SL_EINVAL,
+     "parse error at line 1, col 15: syntax error: invalid number, duration or bytes \"5zz\""},
+    {"{a=\"b\"} | x = ip(\"300.1.1.1\")", SL_EINVAL,
+     "parse error at line 1, col 18: invalid ip filter pattern \"300.1.1.1\""},
+    {"{a=\"b\"} | x=\"1\" or", SL_EINVAL,
+     "parse error at line 1, col 19: syntax error: unexpected $end, expecting IDENTIFIER"},
+    {"{a=\"b\"} | logfmt --nope", SL_EINVAL,
+     "parse error at line 1, col 20: syntax error: unknown logfmt flag"},
+    {"{a=\"b\"} | unwrap x", SL_EINVAL,
+     "parse error at line 1, col 11: syntax error: unexpected unwrap outside a range "
+     "aggregation"},
+    {"count_over_time({a=\"b\"})", SL_EINVAL,
+     "parse error at line 1, col 24: syntax error: unexpected ), expecting ["},
+    {"count_over_time({a=\"b\"}[x])", SL_EINVAL,
+     "parse error at line 1, col 25: syntax error: unexpected IDENTIFIER, expecting DURATION"},
+    {"count_over_time({a=\"b\"}[5m]", SL_EINVAL,
+     "parse error at line 1, col 28: syntax error: unexpected $end, expecting )"},
+    {"count_over_time({a=\"b\"} | unwrap x [5m])", SL_EINVAL,
+     "parse error : invalid aggregation count_over_time with unwrap"},
+    {"sum_over_time({a=\"b\"}[5m])", SL_EINVAL,
+     "parse error : invalid aggregation sum_over_time without unwrap"},
+    {"count_over_time({a=\"b\"}[5m]) by (x)", SL_EINVAL,
+     "parse error : grouping not allowed for count_over_time aggregation"},
+    {"quantile_over_time({a=\"b\"} | unwrap x [5m])", SL_EINVAL,
+     "parse error at line 1, col 20: syntax error: unexpected {, expecting NUMBER"},
+    {"sum({a=\"b\"})", SL_EINVAL, "parse error : unexpected type for vector aggregation: log"},
+    {"sum(1)", SL_EINVAL, "parse error : unexpected type for vector aggregation: scalar"},
+    {"topk(0, rate({a=\"b\"}[1m]))", SL_EINVAL,
+     "parse error : invalid parameter (must be greater than 0)"},
+    {"topk(1.5, rate({a=\"b\"}[1m]))", SL_EINVAL,
+     "parse error : invalid parameter (must be greater than 0)"},
+    {"topk(rate({a=\"b\"}[1m]))", SL_EINVAL,
+     "parse error at line 1, col 6: syntax error: unexpected IDENTIFIER, expecting NUMBER"},
+    {"sort by (x) (rate({a=\"b\"}[1m]))", SL_EINVAL,
+     "parse error : grouping not allowed for sort aggregation"},
+    {"sum by (x) (rate({a=\"b\"}[1m])) by (y)", SL_EINVAL,
+     "parse error at line 1, col 32: syntax error: unexpected IDENTIFIER"},
+    {"sum by x (rate({a=\"b\"}[1m]))", SL_EINVAL,
+     "parse error at line 1, col 8: syntax error: unexpected IDENTIFIER, expecting ("},
+    {"{a=\"b\"} + 1", SL_EINVAL,
+     "parse error : unexpected type for left leg of binary operation: log"},
+    {"1 + {a=\"b\"}", SL_EINVAL,
+     "parse error : unexpected type for right leg of binary operation: log"},
+    {"1 > 2", SL_EINVAL, "parse error : comparisons between scalars must use BOOL modifier"},
+    {"1 and 2", SL_EINVAL, "parse error : set operators are only allowed between vectors"},
+    {"vector(1) and 2", SL_EINVAL, "parse error : set operators are only allowed between vectors"},
+    {"vector(1) + bool vector(1)", SL_EINVAL,
+     "parse error : bool modifier can only be used on comparison operators"},
+    {"vector(1) + on (x) 1", SL_EINVAL,
+     "parse error : vector matching only allowed between vectors"},
+    {"vector(1) and on (x) group_left vector(1)", SL_EINVAL,
+     "parse error : no grouping allowed for \"and\" operation"},
+    {"vector(x)", SL_EINVAL,
+     "parse error at line 1, col 8: syntax error: unexpected IDENTIFIER, expecting NUMBER"},
+    {"vector(1", SL_EINVAL,
+     "parse error at line 1, col 9: syntax error: unexpected $end, expecting )"},
+    {"label_replace(vector(1), \"d\", \"x\", \"s\")", SL_EINVAL,
+     "parse error at line 1, col 39: syntax error: unexpected ), expecting ,"},
+    {"label_replace(vector(1), \"1d\", \"x\", \"s\", \".*\")", SL_EINVAL,
+     "parse error : invalid destination label name in label_replace(): 1d"},
+    {"label_replace(vector(1), \"d\", \"x\", \"s\", \"(\")", SL_EINVAL,
+     "parse error at line 1, col 41: error parsing regexp: "},
+    {"rate({a=\"b\"}[1m]) +", SL_EINVAL,
+     "parse error at line 1, col 20: syntax error: unexpected $end"},
+    {"nope(1)", SL_EINVAL, "parse error at line 1, col 1: syntax error: unexpected IDENTIFIER"},
+    {"rate({a=\"b\"}[1m]) offset 5m", SL_EINVAL,
+     "parse error at line 1, col 19: syntax error: unexpected IDENTIFIER"},
+};
+
+static void test_valid_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
+        expect_canon(valid[i][0], valid[i][1]);
+}
+
+static void test_invalid_table(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        int rc = parse(invalid[i].q);
+        if (rc != invalid[i].rc || strncmp(errmsg, invalid[i].msg, strlen(invalid[i].msg)) != 0) {
+            print_error("%s: rc %d (want %d)\n  got  %s\n  want %s\n", invalid[i].q, rc,
+                        invalid[i].rc, errmsg, invalid[i].msg);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* Every pipeline inside every wrapper: each combination must parse and
+ * reach a canonical fixed point. */
+static void test_combinations(void **state)
+{
+    (void)state;
+    static const char *const sels[] = {"{a=\"b\"}", "{a=~\"b.+\", c!=\"d\"}"};
+    static const char *const pipes[] = {
+        "",
+        " |= \"x\"",
+        " | json",
+        " | logfmt | level=\"error\"",
+        " | json | status >= 500 or d > 1s",
+        " | regexp \"(?P<x>\\\\d+)\" | x > 3",
+        " | pattern \"<a> <b>\" | line_format \"{{.a}}\"",
+        " | label_format n=a | drop b",
+        " | keep a | decolorize",
+        " |~ \"x+\" | unpack | __error__=\"\"",
+    };
+    static const char *const wraps[] = {
+        "%s%s",
+        "count_over_time(%s%s [1m])",
+        "sum by (level) (rate(%s%s [5m]))",
+        "topk(2, sum by (a) (bytes_rate(%s%s [1m] offset 1h)))",
+        "sum(count_over_time(%s%s [1m])) / sum(count_over_time({z=\"1\"} [1m]))",
+        "absent_over_time(%s%s [10m])",
+    };
+    size_t n = 0;
+    for (size_t w = 0; w < sizeof wraps / sizeof *wraps; w++)
+        for (size_t s = 0; s < sizeof sels / sizeof *sels; s++)
+            for (size_t p = 0; p < sizeof pipes / sizeof *pipes; p++) {
+                char q[1024], first[4096];
+                snprintf(q, sizeof q, wraps[w], sels[s], pipes[p]);
+                if (parse(q) != 0)
+                    fail_msg("%s: %s", q, errmsg);
+                snprintf(first, sizeof first, "%s", canon);
+                if (parse(first) != 0 || strcmp(first, canon) != 0)
+                    fail_msg("%s: not a fixed point: %s -> %s", q, first, canon);
+                n++;
+            }
+    assert_int_equal(n, 120);
 }
 
 static struct sl_logql_query *must_parse(const char *q)
@@ -313,6 +608,8 @@ int main(void)
         cmocka_unit_test(test_empty_selectors), cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_match_labels),    cmocka_unit_test(test_match_lines),
         cmocka_unit_test(test_selector_only),   cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_valid_table),     cmocka_unit_test(test_invalid_table),
+        cmocka_unit_test(test_combinations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

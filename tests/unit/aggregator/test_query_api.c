@@ -187,13 +187,14 @@ static void test_response_shape(void **state)
 static void test_bad_queries(void **state)
 {
     (void)state;
-    struct sl_querier_request r = logs("{app=\"api\"} | json", 10, false);
+    struct sl_querier_request r = logs("{app=\"api\"} | distinct x", 10, false);
     json_t *j = run(&r, 400);
-    assert_string_equal(json_string_value(j), "unsupported in this version: parser \"json\"");
+    assert_string_equal(json_string_value(j), "unsupported in this version: stage \"distinct\"");
     json_decref(j);
-    r = logs("rate({app=\"api\"}[1m])", 10, false);
+    r = logs("approx_topk(2, rate({app=\"api\"}[1m]))", 10, false);
     j = run(&r, 400);
-    assert_string_equal(json_string_value(j), "unsupported in this version: metric query \"rate\"");
+    assert_string_equal(json_string_value(j),
+                        "unsupported in this version: function \"approx_topk\"");
     json_decref(j);
     r = logs("{app=\"api\"", 10, false);
     j = run(&r, 400);
@@ -324,13 +325,13 @@ static const struct http_case http_cases[] = {
     {"GET", "/loki/api/v1/query_range?query={app=\"api\"}&direction=up", NULL, "t1", 400,
      "invalid parameter \"direction\""},
     {"GET", "/loki/api/v1/query_range", NULL, "t1", 400, "invalid parameter \"query\""},
-    {"GET", "/loki/api/v1/query_range?query={app=\"api\"}|logfmt", NULL, "t1", 400,
-     "unsupported in this version: parser \"logfmt\""},
+    {"GET", "/loki/api/v1/query_range?query={app=\"api\"}|distinct%20a", NULL, "t1", 400,
+     "unsupported in this version: stage \"distinct\""},
     {"GET", "/loki/api/v1/query_range?query={app=\"api\"}", NULL, "bad/tenant", 400, NULL},
     {"GET", "/loki/api/v1/query?query={app=\"api\"}", NULL, "t1", 400,
      "log queries are not supported as an instant query type"},
-    {"GET", "/loki/api/v1/query?query=count_over_time({app=\"api\"}[1m])", NULL, "t1", 400,
-     "unsupported in this version: metric query \"count_over_time\""},
+    {"GET", "/loki/api/v1/query?query=count_over_time({app=\"api\"}[1m])", NULL, "t1", 200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\""},
     {"GET", "/loki/api/v1/labels?start=1700000000&end=1700000100", NULL, "t1", 200,
      "{\"status\":\"success\",\"data\":[\"app\",\"env\",\"pod\"]}"},
     {"GET", "/loki/api/v1/label/app/values?start=1700000000&end=1700000100&query={pod=\"w-1\"}",
