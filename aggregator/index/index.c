@@ -515,7 +515,7 @@ static int series_at(const struct sl_index_reader *r, uint32_t ord, int64_t from
                      struct scratch *s, struct sl_labels *ls, uint64_t *fp, size_t *nrefs)
 {
     uint64_t off = get_u64(r->d + r->off[S_SERIESTAB] + 8 * (uint64_t)ord);
-    if (off < r->off[S_SERIES] || off + 8 > r->off[S_SERIESTAB])
+    if (off < r->off[S_SERIES] || off > r->off[S_SERIESTAB] || r->off[S_SERIESTAB] - off < 8)
         return SL_ECORRUPT;
     const char *p = r->d + off + 8, *end = r->d + r->off[S_SERIESTAB];
     *fp = get_u64(r->d + off);
