@@ -451,8 +451,12 @@ static double range_value(const struct sl_logql_range_expr *r, const struct samp
         return acc;
     case SL_LOGQL_R_AVG: {
         double mean = 0;
-        for (size_t i = 0; i < n; i++)
-            mean += (s[i].v - mean) / (double)(i + 1);
+        for (size_t i = 0; i < n; i++) { /* Loki's incremental mean, same rounding */
+            double c = (double)(i + 1);
+            if (isinf(mean) && (isinf(s[i].v) ? (mean > 0) == (s[i].v > 0) : s[i].v == s[i].v))
+                continue;
+            mean += s[i].v / c - mean / c;
+        }
         return mean;
     }
     case SL_LOGQL_R_MIN:

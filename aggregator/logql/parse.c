@@ -293,8 +293,8 @@ static bool range_needs_unwrap(enum sl_logql_range_op op)
 static int validate_range(parser *p, struct sl_logql_range_expr *r, const char *name)
 {
     bool unwrap = r->conv != SL_LOGQL_UNWRAP_NONE;
-    if (unwrap && (r->op == SL_LOGQL_R_COUNT || r->op == SL_LOGQL_R_BYTES ||
-                   r->op == SL_LOGQL_R_BYTES_RATE || r->op == SL_LOGQL_R_ABSENT))
+    if (unwrap &&
+        (r->op == SL_LOGQL_R_COUNT || r->op == SL_LOGQL_R_BYTES || r->op == SL_LOGQL_R_BYTES_RATE))
         return sl__logql_error_at(p, NULL, "invalid aggregation %s with unwrap", name);
     if (!unwrap && range_needs_unwrap(r->op))
         return sl__logql_error_at(p, NULL, "invalid aggregation %s without unwrap", name);

@@ -76,8 +76,10 @@ static double agg_value(enum sl_logql_vecagg_op op, const struct keyed *k, size_
     case SL_LOGQL_V_COUNT:
         return (double)n;
     case SL_LOGQL_V_AVG:
-        for (size_t i = 0; i < n; i++)
-            mean += (k[i].s->v - mean) / (double)(i + 1);
+        for (size_t i = 0; i < n; i++) {
+            double c = (double)(i + 1);
+            mean += k[i].s->v / c - mean / c;
+        }
         return mean;
     case SL_LOGQL_V_MIN:
     case SL_LOGQL_V_MAX:

@@ -251,6 +251,9 @@ static const char *const valid[][2] = {
     {"first_over_time({a=\"b\"} | unwrap x [5m])", "first_over_time({a=\"b\"} | unwrap x [5m])"},
     {"last_over_time({a=\"b\"} | unwrap x [5m])", "last_over_time({a=\"b\"} | unwrap x [5m])"},
     {"rate({a=\"b\"} | unwrap x [5m])", "rate({a=\"b\"} | unwrap x [5m])"},
+    {"absent_over_time({a=\"b\"} | unwrap x [5m])", "absent_over_time({a=\"b\"} | unwrap x [5m])"},
+    {"first_over_time({a=\"b\"} | unwrap x [5m]) by (y)",
+     "first_over_time({a=\"b\"} | unwrap x [5m]) by (y)"},
     {"rate_counter({a=\"b\"} | unwrap x [5m])", "rate_counter({a=\"b\"} | unwrap x [5m])"},
     /* vector aggregations */
     {"sum(rate({a=\"b\"}[1m]))", "sum(rate({a=\"b\"} [1m]))"},
@@ -368,6 +371,8 @@ static const struct {
      "parse error : invalid aggregation sum_over_time without unwrap"},
     {"count_over_time({a=\"b\"}[5m]) by (x)", SL_EINVAL,
      "parse error : grouping not allowed for count_over_time aggregation"},
+    {"sum_over_time({a=\"b\"} | unwrap x [5m]) by (x)", SL_EINVAL,
+     "parse error : grouping not allowed for sum_over_time aggregation"},
     {"quantile_over_time({a=\"b\"} | unwrap x [5m])", SL_EINVAL,
      "parse error at line 1, col 20: syntax error: unexpected {, expecting NUMBER"},
     {"sum({a=\"b\"})", SL_EINVAL, "parse error : unexpected type for vector aggregation: log"},
