@@ -40,6 +40,18 @@ if [ -n "$missing" ]; then
     fi
 fi
 
+if [ "${1:-build}" = test ] && ! command -v node >/dev/null; then
+    # Node runs the npm test peers (s3rver, pino-loki, winston-loki); the machine
+    # image normally has Node 20, otherwise take the distribution's.
+    if [ "$(id -u)" = 0 ]; then
+        echo "deps: installing nodejs npm" >&2
+        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    else
+        echo "deps: Node.js is missing. Run:  sudo apt-get install -y nodejs npm" >&2
+        exit 1
+    fi
+fi
+
 if [ "${1:-build}" = test ] && [ -f tests/package.json ]; then
     if [ ! -d tests/node_modules ] || [ tests/package.json -nt tests/node_modules ]; then
         echo "deps: npm install in tests/" >&2
