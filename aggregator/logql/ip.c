@@ -84,25 +84,50 @@ bool sl__logql_ip_match(const struct sl_logql_ip *m, struct sl_bytes v)
     return parse_addr(v.ptr, v.len, a, &v6) && in_range(m, a, v6);
 }
 
-static bool ip_char(char c)
+static bool hexd(char c)
 {
-    return isxdigit((unsigned char)c) || c == '.' || c == ':';
+    return isxdigit((unsigned char)c) != 0;
 }
 
-bool sl__logql_ip_in_line(const struct sl_logql_ip *m, struct sl_bytes line)
+/* Loki's hints: where an IPv4 or IPv6 address may start. */
+static bool v4_hint(const char *p)
+{
+    return isdigit((unsigned char)p[0]) && (p[1] == '.' || p[2] == '.' || p[3] == '.');
+}
+
+static bool v6_hint(const char *p)
+{
+    return (p[0] == ':' && p[1] == ':' && hexd(p[2])) || (hexd(p[0]) && p[1] == ':') ||
+           (hexd(p[0]) && hexd(p[1]) && p[2] == ':') ||
+           (hexd(p[0]) && hexd(p[1]) && hexd(p[2]) && p[3] == ':') ||
+           (hexd(p[0]) && hexd(p[1]) && hexd(p[2]) && hexd(p[3]) && p[4] == ':');
+}
+
+static size_t span(const char *s, size_t n, bool v6)
 {
     size_t i = 0;
-    while (i < line.len) {
-        if (!ip_char(line.ptr[i])) {
-            i++;
+    while (i < n &&
+           (isdigit((unsigned char)s[i]) || s[i] == '.' || (v6 && (hexd(s[i]) || s[i] == ':'))))
+        i++;
+    return i;
+}
+
+/* As Loki's ipFilter.filter: scan for address-looking runs (IPv4 charset
+ * after a v4 hint, IPv6 charset after a v6 hint), skipping each run that
+ * does not match. */
+bool sl__logql_ip_in_line(const struct sl_logql_ip *m, struct sl_bytes line)
+{
+    const char *s = line.ptr;
+    size_t n = line.len;
+    for (size_t i = 0; i < n; i++) {
+        bool v4 = i + 3 < n && v4_hint(s + i);
+        bool v6 = !v4 && i + 4 < n && v6_hint(s + i);
+        if (!v4 && !v6)
             continue;
-        }
-        size_t j = i;
-        while (j < line.len && ip_char(line.ptr[j]))
-            j++;
-        if (sl__logql_ip_match(m, sl_bytes(line.ptr + i, j - i)))
+        size_t len = span(s + i, n - i, v6);
+        if (sl__logql_ip_match(m, sl_bytes(s + i, len)))
             return true;
-        i = j;
+        i += len;
     }
     return false;
 }

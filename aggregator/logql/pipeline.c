@@ -217,9 +217,11 @@ bool sl__logql_lf_eval(struct sl_logql_query *q, struct sl__logql_lb *lb,
             v = sl_bytes("", 0);
         return sl_logql_matcher_matches(q, &f->m, v);
     case SL_LOGQL_LF_IP: {
+        if (lb->err.len) /* Loki: with an error only string matchers filter */
+            return true;
         if (!sl__logql_lb_get(lb, f->m.name, &v))
             return false;
-        bool m = sl__logql_ip_match(&f->ip, v);
+        bool m = sl__logql_ip_in_line(&f->ip, v);
         return f->m.op == SL_LOGQL_MATCH_EQ ? m : !m;
     }
     default:
