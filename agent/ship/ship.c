@@ -24,6 +24,13 @@ struct ship_entry {
     size_t off;
     size_t len;
     uint32_t sidx;
+    uint32_t nmeta; /* structured metadata: nmeta labels from meta_off in b->meta */
+    size_t meta_off;
+};
+
+/* One metadata pair, as offsets into the batch's metabytes. */
+struct ship_meta {
+    size_t name_off, name_len, value_off, value_len;
 };
 
 struct ship_bstream {
@@ -39,6 +46,9 @@ struct ship_batch {
     size_t ne, cape;
     struct ship_bstream *st;
     size_t ns, caps;
+    struct ship_meta *meta;
+    size_t nmeta, capmeta;
+    struct sl_buf metabytes;
     struct sl_buf body;  /* encoded + compressed, filled on the thread pool */
     struct sl_buf token; /* bearer token read with the body */
     int enc_err;
@@ -82,6 +92,8 @@ static void batch_free(struct ship_batch *b)
     if (!b)
         return;
     sl_buf_release(&b->lines);
+    sl_buf_release(&b->metabytes);
+    sl_free(b->meta);
     sl_buf_release(&b->body);
     sl_buf_release(&b->token);
     sl_free(b->e);
@@ -131,6 +143,20 @@ static struct sl_bytes entry_line(const struct ship_batch *b, const struct ship_
     return sl_bytes(b->lines.data + e->off, e->len);
 }
 
+/* The metadata of e as labels (views into the batch), in out[0..e->nmeta). */
+static const struct sl_label *entry_meta(const struct ship_batch *b, const struct ship_entry *e,
+                                         struct sl_label *out)
+{
+    for (uint32_t i = 0; i < e->nmeta; i++) {
+        const struct ship_meta *m = &b->meta[e->meta_off + i];
+        out[i].name = sl_bytes(b->metabytes.data + m->name_off, m->name_len);
+        out[i].value = sl_bytes(b->metabytes.data + m->value_off, m->value_len);
+    }
+    return e->nmeta ? out : NULL;
+}
+
+#define SHIP_MAX_META 64
+
 static int encode_native(const struct ship_batch *b, const size_t *start, const size_t *order,
                          struct sl_buf *raw)
 {
@@ -140,7 +166,8 @@ static int encode_native(const struct ship_batch *b, const size_t *start, const 
         sl_batch_enc_stream(&enc, b->st[i].s->labels, b->st[i].n);
         for (size_t k = start[i]; k < start[i + 1]; k++) {
             const struct ship_entry *e = &b->e[order[k]];
-            sl_batch_enc_entry(&enc, e->ts_ns, entry_line(b, e), NULL, 0);
+            struct sl_label meta[SHIP_MAX_META];
+            sl_batch_enc_entry(&enc, e->ts_ns, entry_line(b, e), entry_meta(b, e, meta), e->nmeta);
         }
     }
     int rc = sl_batch_enc_finish(&enc, raw);
@@ -174,6 +201,16 @@ static void encode_loki_json(const struct ship_batch *b, const size_t *start, co
             sl_jsonw_arr_open(&w);
             sl_jsonw_i64_str(&w, e->ts_ns);
             sl_jsonw_bytes(&w, entry_line(b, e));
+            if (e->nmeta) { /* Loki's third element: structured metadata */
+                struct sl_label meta[SHIP_MAX_META];
+                entry_meta(b, e, meta);
+                sl_jsonw_obj_open(&w);
+                for (uint32_t m = 0; m < e->nmeta; m++) {
+                    sl_jsonw_key_bytes(&w, meta[m].name);
+                    sl_jsonw_bytes(&w, meta[m].value);
+                }
+                sl_jsonw_obj_close(&w);
+            }
             sl_jsonw_arr_close(&w);
         }
         sl_jsonw_arr_close(&w);
@@ -187,18 +224,22 @@ static void encode_loki_protobuf(const struct ship_batch *b, const size_t *start
                                  const size_t *order, struct sl_buf *raw)
 {
     struct sl_batch_entry *es = sl_mallocarray(b->ne ? b->ne : 1, sizeof(*es));
+    struct sl_label *meta = sl_mallocarray(b->nmeta ? b->nmeta : 1, sizeof(*meta));
     struct sl_buf labels = SL_BUF_INIT;
     for (size_t i = 0; i < b->ns; i++) {
         size_t n = 0;
         for (size_t k = start[i]; k < start[i + 1]; k++, n++) {
             const struct ship_entry *e = &b->e[order[k]];
             es[n] = (struct sl_batch_entry){.ts_ns = e->ts_ns, .line = entry_line(b, e)};
+            es[n].meta = (struct sl_label *)entry_meta(b, e, meta + e->meta_off);
+            es[n].nmeta = e->nmeta;
         }
         sl_buf_clear(&labels);
         sl_labels_format(b->st[i].s->labels, &labels);
         sl_lokipb_encode_stream(raw, sl_buf_bytes(&labels), es, n);
     }
     sl_buf_release(&labels);
+    sl_free(meta);
     sl_free(es);
 }
 
@@ -273,6 +314,35 @@ static void on_wait(uv_timer_t *t)
 void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, struct sl_bytes line,
                  uint64_t cookie)
 {
+    sl_ship_add_meta(s, st, ts_ns, line, NULL, 0, cookie);
+}
+
+static void add_meta(struct ship_batch *b, struct ship_entry *e, const struct sl_label *meta,
+                     size_t nmeta)
+{
+    if (nmeta > SHIP_MAX_META)
+        nmeta = SHIP_MAX_META;
+    e->meta_off = b->nmeta;
+    e->nmeta = (uint32_t)nmeta;
+    if (b->nmeta + nmeta > b->capmeta) {
+        b->capmeta = (b->nmeta + nmeta) * 2;
+        b->meta = sl_reallocarray(b->meta, b->capmeta, sizeof(*b->meta));
+    }
+    for (size_t i = 0; i < nmeta; i++) {
+        struct ship_meta *m = &b->meta[b->nmeta++];
+        m->name_off = b->metabytes.len;
+        m->name_len = meta[i].name.len;
+        sl_buf_append(&b->metabytes, meta[i].name.ptr, meta[i].name.len);
+        m->value_off = b->metabytes.len;
+        m->value_len = meta[i].value.len;
+        sl_buf_append(&b->metabytes, meta[i].value.ptr, meta[i].value.len);
+    }
+}
+
+void sl_ship_add_meta(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns,
+                      struct sl_bytes line, const struct sl_label *meta, size_t nmeta,
+                      uint64_t cookie)
+{
     if (!s->building)
         s->building = batch_new(s);
     struct ship_batch *b = s->building;
@@ -289,7 +359,9 @@ void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, st
         b->cape = b->cape ? b->cape * 2 : 256;
         b->e = sl_reallocarray(b->e, b->cape, sizeof(*b->e));
     }
-    b->e[b->ne++] = (struct ship_entry){ts_ns, b->lines.len, line.len, st->idx};
+    b->e[b->ne++] = (struct ship_entry){ts_ns, b->lines.len, line.len, st->idx, 0, 0};
+    if (nmeta)
+        add_meta(b, &b->e[b->ne - 1], meta, nmeta);
     sl_buf_append(&b->lines, line.ptr, line.len);
     b->st[st->idx].n++;
     b->st[st->idx].last_cookie = cookie;

@@ -90,6 +90,12 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
 /* Adds one entry (line copied). May seal the batch. */
 void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, struct sl_bytes line,
                  uint64_t cookie);
+/* Same, with structured metadata (names and values copied; at most 64 pairs
+ * are kept). Sent in every protocol: the native entry's third element,
+ * Loki JSON's third value element, Loki protobuf's structuredMetadata. */
+void sl_ship_add_meta(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns,
+                      struct sl_bytes line, const struct sl_label *meta, size_t nmeta,
+                      uint64_t cookie);
 /* True while the caller must not add more (see above). */
 bool sl_ship_full(const struct sl_ship *s);
 /* Sends what is buffered as soon as possible, and from now on seals every
