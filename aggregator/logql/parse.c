@@ -13,6 +13,7 @@
  *
  * Pipeline stages are in parse_stage.c. A log expression is only valid as
  * the whole query (Loki's rule). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -230,9 +231,11 @@ static int parse_log_expr(parser *p, struct sl_logql_log_expr *e, bool selector_
     return sl__logql_parse_pipeline(p, e, range);
 }
 
+/* A number literal; one that overflows to infinity is refused (as Go's
+ * ParseFloat reports a range error), so every literal prints back. */
 static bool parse_number_tok(const token *t, double *out)
 {
-    return t->kind == SL__TOK_NUMBER && sl__logql_parse_float(t->text, out);
+    return t->kind == SL__TOK_NUMBER && sl__logql_parse_float(t->text, out) && isfinite(*out);
 }
 
 static int parse_duration_tok(parser *p, const token *t, int64_t *out)
@@ -543,6 +546,8 @@ static int parse_unary(parser *p, struct sl_logql_expr **out)
             (*out)->u.literal = -(*out)->u.literal;
             return 0;
         }
+        if ((*out)->kind == SL_LOGQL_EXPR_LOG)
+            return sl__logql_error_at(p, NULL, "unexpected type for unary minus: log");
         /* -x is 0 - x (Loki keeps the labels: a plain binary operation). */
         struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_BINOP);
         e->u.bin.op = SL_LOGQL_OP_MUL;

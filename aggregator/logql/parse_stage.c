@@ -8,6 +8,7 @@
  *   labelFilter := term ((and | ',' | or | juxtaposition) term)*, "or" binding loosest
  *   term := '(' labelFilter ')' | IDENT op STRING | IDENT cmp NUMBER|DURATION|BYTES
  *         | IDENT ('='|'!=') ip '(' STRING ')' */
+#include <math.h>
 #include <string.h>
 
 #include "aggregator/logql/internal.h"
@@ -133,7 +134,7 @@ static int parse_unit_filter(parser *p, const token *name, const token *op,
     f->m.name = name->text;
     f->text = v->text;
     uint64_t bytes;
-    if (sl__logql_parse_float(v->text, &f->num)) {
+    if (sl__logql_parse_float(v->text, &f->num) && isfinite(f->num)) {
         f->kind = SL_LOGQL_LF_NUMBER;
         if (neg)
             f->num = -f->num;

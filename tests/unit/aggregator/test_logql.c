@@ -393,6 +393,7 @@ static const struct {
      "parse error : unexpected type for left leg of binary operation: log"},
     {"1 + {a=\"b\"}", SL_EINVAL,
      "parse error : unexpected type for right leg of binary operation: log"},
+    {"-{a=\"b\"}", SL_EINVAL, "parse error : unexpected type for unary minus: log"},
     {"1 > 2", SL_EINVAL, "parse error : comparisons between scalars must use BOOL modifier"},
     {"1 and 2", SL_EINVAL, "parse error : set operators are only allowed between vectors"},
     {"vector(1) and 2", SL_EINVAL, "parse error : set operators are only allowed between vectors"},
