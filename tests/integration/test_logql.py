@@ -1,0 +1,140 @@
+"""LogQL end to end: lines pushed through the real aggregator (Loki JSON push)
+are read back over HTTP with parsers, label filters, line_format, metric
+queries (range and instant), vector aggregations, topk, binary operators,
+and the `vector(1)+vector(1)` Grafana's health check runs."""
+import time
+
+import pytest
+import requests
+
+from conftest import Aggregator
+
+
+@pytest.fixture
+def loaded(workdir, procs):
+    agg = Aggregator(workdir)
+    procs.append(agg)
+    agg.start()
+    base = (int(time.time()) - 1200) // 60 * 60  # a minute boundary, 20 minutes ago
+    api = []
+    for i in range(60):
+        err = i % 3 == 0
+        api.append([str((base + i) * 10**9),
+                    f'level={"error" if err else "info"} status={500 if err else 200} '
+                    f'dur={i * 10}ms msg="request {i}"'])
+    web = []
+    for i in range(30):
+        web.append([str((base + 2 * i) * 10**9),
+                    '{"level":"%s","status":%d,"user":"u%d"}' % (
+                        "warn" if i % 2 else "info", 404 if i % 2 else 200, i % 3)])
+    r = agg.push_json([{"stream": {"app": "api", "env": "prod"}, "values": api},
+                       {"stream": {"app": "web", "env": "prod"}, "values": web}])
+    assert r.status_code == 204, r.text
+    return agg, base
+
+
+def streams(agg, base, query):
+    r = agg.query_range(query, start=(base - 1) * 10**9, end=(base + 120) * 10**9, limit=1000,
+                        direction="forward")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["resultType"] == "streams"
+    return data["result"]
+
+
+def instant(agg, query, t):
+    r = requests.get(agg.url + "/loki/api/v1/query", params={"query": query, "time": str(t)},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "success"
+    return body["data"]
+
+
+def by(result, label):
+    return {s["metric"].get(label, ""): float(s["value"][1]) for s in result}
+
+
+def test_parsers_and_label_filters(loaded):
+    agg, base = loaded
+    res = streams(agg, base, '{app="api"} | logfmt | level="error" | status >= 500')
+    lines = [v for s in res for v in s["values"]]
+    assert len(lines) == 20
+    # one stream per label set after the parser
+    assert all(s["stream"]["level"] == "error" and s["stream"]["status"] == "500" for s in res)
+    assert all(s["stream"]["app"] == "api" for s in res)
+    res = streams(agg, base, '{app="web"} | json | status == 404 | user="u1" | keep app, user')
+    assert [s["stream"] for s in res] == [{"app": "web", "user": "u1"}]
+    # i odd and i % 3 == 1: 1, 7, 13, 19, 25
+    assert len(res[0]["values"]) == 5
+    # a parse error is a label, not a dropped line
+    res = streams(agg, base, '{app="api"} | json | __error__="JSONParserErr" | keep app')
+    assert len(res[0]["values"]) == 60
+
+
+def test_line_format(loaded):
+    agg, base = loaded
+    res = streams(agg, base, '{app="api"} | logfmt | dur > 550ms | line_format '
+                             '"{{.level | ToUpper}} {{.status}} {{.msg}}" | drop dur, msg')
+    lines = [v[1] for s in sorted(res, key=lambda s: s["stream"]["level"]) for v in s["values"]]
+    assert lines[0] == "ERROR 500 request 57"
+    assert sorted(lines)[-1] == "INFO 200 request 59"
+    assert len(lines) == 4  # 56..59 ms*10 > 550
+
+
+def test_metric_queries(loaded):
+    agg, base = loaded
+    t = base + 59  # the window (base-1, base+59] holds every line
+    data = instant(agg, 'sum by (level) (count_over_time({app="api"} | logfmt [1m]))', t)
+    assert data["resultType"] == "vector"
+    assert by(data["result"], "level") == {"error": 20.0, "info": 40.0}
+    assert data["result"][0]["value"][0] == t
+    data = instant(agg, 'sum by (app) (rate({env="prod"}[1m]))', t)
+    assert by(data["result"], "app") == {"api": 1.0, "web": 0.5}
+    data = instant(agg, 'topk(1, sum by (app) (count_over_time({env="prod"}[1m])))', t)
+    assert [s["metric"] for s in data["result"]] == [{"app": "api"}]
+    data = instant(agg, 'sum(count_over_time({app="web"}[1m])) / '
+                        'sum(count_over_time({app="api"}[1m]))', t)
+    assert data["result"] == [{"metric": {}, "value": [t, "0.5"]}]
+    # without an aggregation, every label set after json is its own series
+    data = instant(agg, 'count_over_time({app="web"} | json | status >= 400 [1m])', t)
+    assert sorted(s["metric"]["user"] for s in data["result"]) == ["u0", "u1", "u2"]
+    assert all(s["value"][1] == "5" for s in data["result"])
+    data = instant(agg, 'sum(count_over_time({app="web"} | json | status >= 400 [1m])) > 10', t)
+    assert len(data["result"]) == 1 and data["result"][0]["value"][1] == "15"
+
+
+def test_range_query_matrix(loaded):
+    agg, base = loaded
+    r = agg.query_range('count_over_time({app="api"}[30s])', start=(base + 30) * 10**9,
+                        end=(base + 90) * 10**9, step="30s")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["resultType"] == "matrix"
+    assert [s["metric"] for s in data["result"]] == [{"app": "api", "env": "prod"}]
+    # (base, base+30] holds 30 lines, (base+30, base+60] 29; nothing after
+    assert data["result"][0]["values"] == [[base + 30, "30"], [base + 60, "29"]]
+    assert "stats" in data and data["stats"]["summary"]["totalLinesProcessed"] >= 59
+
+
+def test_grafana_health_check_and_errors(loaded):
+    agg, base = loaded
+    data = instant(agg, "vector(1)+vector(1)", base)
+    assert data == {"resultType": "vector", "result": [{"metric": {}, "value": [base, "2"]}],
+                    "stats": data["stats"]}
+    data = instant(agg, "1 + 1", base)
+    assert data["resultType"] == "scalar" and data["result"] == [base, "2"]
+    r = requests.get(agg.url + "/loki/api/v1/query", params={"query": '{app="api"}'}, timeout=30)
+    assert r.status_code == 400
+    assert "log queries are not supported as an instant query type" in r.text
+    r = requests.get(agg.url + "/loki/api/v1/query",
+                     params={"query": 'sum(count_over_time({app="api"} | json [1m]))',
+                             "time": str(base + 59)}, timeout=30)
+    assert r.status_code == 400
+    assert "pipeline error: 'JSONParserErr'" in r.text
+    r = agg.query_range('rate({app="api"}[1m])', start=base * 10**9, end=(base + 60) * 10**9,
+                        step="0")
+    assert r.status_code == 400 and "zero or negative query resolution step" in r.text
+    r = agg.query_range('{app="api"} | distinct level', start=base * 10**9,
+                        end=(base + 60) * 10**9)
+    assert r.status_code == 400 and 'unsupported in this version: stage "distinct"' in r.text
