@@ -9,6 +9,7 @@
 
 #include "agent/discover/discover.h"
 #include "agent/discover/sources.h"
+#include "agent/pipeline/pipeline.h"
 #include "agent/positions/positions.h"
 #include "agent/ship/ship.h"
 #include "agent/tail/ftable.h"
@@ -22,11 +23,24 @@
 #include "common/timeutil.h"
 #include "common/version.h"
 
+struct afile;
+
+/* A shipper stream of a file: its own labels, or a label set the pipeline
+ * made for some of its entries. */
+struct astream {
+    struct sl_ship_stream s; /* first: acks map back with a cast */
+    struct afile *f;
+};
+
 /* A tailed file: the tail state plus what the agent hangs on it. */
 struct afile {
     struct sl_tail t;
     struct sl_ftable_node node; /* in a->files */
-    struct sl_ship_stream ss;
+    struct astream ss;
+    struct sl_agent *a;
+    struct sl_pipeline_stream *ps; /* NULL without a pipeline */
+    struct astream **derived;      /* by pipeline label-set id - 1 */
+    size_t nderived;
     struct sl_labels labels;
     struct sl_label *lab;
     struct sl_buf labmem;
@@ -49,8 +63,10 @@ struct sl_agent {
     struct sl_ship *ship;
     struct sl_positions pos;
     struct sl_file_sources sources;
-    struct sl_ftable files; /* every open file, active and retired */
-    struct afile *retired;  /* draining */
+    struct sl_pipeline *pipeline; /* NULL: no stages configured */
+    uv_timer_t ml_timer;          /* multiline max_wait_time deadlines */
+    struct sl_ftable files;       /* every open file, active and retired */
+    struct afile *retired;        /* draining */
     size_t nactive;
     bool positions_dirty;
     struct afile *qhead, *qtail;
@@ -127,7 +143,85 @@ static void on_entry(void *ud, const struct sl_parsed_entry *e)
                        c->f->t.path, (long long)c->a->cfg->read_max_line_size);
     }
     sl_tail_hold(&c->f->t);
-    sl_ship_add(c->a->ship, &c->f->ss, e->ts_ns, e->line, sl_tail_cookie(&c->f->t, e->safe_off));
+    uint64_t cookie = sl_tail_cookie(&c->f->t, e->safe_off);
+    if (c->f->ps) {
+        /* Held before the push: the pipeline may report it (or an older
+         * block) at once; a line joined to a held block is no entry. */
+        struct sl_pipeline_in in = {e->ts_ns, e->line, e->stream == SL_STREAM_STDERR, cookie};
+        if (!sl_pipeline_push(c->f->ps, &in))
+            c->f->t.unacked--;
+        return;
+    }
+    sl_ship_add(c->a->ship, &c->f->ss.s, e->ts_ns, e->line, cookie);
+}
+
+static struct sl_ship_stream *derived_stream(struct afile *f, uint32_t id,
+                                             const struct sl_labels *labels)
+{
+    if (id > f->nderived) {
+        f->derived = sl_reallocarray(f->derived, id, sizeof(*f->derived));
+        memset(f->derived + f->nderived, 0, (id - f->nderived) * sizeof(*f->derived));
+        f->nderived = id;
+    }
+    if (!f->derived[id - 1]) {
+        struct astream *as = SL_NEW(struct astream);
+        as->s.labels = labels; /* owned by the pipeline stream, freed with it */
+        as->f = f;
+        f->derived[id - 1] = as;
+    }
+    return &f->derived[id - 1]->s;
+}
+
+static void maybe_release(struct sl_agent *a, struct afile *f);
+
+/* An entry the pipeline finished: shipped, or dropped (already counted). A
+ * dropped entry was held like any other; nothing will acknowledge it, so it
+ * acknowledges itself when it is the only one in flight, and otherwise
+ * leaves the position to the acknowledgements of the others. */
+static void on_pipeline_out(void *ud, const struct sl_pipeline_out *o)
+{
+    struct afile *f = ud;
+    struct sl_tail *t = &f->t;
+    if (!o->dropped) {
+        struct sl_ship_stream *st =
+            o->label_set ? derived_stream(f, o->label_set, o->labels) : &f->ss.s;
+        sl_ship_add_meta(f->a->ship, st, o->ts_ns, o->line, o->meta, o->nmeta, o->cookie);
+        return;
+    }
+    if ((o->cookie >> 48) != (t->epoch & 0xffff)) {
+        if (t->stale)
+            t->stale--;
+    } else if (t->unacked == 1 && t->stale == 0) {
+        sl_tail_ack(t, 1, o->cookie);
+        f->a->positions_dirty = true;
+    } else if (t->unacked) {
+        t->unacked--;
+    }
+    if (f->retired && !f->queued)
+        maybe_release(f->a, f);
+}
+
+static void on_ml_timer(uv_timer_t *h);
+
+/* Arms the multiline timer for the next block deadline (emitting the ones
+ * that passed). */
+static void arm_multiline(struct sl_agent *a)
+{
+    if (!sl_pipeline_has_multiline(a->pipeline) || a->stopping)
+        return;
+    int64_t now = sl_mono_ns();
+    int64_t next = sl_pipeline_expire(a->pipeline, now);
+    if (next < 0) {
+        uv_timer_stop(&a->ml_timer);
+        return;
+    }
+    uint64_t ms = (uint64_t)((next - now) / SL_NS_PER_MS) + 1;
+    uv_timer_start(&a->ml_timer, on_ml_timer, ms, 0);
+}
+
+static void on_ml_timer(uv_timer_t *h)
+{
+    arm_multiline(h->data);
 }
 
 static void on_malformed(void *ud, struct sl_bytes line, const char *reason)
@@ -161,6 +255,10 @@ static void file_free(struct sl_agent *a, struct afile *f)
     count_files(a);
     a->positions_dirty = true;
     sl_tail_release(&f->t);
+    sl_pipeline_stream_free(f->ps);
+    for (size_t i = 0; i < f->nderived; i++)
+        sl_free(f->derived[i]);
+    sl_free(f->derived);
     sl_buf_release(&f->labmem);
     sl_free(f->lab);
     sl_free(f);
@@ -217,7 +315,8 @@ static void set_labels(struct afile *f, const char *const *names, const struct s
     f->labels.items = f->lab;
     f->labels.n = k;
     sl_labels_sort(&f->labels);
-    f->ss.labels = &f->labels;
+    f->ss.s.labels = &f->labels;
+    f->ss.f = f;
 }
 
 /* Labels of a file found under name by source. Returns 0 or SL_EINVAL. */
@@ -265,6 +364,9 @@ static struct sl_tail_opts tail_opts(struct sl_agent *a, int source)
 static struct afile *adopt(struct sl_agent *a, struct afile *f, int source, bool named)
 {
     f->source = source;
+    f->a = a;
+    if (a->pipeline)
+        f->ps = sl_pipeline_stream_new(a->pipeline, &f->labels, on_pipeline_out, f);
     f->last_data_mono = sl_mono_ns();
     f->node.dev = f->t.dev;
     f->node.ino = f->t.ino;
@@ -436,6 +538,8 @@ static void on_pump(uv_idle_t *h)
     }
     if (!a->qhead || a->stopping || sl_ship_full(a->ship))
         uv_idle_stop(&a->pump);
+    if (!uv_is_active((uv_handle_t *)&a->ml_timer))
+        arm_multiline(a);
 }
 
 /* --- shipping callbacks --- */
@@ -444,7 +548,7 @@ static void on_ack(void *ud, struct sl_ship_stream *s, size_t n, uint64_t last_c
                    bool delivered)
 {
     struct sl_agent *a = ud;
-    struct afile *f = (struct afile *)((char *)s - offsetof(struct afile, ss));
+    struct afile *f = ((struct astream *)s)->f;
     (void)delivered; /* dropped lines are counted by the shipper; move past them */
     uint64_t before = f->t.acked_off;
     sl_tail_ack(&f->t, n, last_cookie);
@@ -609,6 +713,8 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
     uv_timer_init(loop, &a->stop_timer);
     uv_timer_init(loop, &a->retire_timer);
     a->retire_timer.data = a;
+    uv_timer_init(loop, &a->ml_timer);
+    a->ml_timer.data = a;
     uv_signal_init(loop, &a->sigint);
     uv_signal_init(loop, &a->sigterm);
     a->pump.data = a->sync_timer.data = a->stop_timer.data = a;
@@ -640,6 +746,9 @@ int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     uint64_t sync_ms = (uint64_t)(cfg->positions_sync_period / SL_NS_PER_MS);
     uv_timer_start(&a->sync_timer, on_sync, sync_ms ? sync_ms : 1, sync_ms ? sync_ms : 1);
+    rc = sl_pipeline_new(cfg->pipeline, a->metrics, &a->pipeline, err);
+    if (rc != 0)
+        return rc;
     rc = sl_file_sources_parse(cfg->files, &a->sources, err);
     if (rc != 0)
         return rc;
@@ -692,6 +801,7 @@ static void finish_stop(struct sl_agent *a)
     close_handle(a, (uv_handle_t *)&a->sync_timer);
     close_handle(a, (uv_handle_t *)&a->stop_timer);
     close_handle(a, (uv_handle_t *)&a->retire_timer);
+    close_handle(a, (uv_handle_t *)&a->ml_timer);
     close_handle(a, (uv_handle_t *)&a->sigint);
     close_handle(a, (uv_handle_t *)&a->sigterm);
 }
@@ -716,6 +826,9 @@ void sl_agent_stop(struct sl_agent *a)
     a->disc = NULL;
     uv_signal_stop(&a->sigint);
     uv_signal_stop(&a->sigterm);
+    uv_timer_stop(&a->ml_timer);
+    if (a->pipeline)
+        sl_pipeline_flush_all(a->pipeline); /* held multiline blocks go out too */
     sl_ship_drain(a->ship);
     a->stop_deadline = sl_mono_ns() + a->cfg->client_timeout;
     uv_timer_start(&a->stop_timer, on_stop_tick, 0, 20);
@@ -726,6 +839,7 @@ void sl_agent_free(struct sl_agent *a)
     while (a->files.head)
         file_free(a, afile_of(a->files.head));
     sl_ftable_release(&a->files);
+    sl_pipeline_free(a->pipeline);
     sl_file_sources_release(&a->sources);
     sl_positions_release(&a->pos);
     sl_metrics_free(a->metrics);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/discover/sources.h"
+#include "agent/pipeline/pipeline.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -56,7 +57,8 @@ const struct sl_option sl_agent_options[] = {
     {"files", SL_OPT_NODE, "[]", OFF(files),
      "extra glob sources: [{include, exclude, format: raw|cri|docker, labels}]"},
     {"pipeline", SL_OPT_NODE, "[]", OFF(pipeline),
-     "processing stages, in order (not implemented yet)"},
+     "processing stages, in order: json, logfmt, regex, labels, structured_metadata, "
+     "static_labels, labeldrop, labelkeep, drop, multiline, timestamp, output"},
     {"read.rotate_wait", SL_OPT_DURATION, "5s", OFF(read_rotate_wait),
      "a rotated file is released after no bytes arrived for this long"},
     {"read.max_line_size", SL_OPT_SIZE, "256KiB", OFF(read_max_line_size),
@@ -66,12 +68,6 @@ const struct sl_option sl_agent_options[] = {
 };
 
 const size_t sl_agent_noptions = sizeof(sl_agent_options) / sizeof(sl_agent_options[0]);
-
-static bool node_nonempty(const struct sl_cfgnode *n)
-{
-    return n && !(n->kind == SL_CFG_SEQ && n->n == 0) &&
-           !(n->kind == SL_CFG_SCALAR && (!n->value || !*n->value || !strcmp(n->value, "[]")));
-}
 
 static int bad(struct sl_buf *err, const char *key, const char *why)
 {
@@ -127,7 +123,9 @@ int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, stru
     if (sl_file_sources_parse(c->files, &files, err) != 0)
         return SL_EINVAL;
     sl_file_sources_release(&files);
-    if (node_nonempty(c->pipeline) && warn)
-        sl_buf_append_str(warn, "pipeline is not implemented yet: ignored\n");
+    struct sl_pipeline *pl;
+    if (sl_pipeline_new(c->pipeline, NULL, &pl, err) != 0)
+        return SL_EINVAL;
+    sl_pipeline_free(pl);
     return 0;
 }
