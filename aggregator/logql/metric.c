@@ -57,6 +57,9 @@ struct source {
     struct sl_arena arena;
     struct sl_buf key;
     int64_t from, through;
+    struct sl_bytes *by; /* the by (...) names, sorted and unique */
+    size_t nby;
+    struct sl_label *by_items;
 };
 
 struct outseries {
@@ -238,10 +241,22 @@ void sl_logql_metric_entry(struct sl_logql_metric *m, size_t i, int64_t ts, stru
             if (!sl__logql_lf_eval(m->q, lb, r->post[k]))
                 return;
     }
-    const struct sl_labels *ls = sl__logql_pipeline_labels(s->p);
     bool err = lb->err.len > 0;
     struct sl_labels grouped;
     const struct sl_logql_grouping *g = s->push ? s->push : &r->grouping;
+    if (!err && g->present && !g->without) {
+        /* by (...): read just those labels, no full label set per line */
+        grouped.items = s->by_items;
+        grouped.n = 0;
+        for (size_t k = 0; k < s->nby; k++) {
+            struct sl_bytes v;
+            if (sl__logql_lb_get(lb, s->by[k], &v) && v.len)
+                grouped.items[grouped.n++] = (struct sl_label){s->by[k], v};
+        }
+        add_sample(source_series(s, &grouped, false), ts, v);
+        return;
+    }
+    const struct sl_labels *ls = sl__logql_pipeline_labels(s->p);
     if (!err && (g->present || is_unwrap(r))) {
         sl__logql_group_labels(sl__logql_pipeline_scratch(s->p), ls, g,
                                is_unwrap(r) ? &r->unwrap_label : NULL, &grouped);
@@ -270,6 +285,24 @@ const struct sl_logql_log_expr *sl_logql_metric_source(const struct sl_logql_met
     *from = m->src[i].from;
     *through = m->src[i].through;
     return &m->src[i].r->log;
+}
+
+static int bytes_cmp(const void *a, const void *b)
+{
+    return sl_bytes_cmp(*(const struct sl_bytes *)a, *(const struct sl_bytes *)b);
+}
+
+static void prepare_by(struct source *s, const struct sl_logql_grouping *g)
+{
+    if (!g->present || g->without)
+        return;
+    s->by = sl_arena_alloc(&s->arena, (g->n + 1) * sizeof *s->by);
+    memcpy(s->by, g->names, g->n * sizeof *s->by);
+    qsort(s->by, g->n, sizeof *s->by, bytes_cmp);
+    for (size_t i = 0; i < g->n; i++)
+        if (s->nby == 0 || !sl_bytes_eq(s->by[s->nby - 1], s->by[i]))
+            s->by[s->nby++] = s->by[i];
+    s->by_items = sl_arena_alloc(&s->arena, (s->nby + 1) * sizeof *s->by_items);
 }
 
 static bool pushable(const struct sl_logql_vecagg_expr *a, const struct sl_logql_range_expr *r)
@@ -304,6 +337,7 @@ static void collect_sources(struct sl_logql_metric *m, const struct sl_logql_exp
         int64_t first = m->pr.start_ns - s->r->offset_ns - s->r->range_ns;
         s->from = first + 1;
         s->through = m->pr.end_ns - s->r->offset_ns + 1;
+        prepare_by(s, push ? push : &s->r->grouping);
         return;
     }
     case SL_LOGQL_EXPR_VECAGG: {

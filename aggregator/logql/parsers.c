@@ -137,6 +137,8 @@ static size_t scan_value(const char *s, size_t n, size_t i, enum jtype *t, const
     }
 }
 
+static bool has_rune_error(struct sl_bytes v);
+
 /* Unescapes a JSON string body (without quotes) into the scratch arena.
  * Returns false on a bad escape or if the result holds U+FFFD (Loki then
  * uses ""). */
@@ -216,15 +218,7 @@ static bool json_unescape(struct sl__logql_lb *lb, struct sl_bytes in, struct sl
         }
         *out = sl_bytes(o, k);
     }
-    /* U+FFFD is EF BF BD; invalid UTF-8 decodes to it in Go as well. */
-    for (size_t i = 0; i < out->len;) {
-        uint32_t cp;
-        size_t k = sl_utf8_decode(out->ptr + i, out->len - i, &cp);
-        if (k == 0 || cp == 0xFFFD)
-            return false;
-        i += k;
-    }
-    return true;
+    return !has_rune_error(*out);
 }
 
 /* Appends key sanitized the way Loki's appendSanitized does (per rune). */
@@ -251,6 +245,42 @@ static void append_sanitized(struct sl_buf *to, struct sl_bytes key, bool prefix
     }
 }
 
+/* A key as a label name: the key itself when it is already valid (a view
+ * into the line), else its sanitized copy in the scratch arena. */
+static struct sl_bytes clean_key(struct sl__logql_lb *lb, struct sl_bytes key, bool prefix_digit)
+{
+    bool clean = key.len > 0 && !(prefix_digit && isdigit((unsigned char)key.ptr[0]));
+    for (size_t i = 0; clean && i < key.len; i++) {
+        unsigned char c = (unsigned char)key.ptr[i];
+        clean =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    }
+    if (clean)
+        return key;
+    sl_buf_clear(&lb->tmp);
+    append_sanitized(&lb->tmp, key, prefix_digit);
+    return sl_arena_bytes(lb->scratch, sl_buf_bytes(&lb->tmp));
+}
+
+/* True if v holds U+FFFD or invalid UTF-8 (Go reads both as RuneError,
+ * which Loki rejects). ASCII is checked without decoding. */
+static bool has_rune_error(struct sl_bytes v)
+{
+    size_t i = 0;
+    while (i < v.len && !((unsigned char)v.ptr[i] & 0x80))
+        i++;
+    while (i < v.len) {
+        uint32_t cp;
+        size_t k = sl_utf8_decode(v.ptr + i, v.len - i, &cp);
+        if (k == 0 || cp == 0xFFFD)
+            return true;
+        i += k;
+    }
+    return false;
+}
+
+/* name must stay valid for the line (the line, the query or the scratch
+ * arena). A stream label's name gets the suffix _extracted. */
 static void set_extracted(struct sl__logql_lb *lb, struct sl_bytes name, struct sl_bytes v)
 {
     if (name.len == 0)
@@ -260,8 +290,6 @@ static void set_extracted(struct sl__logql_lb *lb, struct sl_bytes name, struct 
         memcpy(n, name.ptr, name.len);
         memcpy(n + name.len, "_extracted", 10);
         name = sl_bytes(n, name.len + 10);
-    } else {
-        name = sl_arena_bytes(lb->scratch, name);
     }
     sl__logql_lb_set(lb, name, v);
 }
@@ -317,7 +345,9 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
             struct sl_bytes v = sl_bytes(s + vs, i - vs);
             if (t == J_STRING && !json_unescape(lb, sl_bytes(v.ptr + 1, v.len - 2), &v))
                 v = sl_bytes("", 0);
-            set_extracted(lb, sl_buf_bytes(prefix), v);
+            struct sl_bytes name =
+                plen ? sl_arena_bytes(lb->scratch, sl_buf_bytes(prefix)) : clean_key(lb, key, true);
+            set_extracted(lb, name, v);
         }
         prefix->len = plen;
         i = skip_ws(s, n, i);
@@ -582,20 +612,11 @@ void sl__logql_parse_logfmt(struct sl__logql_lb *lb, const struct sl_logql_stage
                                  sl_bytes_str("logfmt syntax error : invalid quoted value"));
             return;
         }
-        for (size_t i = 0; i < val.len;) { /* U+FFFD is rejected: the value becomes "" */
-            uint32_t cp;
-            size_t k = sl_utf8_decode(val.ptr + i, val.len - i, &cp);
-            if (k == 0 || cp == 0xFFFD) {
-                val = sl_bytes("", 0);
-                break;
-            }
-            i += k;
-        }
+        if (has_rune_error(val)) /* rejected: the value becomes "" */
+            val = sl_bytes("", 0);
         if (val.len == 0 && !st->keep_empty)
             continue;
-        sl_buf_clear(&lb->tmp);
-        append_sanitized(&lb->tmp, key, true);
-        struct sl_bytes name = sl_buf_bytes(&lb->tmp);
+        struct sl_bytes name = clean_key(lb, key, true);
         if (st->nex) { /* expressions: only the listed keys, renamed */
             bool hit = false;
             for (size_t k = 0; k < st->nex; k++)
