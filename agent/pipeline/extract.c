@@ -74,12 +74,15 @@ static void json_run(const struct sl__pl_stage *st, struct sl__pl_run *r)
             sl__pl_drop(r, j->m_drop, "malformed_json");
         return;
     }
+    size_t *at = sl_arena_alloc(r->arena, j->n * sizeof(*at));
+    enum sl__pl_jtype *types = sl_arena_alloc(r->arena, j->n * sizeof(*types));
+    struct sl_bytes *raws = sl_arena_alloc(r->arena, j->n * sizeof(*raws));
+    sl__pl_json_find_all(text.ptr, text.len, j->paths, j->n, at, types, raws);
     for (size_t i = 0; i < j->n; i++) {
-        struct sl_bytes raw;
-        enum sl__pl_jtype t = sl__pl_json_find(text.ptr, text.len, &j->paths[i], &raw);
-        if (t == SL_PL_J_NONE || t == SL_PL_J_NULL)
+        if (types[i] == SL_PL_J_NONE || types[i] == SL_PL_J_NULL)
             continue;
-        if (t == SL_PL_J_STRING)
+        struct sl_bytes raw = raws[i];
+        if (types[i] == SL_PL_J_STRING)
             raw = sl__pl_json_unquote(r->arena, raw);
         sl__pl_set(r, j->names[i], raw);
     }

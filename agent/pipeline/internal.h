@@ -167,6 +167,10 @@ void sl__pl_jpath_release(struct sl__pl_jpath *p);
  * their quotes). Returns its type, SL_PL_J_NONE if absent. */
 enum sl__pl_jtype sl__pl_json_find(const char *s, size_t n, const struct sl__pl_jpath *path,
                                    struct sl_bytes *raw);
+/* The same for np paths at once, in one pass over the top-level members
+ * (the json stage's path). at is scratch for np offsets. */
+void sl__pl_json_find_all(const char *s, size_t n, const struct sl__pl_jpath *paths, size_t np,
+                          size_t *at, enum sl__pl_jtype *types, struct sl_bytes *raws);
 /* Decodes the JSON escape whose backslash is at s[*i] (surrogate pairs
  * joined, lone surrogates refused); writes UTF-8 to out and advances *i past
  * it. Returns the byte count, or 0 if invalid. */

@@ -212,13 +212,21 @@ int sl__pl_json_check(const char *s, size_t n)
 
 /* --- finding values in checked text --- */
 
+/* s[i] == '"': the index after the closing quote (a quote preceded by an
+ * even run of backslashes), found with memchr. */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
+    size_t open = i;
+    for (i++; i < n;) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (!q)
+            return n;
+        size_t k = (size_t)(q - s), bs = 0;
+        while (k - bs - 1 > open && s[k - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return k + 1;
+        i = k + 1;
     }
     return n;
 }
@@ -325,12 +333,13 @@ static size_t find_index(const char *s, size_t n, size_t i, long idx)
     return 0;
 }
 
-enum sl__pl_jtype sl__pl_json_find(const char *s, size_t n, const struct sl__pl_jpath *path,
+/* Follows segs[0..nseg) from the value at s[i]. */
+static enum sl__pl_jtype find_from(const char *s, size_t n, size_t i,
+                                   const struct sl__pl_jseg *segs, size_t nseg,
                                    struct sl_bytes *raw)
 {
-    size_t i = ws(s, n, 0);
-    for (size_t k = 0; k < path->n; k++) {
-        const struct sl__pl_jseg *g = &path->segs[k];
+    for (size_t k = 0; k < nseg; k++) {
+        const struct sl__pl_jseg *g = &segs[k];
         if (i >= n)
             return SL_PL_J_NONE;
         if (!g->is_index && s[i] == '{')
@@ -342,6 +351,8 @@ enum sl__pl_jtype sl__pl_json_find(const char *s, size_t n, const struct sl__pl_
         if (!i)
             return SL_PL_J_NONE;
     }
+    if (i >= n)
+        return SL_PL_J_NONE;
     size_t end = skip_value(s, n, i);
     *raw = sl_bytes(s + i, end - i);
     switch (s[i]) {
@@ -359,6 +370,37 @@ enum sl__pl_jtype sl__pl_json_find(const char *s, size_t n, const struct sl__pl_
     default:
         return SL_PL_J_NUMBER;
     }
+}
+
+enum sl__pl_jtype sl__pl_json_find(const char *s, size_t n, const struct sl__pl_jpath *path,
+                                   struct sl_bytes *raw)
+{
+    return find_from(s, n, ws(s, n, 0), path->segs, path->n, raw);
+}
+
+void sl__pl_json_find_all(const char *s, size_t n, const struct sl__pl_jpath *paths, size_t np,
+                          size_t *at, enum sl__pl_jtype *types, struct sl_bytes *raws)
+{
+    size_t i = ws(s, n, 0);
+    memset(at, 0, np * sizeof(*at));
+    if (i < n && s[i] == '{') {
+        i = ws(s, n, i + 1);
+        while (i < n && s[i] == '"') {
+            size_t kend = skip_string(s, n, i);
+            size_t v = ws(s, n, ws(s, n, kend) + 1);
+            for (size_t p = 0; p < np; p++)
+                if (paths[p].n && !paths[p].segs[0].is_index &&
+                    key_eq(s, n, i, kend, paths[p].segs[0].key))
+                    at[p] = v;
+            i = ws(s, n, skip_value(s, n, v));
+            if (i >= n || s[i] != ',')
+                break;
+            i = ws(s, n, i + 1);
+        }
+    }
+    for (size_t p = 0; p < np; p++)
+        types[p] = at[p] ? find_from(s, n, at[p], paths[p].segs + 1, paths[p].n - 1, &raws[p])
+                         : SL_PL_J_NONE;
 }
 
 struct sl_bytes sl__pl_json_unquote(struct sl_arena *a, struct sl_bytes raw)

@@ -106,6 +106,41 @@ static void compare(struct sl_arena *a, const char *s, size_t n, struct sl__pl_j
     }
 }
 
+/* The one-pass lookup of the json stage agrees with the single lookups. */
+static void check_find_all(const char *s, size_t n, json_t *j)
+{
+    size_t np = json_object_size(j) + 1, k = 0;
+    struct sl__pl_jseg *segs = calloc(np * 2, sizeof(*segs));
+    struct sl__pl_jpath *paths = calloc(np, sizeof(*paths));
+    size_t *at = calloc(np, sizeof(*at));
+    enum sl__pl_jtype *types = calloc(np, sizeof(*types));
+    struct sl_bytes *raws = calloc(np, sizeof(*raws));
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v)
+    {
+        segs[2 * k] = (struct sl__pl_jseg){.key = sl_bytes(key, strlen(key))};
+        segs[2 * k + 1] = (struct sl__pl_jseg){.is_index = true, .index = 0};
+        paths[k] = (struct sl__pl_jpath){&segs[2 * k], json_is_array(v) ? 2 : 1};
+        k++;
+    }
+    segs[2 * k] = (struct sl__pl_jseg){.key = SL_BYTES_LIT("\x01missing")};
+    paths[k] = (struct sl__pl_jpath){&segs[2 * k], 1};
+    sl__pl_json_find_all(s, n, paths, np, at, types, raws);
+    for (size_t i = 0; i < np; i++) {
+        struct sl_bytes raw;
+        enum sl__pl_jtype t = sl__pl_json_find(s, n, &paths[i], &raw);
+        if (t != types[i] ||
+            (t != SL_PL_J_NONE && (raw.ptr != raws[i].ptr || raw.len != raws[i].len)))
+            fail("find_all", s, n);
+    }
+    free(segs);
+    free(paths);
+    free(at);
+    free(types);
+    free(raws);
+}
+
 static void emit(void *ud, const struct sl_pipeline_out *o)
 {
     (void)ud;
@@ -166,6 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_arena_init(&a, 0);
         struct sl__pl_jseg segs[MAXDEPTH + 1];
         compare(&a, s, size, segs, 0, j);
+        check_find_all(s, size, j);
         sl_arena_release(&a);
     }
     json_decref(j);
