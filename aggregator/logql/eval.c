@@ -191,8 +191,8 @@ static bool contains(struct sl_bytes line, struct sl_bytes needle)
     return line.len >= needle.len && memmem(line.ptr, line.len, needle.ptr, needle.len) != NULL;
 }
 
-bool sl__logql_line_filter_pass(struct sl_logql_query *q, const struct sl_logql_line_filter *f,
-                                struct sl_bytes line)
+static bool filter_one(struct sl_logql_query *q, const struct sl_logql_line_filter *f,
+                       struct sl_bytes line)
 {
     switch (f->op) {
     case SL_LOGQL_FILTER_CONTAINS:
@@ -209,6 +209,23 @@ bool sl__logql_line_filter_pass(struct sl_logql_query *q, const struct sl_logql_
         return !sl__logql_ip_in_line(&f->ip, line);
     }
     return false;
+}
+
+bool sl__logql_line_filter_pass(struct sl_logql_query *q, const struct sl_logql_line_filter *f,
+                                struct sl_bytes line)
+{
+    if (!f->alt)
+        return filter_one(q, f, line);
+    bool neg = f->op == SL_LOGQL_FILTER_NOT_CONTAINS || f->op == SL_LOGQL_FILTER_NOT_MATCH ||
+               f->op == SL_LOGQL_FILTER_NOT_IP;
+    for (const struct sl_logql_line_filter *g = f; g; g = g->alt) {
+        bool pass = filter_one(q, g, line);
+        if (neg && !pass)
+            return false;
+        if (!neg && pass)
+            return true;
+    }
+    return neg;
 }
 
 bool sl_logql_match_line(struct sl_logql_query *q, const struct sl_logql_log_expr *e,

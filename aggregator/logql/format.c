@@ -181,14 +181,15 @@ static void format_stage(const struct sl_logql_stage *st, struct sl_buf *out)
     case SL_LOGQL_STAGE_LINE_FILTER:
         sl_buf_append_char(out, ' ');
         sl_buf_append_str(out, filter_op_str(st->line_filter.op));
-        sl_buf_append_char(out, ' ');
-        if (st->line_filter.op == SL_LOGQL_FILTER_IP ||
-            st->line_filter.op == SL_LOGQL_FILTER_NOT_IP) {
-            sl_buf_append_str(out, "ip(");
-            sl_logql_quote(out, st->line_filter.value);
-            sl_buf_append_char(out, ')');
-        } else {
-            sl_logql_quote(out, st->line_filter.value);
+        for (const struct sl_logql_line_filter *f = &st->line_filter; f; f = f->alt) {
+            sl_buf_append_str(out, f == &st->line_filter ? " " : " or ");
+            if (f->op == SL_LOGQL_FILTER_IP || f->op == SL_LOGQL_FILTER_NOT_IP) {
+                sl_buf_append_str(out, "ip(");
+                sl_logql_quote(out, f->value);
+                sl_buf_append_char(out, ')');
+            } else {
+                sl_logql_quote(out, f->value);
+            }
         }
         return;
     case SL_LOGQL_STAGE_JSON:

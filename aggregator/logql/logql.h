@@ -84,6 +84,9 @@ struct sl_logql_line_filter {
     struct sl_bytes value;     /* unescaped */
     struct sl_logql_regex *re; /* MATCH and NOT_MATCH only */
     struct sl_logql_ip ip;     /* IP and NOT_IP */
+    /* `|= "a" or "b"`: further values of the same polarity. A positive
+     * filter passes if any value matches, a negative one if none does. */
+    struct sl_logql_line_filter *alt;
 };
 
 /* Comparison of a label filter or a binary operator. */

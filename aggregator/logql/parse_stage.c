@@ -49,45 +49,59 @@ static int parse_ip_call(parser *p, struct sl_logql_ip *ip)
     return 0;
 }
 
-static int parse_line_filter(parser *p, struct sl_logql_log_expr *e)
+/* One value of a line filter (a string, or ip("...") after |= and !=). */
+static int parse_filter_value(parser *p, enum sl_logql_filter_op op, struct sl_logql_line_filter *f)
 {
-    const token *op = next(p);
-    struct sl_logql_line_filter f = {0};
-    switch (op->kind) {
-    case SL__TOK_PIPE_EXACT:
-        f.op = SL_LOGQL_FILTER_CONTAINS;
-        break;
-    case SL__TOK_NEQ:
-        f.op = SL_LOGQL_FILTER_NOT_CONTAINS;
-        break;
-    case SL__TOK_PIPE_MATCH:
-        f.op = SL_LOGQL_FILTER_MATCH;
-        break;
-    default:
-        f.op = SL_LOGQL_FILTER_NOT_MATCH;
-        break;
-    }
     const token *t = peek(p);
     int rc;
+    f->op = op;
     if (sl__logql_is_ident(t, "ip") && peek_at(p, 1)->kind == SL__TOK_LPAREN) {
-        if (f.op != SL_LOGQL_FILTER_CONTAINS && f.op != SL_LOGQL_FILTER_NOT_CONTAINS)
+        if (op != SL_LOGQL_FILTER_CONTAINS && op != SL_LOGQL_FILTER_NOT_CONTAINS)
             return sl__logql_error_at(p, t, "syntax error: ip() only with |= or !=");
-        if ((rc = parse_ip_call(p, &f.ip)))
+        if ((rc = parse_ip_call(p, &f->ip)))
             return rc;
-        f.value = f.ip.text;
-        f.op = f.op == SL_LOGQL_FILTER_CONTAINS ? SL_LOGQL_FILTER_IP : SL_LOGQL_FILTER_NOT_IP;
-    } else {
-        next(p);
-        if (t->kind != SL__TOK_STRING)
-            return sl__logql_syntax_error(p, t, "STRING");
-        f.value = t->text;
-        if (f.op == SL_LOGQL_FILTER_MATCH || f.op == SL_LOGQL_FILTER_NOT_MATCH) {
-            if ((rc = sl__logql_compile_regex(p, t, false, &f.re)))
-                return rc;
-        }
+        f->value = f->ip.text;
+        f->op = op == SL_LOGQL_FILTER_CONTAINS ? SL_LOGQL_FILTER_IP : SL_LOGQL_FILTER_NOT_IP;
+        return 0;
     }
-    if (sl__logql_is_ident(peek(p), "or"))
-        return sl__logql_unsupported(p, "\"or\" in line filters");
+    next(p);
+    if (t->kind != SL__TOK_STRING)
+        return sl__logql_syntax_error(p, t, "STRING");
+    f->value = t->text;
+    if (op == SL_LOGQL_FILTER_MATCH || op == SL_LOGQL_FILTER_NOT_MATCH)
+        return sl__logql_compile_regex(p, t, false, &f->re);
+    return 0;
+}
+
+static int parse_line_filter(parser *p, struct sl_logql_log_expr *e)
+{
+    const token *optok = next(p);
+    enum sl_logql_filter_op op;
+    switch (optok->kind) {
+    case SL__TOK_PIPE_EXACT:
+        op = SL_LOGQL_FILTER_CONTAINS;
+        break;
+    case SL__TOK_NEQ:
+        op = SL_LOGQL_FILTER_NOT_CONTAINS;
+        break;
+    case SL__TOK_PIPE_MATCH:
+        op = SL_LOGQL_FILTER_MATCH;
+        break;
+    default:
+        op = SL_LOGQL_FILTER_NOT_MATCH;
+        break;
+    }
+    struct sl_logql_line_filter f = {0};
+    int rc = parse_filter_value(p, op, &f);
+    struct sl_logql_line_filter **tail = &f.alt;
+    while (rc == 0 && sl__logql_is_ident(peek(p), "or")) {
+        next(p);
+        *tail = sl_arena_calloc(&p->q->arena, sizeof **tail);
+        rc = parse_filter_value(p, op, *tail);
+        tail = &(*tail)->alt;
+    }
+    if (rc)
+        return rc;
     add_stage(p, e, SL_LOGQL_STAGE_LINE_FILTER)->line_filter = f;
     return 0;
 }

@@ -148,8 +148,6 @@ static void test_empty_selectors(void **state)
 static void test_unsupported(void **state)
 {
     (void)state;
-    expect_error("{app=\"x\"} |= \"a\" or \"b\"", SL_EUNSUPP,
-                 "unsupported in this version: \"or\" in line filters");
     expect_error("{app=\"x\"} |> \"<_> error\"", SL_EUNSUPP,
                  "unsupported in this version: pattern line filter \"|>\"");
     expect_error("{app=\"x\"} !> \"<_> error\"", SL_EUNSUPP,
@@ -214,6 +212,9 @@ static const char *const valid[][2] = {
      "{a=\"b\"} | addr!=ip(\"10.0.0.1-10.0.0.9\")"},
     {"{a=\"b\"} | __error__=\"\"", "{a=\"b\"} | __error__=\"\""},
     {"{a=\"b\"} |= ip(\"::1\")", "{a=\"b\"} |= ip(\"::1\")"},
+    {"{a=\"b\"} |= \"x\" or \"y\" or ip(\"10.0.0.1\") != \"z\" or `w`",
+     "{a=\"b\"} |= \"x\" or \"y\" or ip(\"10.0.0.1\") != \"z\" or \"w\""},
+    {"{a=\"b\"} |~ \"x.\" or \"y+\"", "{a=\"b\"} |~ \"x.\" or \"y+\""},
     {"{a=\"b\"} != ip(\"192.168.0.0/16\")", "{a=\"b\"} != ip(\"192.168.0.0/16\")"},
     /* formats */
     {"{a=\"b\"} | line_format \"{{.x}}\"", "{a=\"b\"} | line_format \"{{.x}}\""},
@@ -354,6 +355,10 @@ static const struct {
      "parse error at line 1, col 18: invalid ip filter pattern \"300.1.1.1\""},
     {"{a=\"b\"} | x=\"1\" or", SL_EINVAL,
      "parse error at line 1, col 19: syntax error: unexpected $end, expecting IDENTIFIER"},
+    {"{a=\"b\"} |= \"x\" or", SL_EINVAL,
+     "parse error at line 1, col 18: syntax error: unexpected $end, expecting STRING"},
+    {"{a=\"b\"} |~ \"x\" or ip(\"1.2.3.4\")", SL_EINVAL,
+     "parse error at line 1, col 19: syntax error: ip() only with |= or !="},
     {"{a=\"b\"} | logfmt --nope", SL_EINVAL,
      "parse error at line 1, col 20: syntax error: unknown logfmt flag"},
     {"{a=\"b\"} | unwrap x", SL_EINVAL,

@@ -309,6 +309,14 @@ static void test_line_filters(void **state)
     expect("{app=\"x\"} | logfmt | a=\"1\" |= \"b=2\" | line_format \"{{.c}}\" |= \"3\" | keep app",
            "a=1 b=2 c=3", "{app=\"x\"}", "3");
     expect_dropped("{app=\"x\"} | line_format \"z\" |= \"a\"", "a");
+    /* "or": any value for a positive filter, none for a negative one */
+    expect("{app=\"x\"} |= \"a\" or \"b\"", "xbx", "{app=\"x\"}", NULL);
+    expect_dropped("{app=\"x\"} |= \"a\" or \"b\"", "xcx");
+    expect("{app=\"x\"} |~ \"^a\" or \"c$\"", "xbc", "{app=\"x\"}", NULL);
+    expect_dropped("{app=\"x\"} != \"a\" or \"b\"", "xbx");
+    expect("{app=\"x\"} != \"a\" or \"b\"", "xcx", "{app=\"x\"}", NULL);
+    expect_dropped("{app=\"x\"} !~ \"a\" or \"b\"", "xax");
+    expect("{app=\"x\"} |= \"zz\" or ip(\"10.0.0.0/8\")", "from 10.0.0.5", "{app=\"x\"}", NULL);
 }
 
 int main(void)
