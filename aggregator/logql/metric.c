@@ -60,6 +60,8 @@ struct source {
     struct sl_bytes *by; /* the by (...) names, sorted and unique */
     size_t nby;
     struct sl_label *by_items;
+    struct sl_bytes *hint; /* parser hints (set_hints) */
+    size_t nhint;
 };
 
 struct outseries {
@@ -305,6 +307,57 @@ static void prepare_by(struct source *s, const struct sl_logql_grouping *g)
     s->by_items = sl_arena_alloc(&s->arena, (s->nby + 1) * sizeof *s->by_items);
 }
 
+static void hint_add(struct source *s, struct sl_bytes name)
+{
+    for (size_t i = 0; i < s->nhint; i++)
+        if (sl_bytes_eq(s->hint[i], name))
+            return;
+    if (s->nhint < 64)
+        s->hint[s->nhint] = name;
+    s->nhint++;
+}
+
+static void hint_filter(struct source *s, const struct sl_logql_label_filter *f)
+{
+    if (f->kind == SL_LOGQL_LF_AND || f->kind == SL_LOGQL_LF_OR) {
+        hint_filter(s, f->l);
+        hint_filter(s, f->r);
+    } else {
+        hint_add(s, f->m.name);
+    }
+}
+
+/* Loki's parser hints: with `by (...)`, a pipeline of line filters, one
+ * json or logfmt parser and label filters needs only the grouped labels,
+ * the filtered ones and the unwrapped one; the parser extracts just those
+ * and stops once it has them all. */
+static void set_hints(struct source *s)
+{
+    const struct sl_logql_range_expr *r = s->r;
+    if (!s->by)
+        return;
+    s->hint = sl_arena_alloc(&s->arena, 64 * sizeof *s->hint);
+    size_t parsers = 0;
+    for (size_t i = 0; i < r->log.nstages; i++) {
+        const struct sl_logql_stage *st = &r->log.stages[i];
+        if (st->kind == SL_LOGQL_STAGE_LABEL_FILTER)
+            hint_filter(s, st->lf);
+        else if ((st->kind == SL_LOGQL_STAGE_JSON || st->kind == SL_LOGQL_STAGE_LOGFMT) &&
+                 st->nex == 0)
+            parsers++;
+        else if (st->kind != SL_LOGQL_STAGE_LINE_FILTER)
+            return;
+    }
+    for (size_t i = 0; i < r->npost; i++)
+        hint_filter(s, r->post[i]);
+    if (r->conv != SL_LOGQL_UNWRAP_NONE)
+        hint_add(s, r->unwrap_label);
+    for (size_t i = 0; i < s->nby; i++)
+        hint_add(s, s->by[i]);
+    if (parsers == 1 && s->nhint <= 64)
+        sl__logql_pipeline_hint(s->p, s->hint, s->nhint);
+}
+
 static bool pushable(const struct sl_logql_vecagg_expr *a, const struct sl_logql_range_expr *r)
 {
     if (a->op != SL_LOGQL_V_SUM || r->grouping.present)
@@ -338,6 +391,7 @@ static void collect_sources(struct sl_logql_metric *m, const struct sl_logql_exp
         s->from = first + 1;
         s->through = m->pr.end_ns - s->r->offset_ns + 1;
         prepare_by(s, push ? push : &s->r->grouping);
+        set_hints(s);
         return;
     }
     case SL_LOGQL_EXPR_VECAGG: {

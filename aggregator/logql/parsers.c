@@ -291,7 +291,22 @@ static void set_extracted(struct sl__logql_lb *lb, struct sl_bytes name, struct 
         memcpy(n + name.len, "_extracted", 10);
         name = sl_bytes(n, name.len + 10);
     }
+    if (lb->want) {
+        size_t i = 0;
+        while (i < lb->nwant && !sl_bytes_eq(lb->want[i], name))
+            i++;
+        if (i == lb->nwant)
+            return; /* not needed by the query */
+        lb->found |= (uint64_t)1 << i;
+    }
     sl__logql_lb_set(lb, name, v);
+}
+
+/* Every hinted name was extracted: the parser may stop (Loki does). */
+static bool all_found(const struct sl__logql_lb *lb)
+{
+    return lb->want &&
+           lb->found == (lb->nwant == 64 ? ~(uint64_t)0 : ((uint64_t)1 << lb->nwant) - 1);
 }
 
 static void json_error(struct sl__logql_lb *lb, const char *why)
@@ -299,7 +314,8 @@ static void json_error(struct sl__logql_lb *lb, const char *why)
     sl__logql_lb_set_err(lb, SL__ERR_JSON, why ? sl_bytes_str(why) : sl_bytes("", 0));
 }
 
-/* Walks one object level; prefix holds the sanitized key path so far. */
+/* Walks one object level; prefix holds the sanitized key path so far.
+ * Returns 0, 1 when every hinted label is found (stop), -1 on an error. */
 static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
                      struct sl_buf *prefix, const char **why, int depth)
 {
@@ -339,8 +355,9 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
             sl_buf_append_char(prefix, '_');
         append_sanitized(prefix, key, plen == 0);
         if (t == J_OBJECT) {
-            if (json_walk(lb, s, n, vs, prefix, why, depth + 1))
-                return -1;
+            int rc = json_walk(lb, s, n, vs, prefix, why, depth + 1);
+            if (rc)
+                return rc;
         } else if (t == J_STRING || t == J_NUMBER || t == J_BOOL) {
             struct sl_bytes v = sl_bytes(s + vs, i - vs);
             if (t == J_STRING && !json_unescape(lb, sl_bytes(v.ptr + 1, v.len - 2), &v))
@@ -348,6 +365,8 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
             struct sl_bytes name =
                 plen ? sl_arena_bytes(lb->scratch, sl_buf_bytes(prefix)) : clean_key(lb, key, true);
             set_extracted(lb, name, v);
+            if (all_found(lb))
+                return 1; /* short-circuit: the rest is not read */
         }
         prefix->len = plen;
         i = skip_ws(s, n, i);
@@ -366,7 +385,7 @@ void sl__logql_parse_json(struct sl__logql_lb *lb, struct sl_bytes line)
 {
     const char *why = NULL;
     sl_buf_clear(&lb->tmp);
-    if (json_walk(lb, line.ptr, line.len, 0, &lb->tmp, &why, 0))
+    if (json_walk(lb, line.ptr, line.len, 0, &lb->tmp, &why, 0) < 0)
         json_error(lb, why);
 }
 
@@ -628,6 +647,8 @@ void sl__logql_parse_logfmt(struct sl__logql_lb *lb, const struct sl_logql_stage
             continue;
         }
         set_extracted(lb, name, val);
+        if (all_found(lb))
+            return;
     }
 }
 

@@ -411,6 +411,14 @@ bool sl_logql_pipeline_changes_labels(const struct sl_logql_pipeline *p)
     return p->changes;
 }
 
+void sl__logql_pipeline_hint(struct sl_logql_pipeline *p, const struct sl_bytes *names, size_t n)
+{
+    if (n == 0 || n > 64)
+        return;
+    p->lb.want = names;
+    p->lb.nwant = n;
+}
+
 struct sl__logql_lb *sl__logql_pipeline_lb(struct sl_logql_pipeline *p)
 {
     return &p->lb;
@@ -474,6 +482,7 @@ bool sl__logql_pipeline_process(struct sl_logql_pipeline *p, int64_t ts, struct 
 {
     sl_arena_clear(&p->scratch);
     p->lb.nadd = p->lb.ndel = 0;
+    p->lb.found = 0;
     p->lb.err = p->lb.details = sl_bytes("", 0);
     for (size_t i = 0; i < p->e->nstages; i++)
         if (!run_stage(p, &p->e->stages[i], ts, line))

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aggregator/logql/logql.h"
 #include "common/arena.h"
@@ -23,6 +24,11 @@ struct sl__logql_lb {
     struct sl_bytes err, details; /* empty: none */
     struct sl_arena *scratch;
     struct sl_buf tmp; /* key building */
+    /* Parser hints (Loki's): when want is set, parsers extract only these
+     * names and stop once all of them are found. */
+    const struct sl_bytes *want;
+    size_t nwant;
+    uint64_t found; /* bit i: want[i] extracted on this line */
 };
 
 bool sl__logql_lb_base_has(const struct sl__logql_lb *lb, struct sl_bytes name);
@@ -36,6 +42,9 @@ void sl__logql_lb_set_err(struct sl__logql_lb *lb, const char *err, struct sl_by
 
 bool sl__logql_lf_eval(struct sl_logql_query *q, struct sl__logql_lb *lb,
                        const struct sl_logql_label_filter *f);
+
+/* Restricts the parsers to names (at most 64; the array must outlive p). */
+void sl__logql_pipeline_hint(struct sl_logql_pipeline *p, const struct sl_bytes *names, size_t n);
 
 /* Runs the stages (line rewritten in place); then the builder holds the
  * labels until the next line. */

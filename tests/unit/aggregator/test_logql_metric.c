@@ -42,6 +42,9 @@ static const struct stream data[] = {
       {15, "level=info dur=20ms status=500"},
       {25, "level=warn dur=bad status=404"}}},
     {"{app=\"ctr\", env=\"dev\"}", {{10, "{\"n\":1}"}, {20, "{\"n\":3}"}, {30, "{\"n\":6}"}}},
+    /* after every other test's windows: JSON broken after its first key */
+    {"{app=\"js\", env=\"qa\"}",
+     {{40, "{\"level\":\"error\",\"x\":"}, {50, "{\"level\":\"info\"}"}}},
 };
 
 static char out[8192];
@@ -229,6 +232,16 @@ static void test_errors(void **state)
     instant("sum(count_over_time({app=\"api\"} | json | __error__!=\"\" | drop __error__, "
             "__error_details__ [30s]))",
             30, "vector: {} 30:3");
+    /* Loki's parser hints: with by (level), json stops once it has level,
+     * so a fault after it is not seen; without them the line is an error */
+    instant("sum by (level) (count_over_time({app=\"js\"} | json [20s]))", 50,
+            "vector: {level=\"error\"} 50:1; {level=\"info\"} 50:1");
+    assert_int_equal(run("count_over_time({app=\"js\"} | json [20s])", 50, 50, 1, true), SL_EINVAL);
+    assert_non_null(strstr(errmsg, "pipeline error: 'JSONParserErr'"));
+    /* a label filter on another label needs it too: the parser reads on */
+    assert_int_equal(run("sum by (level) (count_over_time({app=\"js\"} | json | x!=\"1\" [20s]))",
+                         50, 50, 1, true),
+                     SL_EINVAL);
     /* the series limit */
     max_series = 3;
     assert_int_equal(run("count_over_time({env=\"prod\"} | logfmt [30s])", 0, 30, 1, false),
