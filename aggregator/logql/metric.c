@@ -57,6 +57,7 @@ struct source {
     struct sl_arena arena;
     struct sl_buf key;
     int64_t from, through;
+    bool by_mode;        /* samples keyed by the by (...) labels alone */
     struct sl_bytes *by; /* the by (...) names, sorted and unique */
     size_t nby;
     struct sl_label *by_items;
@@ -246,7 +247,7 @@ void sl_logql_metric_entry(struct sl_logql_metric *m, size_t i, int64_t ts, stru
     bool err = lb->err.len > 0;
     struct sl_labels grouped;
     const struct sl_logql_grouping *g = s->push ? s->push : &r->grouping;
-    if (!err && g->present && !g->without) {
+    if (!err && s->by_mode) {
         /* by (...): read just those labels, no full label set per line */
         grouped.items = s->by_items;
         grouped.n = 0;
@@ -294,10 +295,13 @@ static int bytes_cmp(const void *a, const void *b)
     return sl_bytes_cmp(*(const struct sl_bytes *)a, *(const struct sl_bytes *)b);
 }
 
+/* by (...) on the range aggregation, or pushed down from sum by (...); a
+ * pushed-down sum without grouping keys every sample to {}. */
 static void prepare_by(struct source *s, const struct sl_logql_grouping *g)
 {
-    if (!g->present || g->without)
+    if (g->without || (!g->present && g != s->push))
         return;
+    s->by_mode = true;
     s->by = sl_arena_alloc(&s->arena, (g->n + 1) * sizeof *s->by);
     memcpy(s->by, g->names, g->n * sizeof *s->by);
     qsort(s->by, g->n, sizeof *s->by, bytes_cmp);
@@ -334,7 +338,7 @@ static void hint_filter(struct source *s, const struct sl_logql_label_filter *f)
 static void set_hints(struct source *s)
 {
     const struct sl_logql_range_expr *r = s->r;
-    if (!s->by)
+    if (!s->by_mode)
         return;
     s->hint = sl_arena_alloc(&s->arena, 64 * sizeof *s->hint);
     size_t parsers = 0;

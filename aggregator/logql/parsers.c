@@ -384,6 +384,8 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
 void sl__logql_parse_json(struct sl__logql_lb *lb, struct sl_bytes line)
 {
     const char *why = NULL;
+    if (lb->want && lb->nwant == 0)
+        return; /* no label needed: Loki does not parse at all */
     sl_buf_clear(&lb->tmp);
     if (json_walk(lb, line.ptr, line.len, 0, &lb->tmp, &why, 0) < 0)
         json_error(lb, why);
@@ -607,6 +609,8 @@ void sl__logql_parse_logfmt(struct sl__logql_lb *lb, const struct sl_logql_stage
                             struct sl_bytes line)
 {
     size_t pos = 0;
+    if (lb->want && lb->nwant == 0)
+        return;
     for (;;) {
         struct sl_bytes key, val;
         bool esc;

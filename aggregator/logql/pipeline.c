@@ -413,9 +413,9 @@ bool sl_logql_pipeline_changes_labels(const struct sl_logql_pipeline *p)
 
 void sl__logql_pipeline_hint(struct sl_logql_pipeline *p, const struct sl_bytes *names, size_t n)
 {
-    if (n == 0 || n > 64)
+    if (n > 64)
         return;
-    p->lb.want = names;
+    p->lb.want = names; /* n == 0: no label is needed (Loki's NoLabels) */
     p->lb.nwant = n;
 }
 

@@ -43,7 +43,8 @@ void sl__logql_lb_set_err(struct sl__logql_lb *lb, const char *err, struct sl_by
 bool sl__logql_lf_eval(struct sl_logql_query *q, struct sl__logql_lb *lb,
                        const struct sl_logql_label_filter *f);
 
-/* Restricts the parsers to names (at most 64; the array must outlive p). */
+/* Restricts the parsers to names (at most 64; the array must outlive p);
+ * n == 0: no parsed label is needed and parsers do nothing. */
 void sl__logql_pipeline_hint(struct sl_logql_pipeline *p, const struct sl_bytes *names, size_t n);
 
 /* Runs the stages (line rewritten in place); then the builder holds the

@@ -238,6 +238,8 @@ static void test_errors(void **state)
             "vector: {level=\"error\"} 50:1; {level=\"info\"} 50:1");
     assert_int_equal(run("count_over_time({app=\"js\"} | json [20s])", 50, 50, 1, true), SL_EINVAL);
     assert_non_null(strstr(errmsg, "pipeline error: 'JSONParserErr'"));
+    /* sum without grouping needs no label: json does not even run */
+    instant("sum(count_over_time({app=\"js\"} | json [20s]))", 50, "vector: {} 50:2");
     /* a label filter on another label needs it too: the parser reads on */
     assert_int_equal(run("sum by (level) (count_over_time({app=\"js\"} | json | x!=\"1\" [20s]))",
                          50, 50, 1, true),
