@@ -303,8 +303,10 @@ static void prepare_by(struct source *s, const struct sl_logql_grouping *g)
         return;
     s->by_mode = true;
     s->by = sl_arena_alloc(&s->arena, (g->n + 1) * sizeof *s->by);
-    memcpy(s->by, g->names, g->n * sizeof *s->by);
-    qsort(s->by, g->n, sizeof *s->by, bytes_cmp);
+    if (g->n) {
+        memcpy(s->by, g->names, g->n * sizeof *s->by);
+        qsort(s->by, g->n, sizeof *s->by, bytes_cmp);
+    }
     for (size_t i = 0; i < g->n; i++)
         if (s->nby == 0 || !sl_bytes_eq(s->by[s->nby - 1], s->by[i]))
             s->by[s->nby++] = s->by[i];

@@ -110,7 +110,8 @@ void sl__logql_vecagg(struct sl__step *st, const struct sl_logql_vecagg_expr *e,
     out->s = sl_arena_alloc(st->a, (in->n + 1) * sizeof *out->s);
     if (e->op == SL_LOGQL_V_SORT || e->op == SL_LOGQL_V_SORT_DESC) {
         bool desc = e->op == SL_LOGQL_V_SORT_DESC;
-        memcpy(out->s, in->s, in->n * sizeof *out->s);
+        if (in->n)
+            memcpy(out->s, in->s, in->n * sizeof *out->s);
         out->n = in->n;
         qsort_r(out->s, out->n, sizeof *out->s, sort_cmp, &desc);
         return;
