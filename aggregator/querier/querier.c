@@ -647,6 +647,76 @@ done:
     sl_free(m.sets);
 }
 
+/* ---- index/stats ---- */
+
+struct statsrun {
+    const struct sl_querier_request *req;
+    struct sl_logql_query *sel;
+    uint64_t streams, chunks, entries, bytes;
+    uint64_t cur_entries;
+};
+
+static int on_stats_entry(int64_t ts, struct sl_bytes line, void *ud)
+{
+    (void)ts;
+    struct statsrun *s = ud;
+    s->cur_entries++;
+    s->bytes += line.len;
+    return 0;
+}
+
+/* Exact entries and bytes of [start, end) (memory and store, duplicates
+ * removed, as a query sees them). select.h does not tell how many chunks
+ * hold a series, so "chunks" counts one per stream with data in the range
+ * (a lower bound of Loki's figure). */
+static int on_stats_stream(const struct sl_stream_info *si, struct sl_select_reader *rd, void *ud)
+{
+    struct statsrun *s = ud;
+    const struct sl_querier_request *req = s->req;
+    if (si->entries == 0 || si->max_ts < req->start_ns || si->min_ts >= req->end_ns)
+        return 0;
+    if (!sl_logql_match_labels(s->sel, sl_logql_log_expr(s->sel), si->labels))
+        return 0;
+    s->cur_entries = 0;
+    int rc = sl_select_reader_scan(rd, req->start_ns, req->end_ns, false, on_stats_entry, s);
+    if (rc)
+        return rc;
+    if (s->cur_entries) {
+        s->streams++;
+        s->chunks++;
+        s->entries += s->cur_entries;
+    }
+    if (req->deadline_mono_ns && sl_mono_ns() > req->deadline_mono_ns)
+        return SL_ETIMEDOUT;
+    return 0;
+}
+
+static void run_index_stats(struct sl_ingester *ing, const struct sl_querier_request *req,
+                            struct sl_querier_result *res)
+{
+    struct statsrun s = {.req = req};
+    s.sel = parse_or_400(req->query, true, res);
+    if (!s.sel)
+        return;
+    int rc = req->end_ns > req->start_ns
+                 ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
+                                   req->start_ns, req->end_ns, on_stats_stream, &s)
+                 : 0;
+    res->regex_limit_hits += s.sel->regex_limit_hits;
+    sl_logql_query_free(s.sel);
+    res->lines_scanned = s.entries;
+    res->bytes_scanned = s.bytes;
+    if (rc) {
+        scan_error(res, rc);
+        return;
+    }
+    sl_buf_appendf(&res->body, "{\"streams\":%llu,\"chunks\":%llu,\"entries\":%llu,\"bytes\":%llu}",
+                   (unsigned long long)s.streams, (unsigned long long)s.chunks,
+                   (unsigned long long)s.entries, (unsigned long long)s.bytes);
+    res->status = 200;
+    res->json = true;
+}
+
 void sl_querier_run(struct sl_ingester *ing, const struct sl_querier_request *req,
                     struct sl_querier_result *res)
 {
@@ -654,6 +724,8 @@ void sl_querier_run(struct sl_ingester *ing, const struct sl_querier_request *re
     sl_buf_init(&res->body);
     if (req->kind == SL_QUERIER_LOGS || req->kind == SL_QUERIER_INSTANT)
         run_logs(ing, req, res);
+    else if (req->kind == SL_QUERIER_INDEX_STATS)
+        run_index_stats(ing, req, res);
     else
         run_meta(ing, req, res);
 }

@@ -29,12 +29,14 @@ enum sl_querier_kind {
     SL_QUERIER_LABELS,       /* label names */
     SL_QUERIER_LABEL_VALUES, /* values of label_name, optionally under a selector */
     SL_QUERIER_SERIES,       /* label sets matching any of match[] */
+    SL_QUERIER_INDEX_STATS,  /* index/stats: streams, chunks, entries, bytes under query */
 };
 
 struct sl_querier_request {
     enum sl_querier_kind kind;
     struct sl_bytes tenant;
-    struct sl_bytes query;        /* LOGS: LogQL; LABEL_VALUES: selector or empty */
+    struct sl_bytes query;        /* LOGS: LogQL; LABEL_VALUES: selector or empty;
+                                     INDEX_STATS: a selector */
     const struct sl_bytes *match; /* SERIES: nmatch selectors (at least one) */
     size_t nmatch;
     struct sl_bytes label_name; /* LABEL_VALUES */

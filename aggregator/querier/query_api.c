@@ -12,16 +12,20 @@
 #include "aggregator/logql/logql.h"
 #include "aggregator/querier/querier.h"
 #include "aggregator/tenant/tenant.h"
+#include "common/compress.h"
 #include "common/err.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
+#include "common/version.h"
 
 #define DEFAULT_SINCE_NS (3600 * SL_NS_PER_SEC) /* Loki's defaultSince */
 #define DEFAULT_LIMIT    100
 #define JSON_CT          "application/json; charset=UTF-8"
 #define LABEL_PREFIX     "/loki/api/v1/label/"
+#define GZIP_MIN_BYTES   1024 /* smaller answers are sent as they are */
 
 struct sl_query_api {
     struct sl_http_server *srv;
@@ -139,6 +143,61 @@ static int parse_bounds(struct sl_http_request *req, const struct params *ps, in
     return 0;
 }
 
+/* True if Accept-Encoding lists gzip (or *) without q=0. */
+static bool accepts_gzip(const struct sl_bytes *ae)
+{
+    const char *p = ae->ptr, *end = ae->ptr + ae->len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *te = comma ? comma : end;
+        while (p < te && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *semi = NULL;
+        for (const char *c = p; c < te && !semi; c++)
+            if (*c == ';')
+                semi = c;
+        const char *ne = semi ? semi : te;
+        while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+            ne--;
+        size_t n = (size_t)(ne - p);
+        if ((n == 4 && strncasecmp(p, "gzip", 4) == 0) || (n == 1 && *p == '*')) {
+            bool zero = false;
+            if (semi) {
+                const char *q = semi + 1;
+                while (q < te && *q == ' ')
+                    q++;
+                if (te - q >= 3 && strncasecmp(q, "q=0", 3) == 0) {
+                    zero = true;
+                    for (const char *d = q + 3; d < te; d++)
+                        if (*d >= '1' && *d <= '9')
+                            zero = false;
+                }
+            }
+            return !zero;
+        }
+        p = te + 1;
+    }
+    return false;
+}
+
+/* A JSON answer, gzip-compressed when the client asked and it is worth it. */
+static void respond_json(struct sl_http_request *req, int status, struct sl_buf *body)
+{
+    const struct sl_bytes *ae = sl_http_req_header(req, "Accept-Encoding");
+    sl_http_req_add_header(req, "Vary", "Accept-Encoding");
+    if (ae && body->len >= GZIP_MIN_BYTES && accepts_gzip(ae)) {
+        struct sl_buf z = SL_BUF_INIT;
+        if (sl_gzip_compress(&z, body->data, body->len, 0) == 0) {
+            sl_http_req_add_header(req, "Content-Encoding", "gzip");
+            sl_http_respond_buf(req, status, JSON_CT, &z);
+            sl_buf_release(&z);
+            return;
+        }
+        sl_buf_release(&z); /* cannot happen short of a zlib bug: send it plain */
+    }
+    sl_http_respond_buf(req, status, JSON_CT, body);
+}
+
 static void work_cb(uv_work_t *w)
 {
     struct work *wk = (struct work *)w;
@@ -160,7 +219,7 @@ static void after_work_cb(uv_work_t *w, int status)
     if (status == UV_ECANCELED) {
         sl_http_respond_text(wk->req, 503, "query canceled: shutting down");
     } else if (res->json) {
-        sl_http_respond_buf(wk->req, res->status, JSON_CT, &res->body);
+        respond_json(wk->req, res->status, &res->body);
     } else {
         sl_http_respond_text(wk->req, res->status, "%.*s", (int)res->body.len,
                              res->body.data ? res->body.data : "");
@@ -437,6 +496,47 @@ static void handle_series(struct sl_http_request *req, void *ud)
     submit(api, wk);
 }
 
+/* Loki's shape; what a C build does not know (git revision, branch, who
+ * built it, when) is "", and there is no Go. */
+static void handle_buildinfo(struct sl_http_request *req, void *ud)
+{
+    (void)ud;
+    struct sl_buf b = SL_BUF_INIT;
+    struct sl_jsonw w;
+    sl_jsonw_init(&w, &b);
+    sl_jsonw_obj_open(&w);
+    static const char *const empty[] = {"revision", "branch", "buildUser", "buildDate",
+                                        "goVersion"};
+    sl_jsonw_key(&w, "version");
+    sl_jsonw_str(&w, SL_VERSION);
+    for (size_t i = 0; i < sizeof empty / sizeof *empty; i++) {
+        sl_jsonw_key(&w, empty[i]);
+        sl_jsonw_str(&w, "");
+    }
+    sl_jsonw_obj_close(&w);
+    sl_http_respond_buf(req, 200, JSON_CT, &b);
+    sl_buf_release(&b);
+}
+
+/* index/stats: query (a selector), start, end; bounds as every endpoint. */
+static void handle_index_stats(struct sl_http_request *req, void *ud)
+{
+    struct sl_query_api *api = ud;
+    struct params ps;
+    struct work *wk = work_begin(api, req, &ps, "index_stats");
+    if (!wk)
+        return;
+    const struct sl_bytes *q = param_nonempty(&ps, "query");
+    if (!q) {
+        sl_http_respond_text(req, 400, "invalid parameter \"query\": the query is empty");
+        sl_free(wk);
+        return;
+    }
+    wk->qr.kind = SL_QUERIER_INDEX_STATS;
+    wk->qr.query = *q;
+    submit(api, wk);
+}
+
 static void route2(struct sl_http_server *srv, const char *path, bool prefix, sl_http_handler h,
                    void *ud)
 {
@@ -475,6 +575,8 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
     route2(srv, "/loki/api/v1/label", false, handle_labels, api);
     route2(srv, LABEL_PREFIX, true, handle_label_values, api);
     route2(srv, "/loki/api/v1/series", false, handle_series, api);
+    route2(srv, "/loki/api/v1/index/stats", false, handle_index_stats, api);
+    sl_http_server_route(srv, "GET", "/loki/api/v1/status/buildinfo", false, handle_buildinfo, api);
     return api;
 }
 

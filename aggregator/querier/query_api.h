@@ -31,7 +31,9 @@ struct sl_query_api;
 
 /* Registers the routes on srv (GET and POST each): query_range, query (400
  * for now: no instant queries yet), labels and label (names),
- * label/<name>/values, series. ing and m (may be NULL) must outlive the
+ * label/<name>/values, series, index/stats (GET and POST), status/buildinfo
+ * (GET). JSON answers of 1 KiB or more are gzip-compressed when the request's
+ * Accept-Encoding allows gzip. ing and m (may be NULL) must outlive the
  * returned object. Errors are Loki-like plain text: 400 for bad parameters,
  * queries and unsupported constructs, 504 on limits.query_timeout, 500.
  * Registers (if m): sluice_aggregator_queries_total{endpoint,code},

@@ -1,0 +1,91 @@
+"""Read API extras and the `sluice` CLI over them: status/buildinfo,
+index/stats (from memory and after /flush, from the store), gzip answers,
+and the CLI's series, stats and metric query outputs."""
+import gzip
+import json
+import os
+import subprocess
+import time
+
+import requests
+
+from conftest import BIN, urlq
+
+SEL = '{app="cli",env="t"}'
+
+
+def push(agg, app, level, base_ns, n, step_ns=10**6):
+    values = [[str(base_ns + i * step_ns), f"{level} line {i:04d}"] for i in range(n)]
+    r = agg.push_json([{"stream": {"app": app, "env": "t", "level": level}, "values": values}])
+    assert r.status_code == 204, r.text
+    return sum(len(v[1]) for v in values)
+
+
+def stats(agg, sel, **kw):
+    r = requests.get(agg.url + "/loki/api/v1/index/stats", params={"query": sel, **kw},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def sluice(agg, *args):
+    p = subprocess.run([os.path.join(BIN, "sluice"), "--addr", agg.url, *args],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_buildinfo_shape(aggregator):
+    r = requests.get(aggregator.url + "/loki/api/v1/status/buildinfo", timeout=10)
+    assert r.status_code == 200
+    d = r.json()
+    assert set(d) == {"version", "revision", "branch", "buildUser", "buildDate", "goVersion"}
+    assert d["version"] and d["goVersion"] == ""
+    v = subprocess.run([os.path.join(BIN, "sluice"), "--version"], capture_output=True,
+                       text=True).stdout.split()[-1]
+    assert d["version"] == v
+
+
+def test_index_stats_memory_then_store(aggregator):
+    base = time.time_ns() - 600 * 10**9
+    b1 = push(aggregator, "cli", "info", base, 30)
+    b2 = push(aggregator, "cli", "error", base, 12)
+    push(aggregator, "other", "info", base, 5)
+    want = {"streams": 2, "entries": 42, "bytes": b1 + b2}
+    got = stats(aggregator, SEL)
+    assert {k: got[k] for k in want} == want and got["chunks"] >= 2, got
+    one = stats(aggregator, '{app="cli", level="error"}')
+    assert (one["streams"], one["entries"], one["bytes"]) == (1, 12, b2)
+    # the range is [start, end): only the first 10 info and error entries
+    part = stats(aggregator, SEL, start=str(base), end=str(base + 10 * 10**6))
+    assert (part["streams"], part["entries"]) == (2, 20), part
+    none = stats(aggregator, '{app="nothing"}')
+    assert none == {"streams": 0, "chunks": 0, "entries": 0, "bytes": 0}
+    r = requests.post(aggregator.url + "/flush", timeout=120)
+    assert r.status_code == 204, r.text
+    after = stats(aggregator, SEL)
+    assert {k: after[k] for k in want} == want, after
+    r = requests.get(aggregator.url + "/loki/api/v1/index/stats", timeout=10)
+    assert r.status_code == 400 and "query" in r.text
+    r = requests.get(aggregator.url + "/loki/api/v1/index/stats?query=" + urlq("{app="),
+                     timeout=10)
+    assert r.status_code == 400 and "parse error" in r.text
+
+
+def test_gzip_when_asked(aggregator):
+    base = time.time_ns() - 60 * 10**9
+    push(aggregator, "cli", "info", base, 200)
+    url = aggregator.url + "/loki/api/v1/query_range?limit=200&query=" + urlq(SEL)
+    raw = requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=30).raw
+    assert raw.headers.get("Content-Encoding") == "gzip"
+    body = gzip.decompress(raw.read(decode_content=False))
+    assert len(json.loads(body)["data"]["result"][0]["values"]) == 200
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=30)
+    assert "Content-Encoding" not in plain.headers
+    assert json.loads(plain.content)["data"]["result"] == json.loads(body)["data"]["result"]
+    no = requests.get(url, headers={"Accept-Encoding": "gzip;q=0"}, timeout=30)
+    assert "Content-Encoding" not in no.headers
+    # small answers go as they are
+    small = requests.get(aggregator.url + "/loki/api/v1/labels",
+                         headers={"Accept-Encoding": "gzip"}, timeout=30)
+    assert "Content-Encoding" not in small.headers and "app" in small.json()["data"]
