@@ -11,6 +11,7 @@
 
 #include "aggregator/api/push.h"
 #include "aggregator/config/agg_config.h"
+#include "aggregator/compactor/compactor.h"
 #include "aggregator/flush/flush.h"
 #include "aggregator/ingester/ingester.h"
 #include "aggregator/querier/query_api.h"
@@ -38,6 +39,7 @@ struct app {
     struct sl_store *store;
     struct sl_select *select;
     struct sl_flusher *flusher;
+    struct sl_compactor *compactor;
     uv_signal_t sigint, sigterm;
     bool ready, stopping;
 };
@@ -200,6 +202,45 @@ static void handle_flush(struct sl_http_request *req, void *ud)
     uv_queue_work(&app->loop, &fw->w, flush_work_cb, flush_after_cb);
 }
 
+/* POST /compactor/run: one compactor run now, on the thread pool; 204 once
+ * done. */
+struct compact_work {
+    uv_work_t w;
+    struct app *app;
+    struct sl_http_request *req;
+    int rc;
+};
+
+static void compact_work_cb(uv_work_t *w)
+{
+    struct compact_work *cw = (struct compact_work *)w;
+    cw->rc = sl_compactor_run(cw->app->compactor, 0, NULL);
+}
+
+static void compact_after_cb(uv_work_t *w, int status)
+{
+    struct compact_work *cw = (struct compact_work *)w;
+    if (status == 0 && cw->rc == 0)
+        sl_http_respond(cw->req, 204, NULL, NULL, 0);
+    else
+        sl_http_respond_text(cw->req, 500, "compaction failed: %s",
+                             sl_strerror(status ? sl_err_from_uv(status) : cw->rc));
+    sl_free(cw);
+}
+
+static void handle_compact(struct sl_http_request *req, void *ud)
+{
+    struct app *app = ud;
+    if (!app->compactor) {
+        sl_http_respond_text(req, 400, "this target does not run the compactor");
+        return;
+    }
+    struct compact_work *cw = SL_NEW(struct compact_work);
+    cw->app = app;
+    cw->req = req;
+    uv_queue_work(&app->loop, &cw->w, compact_work_cb, compact_after_cb);
+}
+
 /* ---- start-up ---- */
 
 static uint64_t wal_segment_fn(void *ud)
@@ -233,6 +274,17 @@ static int open_store(struct app *app)
     }
     sl_buf_release(&err);
     app->select = sl_select_new(app->store, app->metrics);
+    if (c->compactor_enabled &&
+        (strcmp(c->target, "all") == 0 || strcmp(c->target, "backend") == 0)) {
+        struct sl_compactor_opts co = {.store = app->store,
+                                       .metrics = app->metrics,
+                                       .interval_ns = c->compactor_interval_ns,
+                                       .retention_ns = c->lim_retention_period_ns};
+        if ((rc = sl_compactor_start(&co, &app->compactor)) != 0) {
+            sl_error("cannot start the compactor", "error=\"%s\"", sl_strerror(rc));
+            return rc;
+        }
+    }
     if (strcmp(c->target, "read") == 0 || strcmp(c->target, "backend") == 0)
         return 0;
     enum sl_codec codec = SL_CODEC_ZSTD;
@@ -274,6 +326,8 @@ static void stop_store(struct app *app)
     }
     sl_flusher_stop(app->flusher);
     app->flusher = NULL;
+    sl_compactor_stop(app->compactor);
+    app->compactor = NULL;
     sl_select_free(app->select);
     app->select = NULL;
     sl_store_close(app->store);
@@ -341,6 +395,7 @@ static int start_http(struct app *app)
     sl_http_server_route(app->srv, "GET", "/metrics", false, handle_metrics, app);
     sl_http_server_route(app->srv, "GET", "/config", false, handle_config, app);
     sl_http_server_route(app->srv, "POST", "/flush", false, handle_flush, app);
+    sl_http_server_route(app->srv, "POST", "/compactor/run", false, handle_compact, app);
     if (strcmp(c->target, "read") != 0) {
         struct sl_push_opts po;
         fill_push_opts(c, &po);

@@ -109,6 +109,10 @@ const struct sl_option sl_agg_options[] = {
      "queries running longer are cancelled"},
     {"limits.retention_period", SL_OPT_DURATION, "0s", OFF(lim_retention_period_ns),
      "data older than this is deleted by the compactor; 0s keeps everything"},
+    {"compactor.enabled", SL_OPT_BOOL, "true", OFF(compactor_enabled),
+     "run the compactor in targets all and backend"},
+    {"compactor.interval", SL_OPT_DURATION, "10m", OFF(compactor_interval_ns),
+     "time between compactor runs (index merge and retention)"},
 };
 /* clang-format on */
 
@@ -173,6 +177,8 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
         return bad(err, "ingester.chunk_block_size", "must be between 1KiB and 64MiB");
     if (c->ing_max_chunk_age_ns <= 0)
         return bad(err, "ingester.max_chunk_age", "must be positive");
+    if (c->compactor_interval_ns <= 0)
+        return bad(err, "compactor.interval", "must be positive");
     if (c->lim_max_line_size <= 0)
         return bad(err, "limits.max_line_size", "must be positive");
     if (c->lim_max_label_names_per_series <= 0 || c->lim_max_label_name_length <= 0 ||

@@ -79,6 +79,9 @@ struct sl_agg_config {
     int64_t lim_max_query_series;
     int64_t lim_query_timeout_ns;
     int64_t lim_retention_period_ns;
+    /* compactor */
+    bool compactor_enabled;
+    int64_t compactor_interval_ns;
 };
 
 extern const struct sl_option sl_agg_options[];
