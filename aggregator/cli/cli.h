@@ -48,7 +48,18 @@ struct sl_cli_range {
 };
 int sl_cli_range_params(const struct sl_cli_range *r, const char *default_since, struct sl_buf *q);
 
+/* Appends the canonical {a="b", c="d"} of a JSON object of string labels
+ * (sorted by name) to out. */
+void sl_cli_labels_format(json_t *obj, struct sl_buf *out);
+
+/* Prints data.result of a metric answer (resultType matrix, vector or
+ * scalar) in the given output format: "default", "raw" or "jsonl".
+ * Returns 0, or 1 after a message. */
+int sl_cli_print_metric(json_t *doc, const char *output);
+
 int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a);
 int sl_cli_cmd_labels(struct sl_cli *cli, struct sl_cli_args *a);
+int sl_cli_cmd_series(struct sl_cli *cli, struct sl_cli_args *a);
+int sl_cli_cmd_stats(struct sl_cli *cli, struct sl_cli_args *a);
 
 #endif

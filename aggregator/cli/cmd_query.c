@@ -1,5 +1,7 @@
 /* `sluice query`: a log query over /loki/api/v1/query_range, printed like
- * logcli (entries of every stream merged in time order). */
+ * logcli (entries of every stream merged in time order); a metric query
+ * over query_range when a range is given (--since/--from), else as an
+ * instant query (/loki/api/v1/query) at --to or now. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +25,31 @@ struct entry {
 
 struct qopts {
     struct sl_cli_range range;
-    const char *limit, *output, *query;
+    const char *limit, *output, *query, *step;
     bool forward;
 };
 
 static const char query_help[] =
     "usage: sluice [--addr URL] [--org-id T] query [options] '<logql>'\n"
     "\n"
-    "Runs a log query (stream selector and line filters) and prints the entries.\n"
+    "Runs a LogQL query. A log query prints entries; a metric query (one that does\n"
+    "not start with a stream selector) is evaluated over the range when --since or\n"
+    "--from is given, else as an instant query at --to (default now).\n"
     "\n"
     "  --since D       look back this long from now (default 1h)\n"
     "  --from T        start (RFC3339 or Unix seconds/nanoseconds); overrides --since\n"
     "  --to T          end, exclusive (default now)\n"
     "  --limit N       at most N entries over all streams (default 30)\n"
     "  --forward       oldest entries first (default: newest first)\n"
+    "  --step D        metric range queries: evaluation step (default: the server's)\n"
     "  --output F      default: <time> {labels} <line>; raw: the line only;\n"
-    "                  jsonl: one {\"timestamp\",\"labels\",\"line\"} object per entry\n";
+    "                  jsonl: one {\"timestamp\",\"labels\",\"line\"} object per entry\n"
+    "                  metric queries, default: vector \"{labels} value\" per series,\n"
+    "                  matrix \"{labels}\" then \"<time> value\" rows, scalar \"value\";\n"
+    "                  raw: data.result as JSON; jsonl: one\n"
+    "                  {\"labels\",\"timestamp\",\"value\"} object per sample\n"
+    "Times: RFC3339 (2024-05-01T10:00:00Z), Unix seconds (1714557600, 1714557600.5)\n"
+    "or Unix nanoseconds.\n";
 
 static int entry_cmp(const void *a, const void *b, void *ud)
 {
@@ -148,6 +159,21 @@ static int print_result(json_t *doc, enum output out, bool forward)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* A log query starts with its stream selector; anything else (a function,
+ * a parenthesis, a number) is a metric query. Comments are skipped. */
+static bool is_metric_query(const char *q)
+{
+    for (;;) {
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        if (*q != '#')
+            break;
+        while (*q && *q != '\n')
+            q++;
+    }
+    return *q && *q != '{';
+}
+
 static int parse_query_args(struct sl_cli_args *a, struct qopts *o)
 {
     while (a->i < a->argc) {
@@ -158,6 +184,7 @@ static int parse_query_args(struct sl_cli_args *a, struct qopts *o)
             (r = sl_cli_opt(a, "to", true, &o->range.to)) ||
             (r = sl_cli_opt(a, "limit", true, &o->limit)) ||
             (r = sl_cli_opt(a, "output", true, &o->output)) ||
+            (r = sl_cli_opt(a, "step", true, &o->step)) ||
             (r = sl_cli_opt(a, "forward", false, &fwd))) {
             if (r < 0)
                 return -1;
@@ -202,19 +229,33 @@ int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a)
         return 1;
     }
     struct sl_buf q = SL_BUF_INIT;
+    const char *path = "/loki/api/v1/query_range";
     sl_cli_param(&q, "query", o.query);
     sl_cli_param(&q, "limit", o.limit);
-    sl_cli_param(&q, "direction", o.forward ? "forward" : "backward");
-    if (sl_cli_range_params(&o.range, "1h", &q)) {
-        sl_buf_release(&q);
-        return 1;
+    if (is_metric_query(o.query) && !o.range.since && !o.range.from) {
+        path = "/loki/api/v1/query";
+        if (o.range.to)
+            sl_cli_param(&q, "time", o.range.to);
+    } else {
+        sl_cli_param(&q, "direction", o.forward ? "forward" : "backward");
+        if (o.step)
+            sl_cli_param(&q, "step", o.step);
+        if (sl_cli_range_params(&o.range, "1h", &q)) {
+            sl_buf_release(&q);
+            return 1;
+        }
     }
     json_t *doc = NULL;
-    rc = sl_cli_get_json(cli, "/loki/api/v1/query_range", &q, &doc);
+    rc = sl_cli_get_json(cli, path, &q, &doc);
     sl_buf_release(&q);
     if (rc)
         return 1;
-    rc = print_result(doc, out, o.forward);
+    const char *type =
+        json_string_value(json_object_get(json_object_get(doc, "data"), "resultType"));
+    if (type && strcmp(type, "streams") != 0)
+        rc = sl_cli_print_metric(doc, o.output);
+    else
+        rc = print_result(doc, out, o.forward);
     json_decref(doc);
     return rc;
 }

@@ -10,8 +10,10 @@ static const char usage[] =
     "usage: sluice [--addr URL] [--org-id T] <command> [options] [args]\n"
     "\n"
     "Commands:\n"
-    "  query '<logql>'   run a log query (sluice query --help)\n"
+    "  query '<logql>'   run a log or metric query (sluice query --help)\n"
     "  labels [name]     list label names, or the values of one label\n"
+    "  series '<sel>'    list the label sets of the streams a selector matches\n"
+    "  stats '<sel>'     streams, chunks, entries and bytes under a selector\n"
     "\n"
     "Global options:\n"
     "  --addr URL        aggregator address (env SLUICE_ADDR, default " SL_CLI_DEFAULT_ADDR ")\n"
@@ -47,6 +49,10 @@ int main(int argc, char **argv)
             return sl_cli_cmd_query(&cli, &a);
         if (strcmp(arg, "labels") == 0)
             return sl_cli_cmd_labels(&cli, &a);
+        if (strcmp(arg, "series") == 0)
+            return sl_cli_cmd_series(&cli, &a);
+        if (strcmp(arg, "stats") == 0)
+            return sl_cli_cmd_stats(&cli, &a);
         fprintf(stderr, "sluice: unknown command or option %s\n\n%s", arg, usage);
         return 1;
     }

@@ -89,3 +89,40 @@ def test_gzip_when_asked(aggregator):
     small = requests.get(aggregator.url + "/loki/api/v1/labels",
                          headers={"Accept-Encoding": "gzip"}, timeout=30)
     assert "Content-Encoding" not in small.headers and "app" in small.json()["data"]
+
+
+def test_cli_series_stats_and_metric_outputs(aggregator):
+    base = (time.time_ns() // 10**9 - 300) * 10**9
+    b_info = push(aggregator, "cli", "info", base, 6, step_ns=10**9)
+    push(aggregator, "cli", "error", base, 3, step_ns=10**9)
+    out = sluice(aggregator, "series", SEL).splitlines()
+    assert out == ['{app="cli", env="t", level="error"}', '{app="cli", env="t", level="info"}']
+    st = dict(l.split(": ") for l in sluice(aggregator, "stats", '{level="info"}').splitlines())
+    assert st["streams"] == "1" and st["entries"] == "6" and st["bytes"] == str(b_info)
+    # instant (no range): at --to, one line per series
+    q = f'sum by (level) (count_over_time({SEL}[10m]))'
+    to = str(base + 10 * 10**9)
+    assert sluice(aggregator, "query", "--to", to, q).splitlines() == \
+        ['{level="error"} 3', '{level="info"} 6']
+    rows = [json.loads(l) for l in sluice(aggregator, "query", "--to", to, "--output", "jsonl",
+                                          q).splitlines()]
+    assert [(r["labels"], r["value"]) for r in rows] == \
+        [({"level": "error"}, "3"), ({"level": "info"}, "6")]
+    raw = json.loads(sluice(aggregator, "query", "--to", to, "--output", "raw", q))
+    assert raw[0]["metric"] == {"level": "error"} and raw[0]["value"][1] == "3"
+    # range: {labels} then "<time> value" rows
+    frm = str(base // 10**9)
+    mq = f'sum by (level) (count_over_time({SEL}[2s]))'
+    out = sluice(aggregator, "query", "--from", frm, "--to", str(base // 10**9 + 4),
+                 "--step", "2s", mq).splitlines()
+    assert out[0] == '{level="error"}', out
+    assert out[1].endswith("Z 1") and out[2].endswith("Z 2"), out
+    lvl = out.index('{level="info"}')
+    assert [l.split()[1] for l in out[lvl + 1:]] == ["1", "2", "2"], out
+    jl = [json.loads(l) for l in sluice(aggregator, "query", "--from", frm, "--to",
+                                        str(base // 10**9 + 4), "--step", "2s", "--output",
+                                        "jsonl", mq).splitlines()]
+    assert len(jl) == len(out) - 2 and all(set(r) == {"labels", "timestamp", "value"} for r in jl)
+    # a log query still prints entries
+    logs = sluice(aggregator, "query", "--since", "1h", "--limit", "2", SEL).splitlines()
+    assert len(logs) == 2 and logs[0].endswith("info line 0005")
