@@ -34,6 +34,8 @@ struct xfer {
     struct curl_slist *hdrs;
     size_t max_bytes;
     bool too_big;
+    bool aborted; /* on_body asked to stop */
+    int (*on_body)(int status, struct sl_bytes chunk, void *ud);
     char errbuf[CURL_ERROR_SIZE];
     struct xfer *prev, *next;
 };
@@ -170,6 +172,15 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 {
     struct xfer *x = ud;
     size_t len = sz * n;
+    if (x->on_body) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (x->on_body((int)status, sl_bytes(p, len), x->ud) != 0) {
+            x->aborted = true;
+            return 0; /* aborts with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
     if (len > x->max_bytes - x->resp.body.len) {
         x->too_big = true;
         return 0; /* aborts with CURLE_WRITE_ERROR */
@@ -237,7 +248,9 @@ static int xfer_setup(struct xfer *x, const struct sl_http_client_opts *o, const
                      (long)(r->timeout_ms > 0 ? r->timeout_ms : DEF_TIMEOUT_MS));
     int64_t cto = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_bytes);
+    x->on_body = r->on_body;
+    if (!r->on_body)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_bytes);
     if (ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     if (o && o->insecure_skip_verify) {
@@ -305,7 +318,7 @@ static void xfer_finish(struct xfer *x, CURLcode res)
     long code = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
     x->resp.status = (int)code;
-    x->resp.err = map_curl_error(res, x->too_big);
+    x->resp.err = x->aborted ? SL_ECANCELED : map_curl_error(res, x->too_big);
     if (x->resp.err) {
         const char *msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(res);
         if (x->too_big)

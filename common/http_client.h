@@ -33,6 +33,13 @@ struct sl_http_req_opts {
     size_t body_len;            /* Content-Length is always sent for bodies */
     int64_t timeout_ms;         /* whole request; 0: 30 s */
     size_t max_response_bytes;  /* 0: 64 MiB; larger responses fail with SL_ETOOBIG */
+    /* Streaming (e.g. a watch): when set, body bytes go to on_body as they
+     * arrive (any status; status is the final response's), are not kept in
+     * resp.body and max_response_bytes does not apply. Returning non-zero
+     * aborts the request (the final cb gets err = SL_ECANCELED). Runs on the
+     * loop thread; chunk is valid only during the call; ud is sl_http_client_do's
+     * (NULL with sl_http_fetch). */
+    int (*on_body)(int status, struct sl_bytes chunk, void *ud);
 };
 
 struct sl_http_response {

@@ -294,6 +294,48 @@ static void test_too_big(void **state)
     assert_int_equal(r.body_len, 10000);
 }
 
+static size_t streamed, stream_calls;
+static int stream_status;
+
+static int on_stream(int status, struct sl_bytes chunk, void *ud)
+{
+    assert_non_null(ud);
+    stream_status = status;
+    streamed += chunk.len;
+    stream_calls++;
+    return 0;
+}
+
+static int on_stream_abort(int status, struct sl_bytes chunk, void *ud)
+{
+    (void)status;
+    (void)ud;
+    streamed += chunk.len;
+    return 1;
+}
+
+/* Streamed bodies reach on_body, skip resp.body and the size limit; a
+ * non-zero return aborts the request. */
+static void test_stream_body(void **state)
+{
+    struct fx *f = *state;
+    struct result r;
+    streamed = stream_calls = 0;
+    struct sl_http_req_opts o = {.method = "GET", .max_response_bytes = 1000, .on_body = on_stream};
+    do_req(f, &o, "/big", &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    assert_int_equal(streamed, 10000);
+    assert_true(stream_calls >= 1);
+    assert_int_equal(stream_status, 200);
+    streamed = 0;
+    o.on_body = on_stream_abort;
+    do_req(f, &o, "/big", &r);
+    assert_int_equal(r.err, SL_ECANCELED);
+    assert_true(streamed > 0 && streamed <= 10000);
+}
+
 /* A port nobody listens on. */
 static int dead_port(void)
 {
@@ -450,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
