@@ -9,6 +9,7 @@
 
 #include "agent/discover/discover.h"
 #include "agent/discover/sources.h"
+#include "agent/kube/kube.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/positions/positions.h"
 #include "agent/ship/ship.h"
@@ -64,6 +65,7 @@ struct sl_agent {
     struct sl_positions pos;
     struct sl_file_sources sources;
     struct sl_pipeline *pipeline; /* NULL: no stages configured */
+    struct sl_kube *kube;         /* NULL unless kubernetes.api.enabled */
     uv_timer_t ml_timer;          /* multiline max_wait_time deadlines */
     struct sl_ftable files;       /* every open file, active and retired */
     struct afile *retired;        /* draining */
@@ -291,22 +293,25 @@ static void maybe_release(struct sl_agent *a, struct afile *f)
         uv_timer_stop(&a->retire_timer);
 }
 
-/* Labels are set once per file; values live in labmem, sized once so the
- * views stay put. */
+/* Labels are set once per file; names and values live in labmem, sized once
+ * so the views stay put. */
 static void set_labels(struct afile *f, const char *const *names, const struct sl_bytes *vals,
                        size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += vals[i].len;
+        total += vals[i].len + strlen(names[i]);
     char *p = sl_buf_reserve(&f->labmem, total + 1);
     f->lab = sl_calloc(n ? n : 1, sizeof(*f->lab));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!vals[i].len && strcmp(names[i], "filename") != 0)
             continue; /* an empty label is no label */
+        size_t nl = strlen(names[i]);
+        memcpy(p, names[i], nl);
+        f->lab[k].name = sl_bytes(p, nl);
+        p += nl;
         memcpy(p, vals[i].ptr, vals[i].len);
-        f->lab[k].name = sl_bytes_str(names[i]);
         f->lab[k].value = sl_bytes(p, vals[i].len);
         p += vals[i].len;
         k++;
@@ -317,6 +322,40 @@ static void set_labels(struct afile *f, const char *const *names, const struct s
     sl_labels_sort(&f->labels);
     f->ss.s.labels = &f->labels;
     f->ss.f = f;
+}
+
+/* Path labels plus the pod's API labels (a name clashing with a path label
+ * is skipped). */
+static void kube_labels(struct afile *f, const char *const *names4, const struct sl_bytes *vals4,
+                        const struct sl_label *kl, size_t nk)
+{
+    const char **names = sl_calloc(nk + 4, sizeof(char *));
+    struct sl_bytes *vals = sl_calloc(nk + 4, sizeof(*vals));
+    struct sl_buf nmem = SL_BUF_INIT;
+    size_t *noff = sl_calloc(nk + 1, sizeof(size_t));
+    size_t n = 4;
+    for (size_t i = 0; i < 4; i++) {
+        names[i] = names4[i];
+        vals[i] = vals4[i];
+    }
+    for (size_t i = 0; i < nk; i++) {
+        bool clash = false;
+        for (size_t j = 0; j < 4; j++)
+            clash |= sl_bytes_eq(kl[i].name, sl_bytes_str(names4[j]));
+        if (clash)
+            continue;
+        noff[n - 4] = nmem.len;
+        sl_buf_append(&nmem, kl[i].name.ptr, kl[i].name.len);
+        sl_buf_append_char(&nmem, 0);
+        vals[n++] = kl[i].value;
+    }
+    for (size_t i = 4; i < n; i++)
+        names[i] = nmem.data + noff[i - 4];
+    set_labels(f, names, vals, n);
+    sl_buf_release(&nmem);
+    sl_free(noff);
+    sl_free(names);
+    sl_free(vals);
 }
 
 /* Labels of a file found under name by source. Returns 0 or SL_EINVAL. */
@@ -330,7 +369,14 @@ static int label_file(struct sl_agent *a, struct afile *f, const char *name, int
             return SL_EINVAL;
         static const char *const names[4] = {"container", "namespace", "node", "pod"};
         struct sl_bytes vals[4] = {lp.container, lp.ns, nodev, lp.pod};
-        set_labels(f, names, vals, 4);
+        const struct sl_label *kl = NULL;
+        size_t nk = sl_kube_pod_labels(a->kube, lp.uid, &kl);
+        if (!nk) {
+            /* No metadata (yet): path labels only, see docs/agent.md. */
+            set_labels(f, names, vals, 4);
+            return 0;
+        }
+        kube_labels(f, names, vals, kl, nk);
         return 0;
     }
     const struct sl_file_source *src = &a->sources.items[source];
@@ -762,6 +808,19 @@ int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
         a->disc = sl_discover_new(a->loop, cfg->k8s_pods_path, globs, a->sources.n,
                                   cfg->read_sweep_period, on_file, a);
     sl_free(globs);
+    if (cfg->k8s_api_enabled) {
+        struct sl_kube_opts ko = {
+            .host = cfg->k8s_api_host,
+            .token_file = cfg->k8s_api_token_file,
+            .ca_file = cfg->k8s_api_ca_file,
+            .node_name = cfg->k8s_node_name,
+            .pod_labels = &cfg->k8s_api_pod_labels,
+        };
+        rc = sl_kube_new(a->loop, &ko, a->metrics, &a->kube, err);
+        if (rc != 0)
+            return rc;
+        sl_kube_start(a->kube);
+    }
     if (a->disc) {
         resume_known(a);
         sl_discover_start(a->disc);
@@ -794,6 +853,8 @@ static void finish_stop(struct sl_agent *a)
     sl_info("stopped", "files=%zu", a->files.n);
     sl_ship_free(a->ship);
     a->ship = NULL;
+    sl_kube_free(a->kube);
+    a->kube = NULL;
     if (a->http)
         sl_http_server_close(a->http, NULL, NULL);
     a->http = NULL;

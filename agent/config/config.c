@@ -51,7 +51,14 @@ const struct sl_option sl_agent_options[] = {
     {"kubernetes.node_name", SL_OPT_STRING, "${NODE_NAME:-}", OFF(k8s_node_name),
      "value of the node label (omitted when empty)"},
     {"kubernetes.api.enabled", SL_OPT_BOOL, "false", OFF(k8s_api_enabled),
-     "add pod labels from the Kubernetes API (not implemented yet)"},
+     "add allowlisted pod labels from the Kubernetes API (watch of this node's pods)"},
+    {"kubernetes.api.host", SL_OPT_STRING, "", OFF(k8s_api_host),
+     "API server URL, e.g. https://10.0.0.1:443 (empty: in-cluster, from "
+     "KUBERNETES_SERVICE_HOST/PORT)"},
+    {"kubernetes.api.token_file", SL_OPT_STRING, "", OFF(k8s_api_token_file),
+     "bearer token file, re-read on every (re)connect (empty: the service-account token)"},
+    {"kubernetes.api.ca_file", SL_OPT_STRING, "", OFF(k8s_api_ca_file),
+     "CA bundle of the API server (empty: the service-account ca.crt)"},
     {"kubernetes.api.pod_labels", SL_OPT_STRLIST, "[\"app.kubernetes.io/name\", app]",
      OFF(k8s_api_pod_labels), "pod labels copied to streams when the API is enabled"},
     {"files", SL_OPT_NODE, "[]", OFF(files),
@@ -117,8 +124,9 @@ int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, stru
         return bad(err, "read.rotate_wait", "must not be negative");
     if (!*c->k8s_pods_path && warn)
         sl_buf_append_str(warn, "kubernetes.pods_path is empty: no files will be read\n");
-    if (c->k8s_api_enabled && warn)
-        sl_buf_append_str(warn, "kubernetes.api.enabled is not implemented yet: ignored\n");
+    if (c->k8s_api_enabled && *c->k8s_api_host && strncmp(c->k8s_api_host, "https://", 8) != 0 &&
+        strncmp(c->k8s_api_host, "http://", 7) != 0)
+        return bad(err, "kubernetes.api.host", "expected an https:// URL");
     struct sl_file_sources files;
     if (sl_file_sources_parse(c->files, &files, err) != 0)
         return SL_EINVAL;

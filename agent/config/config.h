@@ -37,6 +37,9 @@ struct sl_agent_config {
     char *k8s_pods_path;
     char *k8s_node_name;
     bool k8s_api_enabled;
+    char *k8s_api_host;       /* "": in-cluster (KUBERNETES_SERVICE_HOST/PORT) */
+    char *k8s_api_token_file; /* "": the service-account token */
+    char *k8s_api_ca_file;    /* "": the service-account ca.crt */
     struct sl_strlist k8s_api_pod_labels;
     /* files, pipeline: subtrees (not implemented yet; NULL or empty sequence) */
     struct sl_cfgnode *files;
@@ -55,7 +58,7 @@ extern const size_t sl_agent_noptions;
 
 /* Checks values and fills the derived fields. Returns 0, or SL_EINVAL with
  * "config: <key>: <reason>" in err. Features that are configured but not
- * implemented yet (files, pipeline, kubernetes.api) are reported in warn
+ * implemented yet are reported in warn
  * (one line each; may be NULL) without failing. */
 int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, struct sl_buf *warn);
 

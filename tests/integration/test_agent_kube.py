@@ -1,0 +1,93 @@
+"""kubernetes.api.enabled against kube_fake.py, an HTTPS stand-in for the
+Kubernetes API (list + watch shapes of the real server; no API server can be
+installed here): allowlisted pod labels reach the streams, a pod announced by
+a watch event gets them too, a 410 makes the agent list again, and with the
+API gone lines keep flowing with path labels while the error counter moves."""
+import time
+
+import pytest
+
+from conftest import Agent, cri_line, metric_value, pod_log_path, wait_for
+from kube_fake import KubeFake
+
+
+@pytest.fixture
+def kube(workdir):
+    k = KubeFake(workdir).start()
+    yield k
+    k.stop()
+
+
+def start_agent(workdir, procs, aggregator, pods_path, kube):
+    a = Agent(workdir, aggregator.url, pods_path, node="node-1", extra=(
+        "--set", "kubernetes.api.enabled=true",
+        "--set", f"kubernetes.api.host={kube.url}",
+        "--set", f"kubernetes.api.token_file={kube.token_file}",
+        "--set", f"kubernetes.api.ca_file={kube.ca_file}",
+        "--set", "client.backoff.min=100ms",
+    ))
+    procs.append(a)
+    return a.start()
+
+
+def gauge(agent, name):
+    return metric_value(agent.metrics(), name) or 0
+
+
+def write(pods_path, ns, pod, uid, text, ts):
+    with open(pod_log_path(pods_path, ns, pod, uid, "c"), "a") as f:
+        f.write(cri_line(ts, "stdout", "F", text))
+
+
+def stream_of(aggregator, pod, text):
+    def find():
+        for _, s, line in aggregator.lines(f'{{pod="{pod}"}}', since_s=600):
+            if line == text:
+                return s
+        return None
+    return wait_for(find, 20, interval=0.2, what=f"line {text!r} of {pod}")
+
+
+def test_pod_labels_from_api(workdir, procs, aggregator, pods_path, kube):
+    kube.add_pod("uid-a", "shop", "web-1", "node-1",
+                 {"app.kubernetes.io/name": "web", "app": "web-app", "secret": "no"})
+    kube.add_pod("uid-x", "shop", "elsewhere", "node-2", {"app": "other-node"})
+    agent = start_agent(workdir, procs, aggregator, pods_path, kube)
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 1, 15, what="pods listed")
+    assert kube.count(lambda r: "fieldSelector=spec.nodeName%3Dnode-1" in r[0]) >= 1
+    assert kube.count(lambda r: r[1] != f"Bearer {kube.token}") == 0
+    base = time.time_ns() - 30 * 10**9
+
+    write(pods_path, "shop", "web-1", "uid-a", "hello from web", base)
+    s = stream_of(aggregator, "web-1", "hello from web")
+    assert s["app_kubernetes_io_name"] == "web"
+    assert s["app"] == "web-app"
+    assert "secret" not in s
+    assert s["namespace"] == "shop" and s["container"] == "c" and s["node"] == "node-1"
+
+    # A pod announced by a watch event.
+    kube.add_pod("uid-b", "shop", "late-1", "node-1", {"app": "late"})
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 2, 15, what="watch ADDED")
+    write(pods_path, "shop", "late-1", "uid-b", "late line", base + 1)
+    s = stream_of(aggregator, "late-1", "late line")
+    assert s["app"] == "late" and "app_kubernetes_io_name" not in s
+
+    # 410 Gone on the watch: listed again, and a deletion is seen.
+    lists = kube.count(lambda r: "watch=" not in r[0])
+    kube.expire_watches()
+    wait_for(lambda: kube.count(lambda r: "watch=" not in r[0]) > lists, 15, what="relist")
+    kube.delete_pod("uid-b")
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 1, 15, what="watch DELETED")
+    assert gauge(agent, "sluice_agent_kube_api_errors_total") == 0
+
+    # The API goes away: lines keep flowing, errors are counted.
+    kube.stop()
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_api_errors_total") >= 1, 20,
+             what="API errors counted")
+    write(pods_path, "shop", "web-1", "uid-a", "still flowing", base + 2)
+    s = stream_of(aggregator, "web-1", "still flowing")
+    assert s["app"] == "web-app"  # labels of a file are kept
+    write(pods_path, "shop", "new-1", "uid-c", "path labels only", base + 3)
+    s = stream_of(aggregator, "new-1", "path labels only")
+    assert "app" not in s and s["namespace"] == "shop"
+    assert "kubernetes API request failed" in agent.logs()
