@@ -66,6 +66,7 @@ struct sl_agent {
     struct sl_file_sources sources;
     struct sl_pipeline *pipeline; /* NULL: no stages configured */
     struct sl_kube *kube;         /* NULL unless kubernetes.api.enabled */
+    bool kube_wait;               /* discovery waits for the first pod list */
     uv_timer_t ml_timer;          /* multiline max_wait_time deadlines */
     struct sl_ftable files;       /* every open file, active and retired */
     struct afile *retired;        /* draining */
@@ -768,6 +769,17 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
     return a;
 }
 
+/* The first pod list answered (or failed): open the files. */
+static void on_kube_listed(void *ud)
+{
+    struct sl_agent *a = ud;
+    a->kube_wait = false;
+    if (a->stopping || !a->disc)
+        return;
+    resume_known(a);
+    sl_discover_start(a->disc);
+}
+
 int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
 {
     const struct sl_agent_config *cfg = a->cfg;
@@ -819,7 +831,9 @@ int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
         rc = sl_kube_new(a->loop, &ko, a->metrics, &a->kube, err);
         if (rc != 0)
             return rc;
-        sl_kube_start(a->kube);
+        a->kube_wait = true; /* files opened now would miss their pod labels */
+        sl_kube_start(a->kube, on_kube_listed, a);
+        return 0;
     }
     if (a->disc) {
         resume_known(a);
@@ -848,7 +862,7 @@ static void finish_stop(struct sl_agent *a)
     if (pending)
         sl_warn("stopping with lines not acknowledged; they will be read again on restart",
                 "entries=%zu", pending);
-    a->positions_dirty = true;
+    a->positions_dirty = !a->kube_wait; /* no files opened yet: keep the saved ones */
     save_positions(a);
     sl_info("stopped", "files=%zu", a->files.n);
     sl_ship_free(a->ship);

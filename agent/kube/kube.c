@@ -43,6 +43,8 @@ struct sl_kube {
     struct sl_buf line; /* partial watch event */
     uv_timer_t timer;
     struct sl_metric *m_errors, *m_pods;
+    void (*first_list)(void *ud); /* cleared once called */
+    void *first_ud;
 };
 
 static struct sl_log_limit err_lim, event_lim;
@@ -181,6 +183,14 @@ static void api_error(struct sl_kube *k, const char *what, const struct sl_http_
                    resp ? resp->errmsg : "", (unsigned long long)k->backoff_ms);
 }
 
+static void listed_once(struct sl_kube *k)
+{
+    void (*cb)(void *) = k->first_list;
+    k->first_list = NULL;
+    if (cb)
+        cb(k->first_ud);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     start_list(t->data);
@@ -260,7 +270,7 @@ static void request(struct sl_kube *k, bool watch)
         .method = "GET",
         .url = url.data,
         .headers = hdrs,
-        .timeout_ms = watch ? (k->watch_timeout_s + 30) * 1000 : 30000,
+        .timeout_ms = watch ? (k->watch_timeout_s + 30) * 1000 : 10000,
     };
     if (watch)
         r.on_body = on_watch_body;
@@ -271,6 +281,8 @@ static void request(struct sl_kube *k, bool watch)
     if (rc != 0) {
         api_error(k, watch ? "watch" : "list", NULL);
         resync(k, true);
+        if (!watch)
+            listed_once(k);
     }
 }
 
@@ -295,6 +307,7 @@ static void on_list(struct sl_http_response *resp, void *ud)
         api_error(k, "list", resp);
         json_decref(root);
         resync(k, true);
+        listed_once(k);
         return;
     }
     clear_pods(k);
@@ -308,6 +321,7 @@ static void on_list(struct sl_http_response *resp, void *ud)
     k->gone = false;
     sl_buf_clear(&k->line);
     request(k, true);
+    listed_once(k);
 }
 
 /* Applies one watch event line. */
@@ -434,8 +448,10 @@ int sl_kube_new(uv_loop_t *loop, const struct sl_kube_opts *o, struct sl_metrics
     return 0;
 }
 
-void sl_kube_start(struct sl_kube *k)
+void sl_kube_start(struct sl_kube *k, void (*first_list)(void *ud), void *ud)
 {
+    k->first_list = first_list;
+    k->first_ud = ud;
     sl_info("kubernetes API metadata enabled", "host=%s node=%s", k->host, k->node);
     start_list(k);
 }

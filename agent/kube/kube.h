@@ -42,7 +42,10 @@ struct sl_kube_opts {
  * SL_EINVAL with a message in err (no host in the environment). */
 int sl_kube_new(uv_loop_t *loop, const struct sl_kube_opts *o, struct sl_metrics *m,
                 struct sl_kube **out, struct sl_buf *err);
-void sl_kube_start(struct sl_kube *k);
+/* Starts listing. first_list (may be NULL) is called once, when the first
+ * LIST has succeeded or failed (at most ~15 s: connect + request timeout), so
+ * the caller can open files once labels are known. */
+void sl_kube_start(struct sl_kube *k, void (*first_list)(void *ud), void *ud);
 /* The labels of pod uid (sanitized names, sorted by name), or 0 if the pod is
  * unknown. The views are valid until control returns to the loop. */
 size_t sl_kube_pod_labels(const struct sl_kube *k, struct sl_bytes uid,

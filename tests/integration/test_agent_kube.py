@@ -52,11 +52,14 @@ def test_pod_labels_from_api(workdir, procs, aggregator, pods_path, kube):
     kube.add_pod("uid-a", "shop", "web-1", "node-1",
                  {"app.kubernetes.io/name": "web", "app": "web-app", "secret": "no"})
     kube.add_pod("uid-x", "shop", "elsewhere", "node-2", {"app": "other-node"})
+    base = time.time_ns() - 30 * 10**9
+    # A file there before the agent starts: opened once the first list answered.
+    write(pods_path, "shop", "web-1", "uid-a", "from before the start", base - 1)
     agent = start_agent(workdir, procs, aggregator, pods_path, kube)
     wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 1, 15, what="pods listed")
     assert kube.count(lambda r: "fieldSelector=spec.nodeName%3Dnode-1" in r[0]) >= 1
     assert kube.count(lambda r: r[1] != f"Bearer {kube.token}") == 0
-    base = time.time_ns() - 30 * 10**9
+    assert stream_of(aggregator, "web-1", "from before the start")["app"] == "web-app"
 
     write(pods_path, "shop", "web-1", "uid-a", "hello from web", base)
     s = stream_of(aggregator, "web-1", "hello from web")
@@ -91,3 +94,14 @@ def test_pod_labels_from_api(workdir, procs, aggregator, pods_path, kube):
     s = stream_of(aggregator, "new-1", "path labels only")
     assert "app" not in s and s["namespace"] == "shop"
     assert "kubernetes API request failed" in agent.logs()
+
+
+def test_api_down_at_start(workdir, procs, aggregator, pods_path, kube):
+    kube.add_pod("uid-a", "shop", "web-1", "node-1", {"app": "web-app"})
+    kube.stop()
+    write(pods_path, "shop", "web-1", "uid-a", "no API", time.time_ns() - 10**9)
+    agent = start_agent(workdir, procs, aggregator, pods_path, kube)
+    s = stream_of(aggregator, "web-1", "no API")
+    assert "app" not in s and s["pod"] == "web-1"
+    assert gauge(agent, "sluice_agent_kube_api_errors_total") >= 1
+    assert gauge(agent, "sluice_agent_kube_pods") == 0
