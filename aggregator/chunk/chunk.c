@@ -10,6 +10,7 @@
 #include "common/hash.h"
 #include "common/labels.h"
 #include "common/mem.h"
+#include "common/wire.h"
 
 /* Fuzzing builds accept any checksum so that mutations reach the decoders
  * behind it; every other check stays. */
@@ -23,61 +24,10 @@ static bool crc_ok(uint32_t stored, uint32_t computed)
 #endif
 }
 
-/* ---- little-endian and varints ---- */
-
-static void put_u32(char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (char)(v >> (8 * i));
-}
-
-static void put_u64(char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
-static uint64_t get_u64(const char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static void put_uvarint(struct sl_buf *b, uint64_t v)
-{
-    char *p = sl_buf_reserve(b, 10);
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (char)v;
-    sl_buf_commit(b, n);
-}
-
-static int get_uvarint(const char **p, const char *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        unsigned char c = (unsigned char)*(*p)++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return SL_ECORRUPT;
-}
-
 static int get_bytes(const char **p, const char *end, struct sl_bytes *out)
 {
     uint64_t n;
-    if (get_uvarint(p, end, &n) || n > (uint64_t)(end - *p))
+    if (sl_get_uvarint(p, end, &n) || n > (uint64_t)(end - *p))
         return SL_ECORRUPT;
     *out = sl_bytes(*p, (size_t)n);
     *p += n;
@@ -89,17 +39,17 @@ static int get_bytes(const char **p, const char *end, struct sl_bytes *out)
 void sl_chunk_payload_put(struct sl_buf *raw, int64_t *prev, int64_t ts, struct sl_bytes line,
                           bool with_meta, const struct sl_label *meta, size_t n_meta)
 {
-    put_uvarint(raw, (uint64_t)ts - (uint64_t)*prev); /* wraps, decoded the same way */
+    sl_buf_put_uvarint(raw, (uint64_t)ts - (uint64_t)*prev); /* wraps, decoded the same way */
     *prev = ts;
-    put_uvarint(raw, line.len);
+    sl_buf_put_uvarint(raw, line.len);
     sl_buf_append(raw, line.ptr, line.len);
     if (!with_meta)
         return;
-    put_uvarint(raw, n_meta);
+    sl_buf_put_uvarint(raw, n_meta);
     for (size_t i = 0; i < n_meta; i++) {
-        put_uvarint(raw, meta[i].name.len);
+        sl_buf_put_uvarint(raw, meta[i].name.len);
         sl_buf_append(raw, meta[i].name.ptr, meta[i].name.len);
-        put_uvarint(raw, meta[i].value.len);
+        sl_buf_put_uvarint(raw, meta[i].value.len);
         sl_buf_append(raw, meta[i].value.ptr, meta[i].value.len);
     }
 }
@@ -108,7 +58,7 @@ int sl_chunk_payload_next(const char **p, const char *end, int64_t *prev, bool w
                           struct sl_chunk_entry *e)
 {
     uint64_t d;
-    if (get_uvarint(p, end, &d) || get_bytes(p, end, &e->line))
+    if (sl_get_uvarint(p, end, &d) || get_bytes(p, end, &e->line))
         return SL_ECORRUPT;
     e->ts = (int64_t)((uint64_t)*prev + d);
     *prev = e->ts;
@@ -118,7 +68,7 @@ int sl_chunk_payload_next(const char **p, const char *end, int64_t *prev, bool w
         return 0;
     uint64_t n;
     const char *start;
-    if (get_uvarint(p, end, &n) || n > (uint64_t)(end - *p) / 2)
+    if (sl_get_uvarint(p, end, &n) || n > (uint64_t)(end - *p) / 2)
         return SL_ECORRUPT;
     start = *p;
     for (uint64_t i = 0; i < n; i++) {
@@ -156,7 +106,7 @@ void sl_chunk_writer_init(struct sl_chunk_writer *w, enum sl_codec codec, int le
     h[4] = SL_CHUNK_VERSION;
     h[5] = (char)codec;
     h[6] = h[7] = 0;
-    put_u32(h + 8, (uint32_t)labels.len);
+    sl_put_le32(h + 8, (uint32_t)labels.len);
     sl_buf_commit(&w->out, SL_CHUNK_HEADER_SIZE);
     sl_buf_append(&w->out, labels.ptr, labels.len);
 }
@@ -175,24 +125,24 @@ int sl_chunk_writer_add_compressed(struct sl_chunk_writer *w, const struct sl_ch
         return SL_EINVAL;
     size_t off = w->out.len;
     char *h = sl_buf_reserve(&w->out, SL_CHUNK_BLOCK_HEADER_SIZE);
-    put_u32(h, bi->entries);
-    put_u64(h + 4, (uint64_t)bi->min_ts);
-    put_u64(h + 12, (uint64_t)bi->max_ts);
-    put_u32(h + 20, bi->raw_len);
-    put_u32(h + 24, (uint32_t)zlen);
+    sl_put_le32(h, bi->entries);
+    sl_put_le64(h + 4, (uint64_t)bi->min_ts);
+    sl_put_le64(h + 12, (uint64_t)bi->max_ts);
+    sl_put_le32(h + 20, bi->raw_len);
+    sl_put_le32(h + 24, (uint32_t)zlen);
     h[28] = (char)bi->flags;
     h[29] = h[30] = h[31] = 0;
     sl_buf_commit(&w->out, SL_CHUNK_BLOCK_HEADER_SIZE);
     sl_buf_append(&w->out, z, zlen);
     char crc[4];
-    put_u32(crc, sl_crc32c(0, w->out.data + off, w->out.len - off));
+    sl_put_le32(crc, sl_crc32c(0, w->out.data + off, w->out.len - off));
     sl_buf_append(&w->out, crc, 4);
     char *t = sl_buf_reserve(&w->table, SL_CHUNK_TABLE_ENTRY_SIZE);
-    put_u64(t, off);
-    put_u32(t + 8, (uint32_t)(w->out.len - off));
-    put_u32(t + 12, bi->entries);
-    put_u64(t + 16, (uint64_t)bi->min_ts);
-    put_u64(t + 24, (uint64_t)bi->max_ts);
+    sl_put_le64(t, off);
+    sl_put_le32(t + 8, (uint32_t)(w->out.len - off));
+    sl_put_le32(t + 12, bi->entries);
+    sl_put_le64(t + 16, (uint64_t)bi->min_ts);
+    sl_put_le64(t + 24, (uint64_t)bi->max_ts);
     sl_buf_commit(&w->table, SL_CHUNK_TABLE_ENTRY_SIZE);
     if (w->nblocks == 0 || bi->min_ts < w->min_ts)
         w->min_ts = bi->min_ts;
@@ -229,12 +179,12 @@ int sl_chunk_writer_finish(struct sl_chunk_writer *w, struct sl_buf *out,
     uint64_t table_off = w->out.len;
     sl_buf_append(&w->out, w->table.data, w->table.len);
     char *f = sl_buf_reserve(&w->out, SL_CHUNK_FOOTER_SIZE);
-    put_u64(f, table_off);
-    put_u32(f + 8, w->nblocks);
-    put_u32(f + 12, sl_crc32c(0, w->table.data, w->table.len));
-    put_u64(f + 16, (uint64_t)w->min_ts);
-    put_u64(f + 24, (uint64_t)w->max_ts);
-    put_u32(f + 32, sl_crc32c(0, f, 32));
+    sl_put_le64(f, table_off);
+    sl_put_le32(f + 8, w->nblocks);
+    sl_put_le32(f + 12, sl_crc32c(0, w->table.data, w->table.len));
+    sl_put_le64(f + 16, (uint64_t)w->min_ts);
+    sl_put_le64(f + 24, (uint64_t)w->max_ts);
+    sl_put_le32(f + 32, sl_crc32c(0, f, 32));
     memcpy(f + 36, SL_CHUNK_MAGIC, 4);
     sl_buf_commit(&w->out, SL_CHUNK_FOOTER_SIZE);
     if (meta) {
@@ -264,20 +214,20 @@ int sl_chunk_reader_open(struct sl_chunk_reader *r, const void *data, size_t len
     unsigned codec = (unsigned char)d[5];
     if (codec != SL_CODEC_NONE && codec != SL_CODEC_ZSTD && codec != SL_CODEC_GZIP)
         return SL_EUNSUPP;
-    uint32_t llen = get_u32(d + 8);
+    uint32_t llen = sl_get_le32(d + 8);
     if (llen > SL_CHUNK_MAX_LABELS || llen > len - SL_CHUNK_HEADER_SIZE - SL_CHUNK_FOOTER_SIZE)
         return SL_ECORRUPT;
     const char *f = d + len - SL_CHUNK_FOOTER_SIZE;
-    if (memcmp(f + 36, SL_CHUNK_MAGIC, 4) != 0 || !crc_ok(get_u32(f + 32), sl_crc32c(0, f, 32)))
+    if (memcmp(f + 36, SL_CHUNK_MAGIC, 4) != 0 || !crc_ok(sl_get_le32(f + 32), sl_crc32c(0, f, 32)))
         return SL_ECORRUPT;
-    uint64_t toff = get_u64(f);
-    uint32_t nb = get_u32(f + 8);
+    uint64_t toff = sl_get_le64(f);
+    uint32_t nb = sl_get_le32(f + 8);
     uint64_t body_end = len - SL_CHUNK_FOOTER_SIZE;
     uint64_t blocks_start = SL_CHUNK_HEADER_SIZE + (uint64_t)llen;
     if (nb == 0 || toff < blocks_start || toff > body_end ||
         (body_end - toff) != (uint64_t)nb * SL_CHUNK_TABLE_ENTRY_SIZE)
         return SL_ECORRUPT;
-    if (!crc_ok(get_u32(f + 12), sl_crc32c(0, d + toff, body_end - toff)))
+    if (!crc_ok(sl_get_le32(f + 12), sl_crc32c(0, d + toff, body_end - toff)))
         return SL_ECORRUPT;
     r->data = d;
     r->len = len;
@@ -285,15 +235,15 @@ int sl_chunk_reader_open(struct sl_chunk_reader *r, const void *data, size_t len
     r->labels = sl_bytes(d + SL_CHUNK_HEADER_SIZE, llen);
     r->nblocks = nb;
     r->table = d + toff;
-    r->min_ts = (int64_t)get_u64(f + 16);
-    r->max_ts = (int64_t)get_u64(f + 24);
+    r->min_ts = (int64_t)sl_get_le64(f + 16);
+    r->max_ts = (int64_t)sl_get_le64(f + 24);
     /* Every table entry must name a block inside [blocks_start, table). */
     for (uint32_t i = 0; i < nb; i++) {
         const char *t = r->table + (size_t)i * SL_CHUNK_TABLE_ENTRY_SIZE;
-        uint64_t off = get_u64(t), size = get_u32(t + 8);
+        uint64_t off = sl_get_le64(t), size = sl_get_le32(t + 8);
         if (off < blocks_start || off > toff || size > toff - off ||
             size < SL_CHUNK_BLOCK_HEADER_SIZE + 4 ||
-            (int64_t)get_u64(t + 16) > (int64_t)get_u64(t + 24))
+            (int64_t)sl_get_le64(t + 16) > (int64_t)sl_get_le64(t + 24))
             return SL_ECORRUPT;
     }
     return 0;
@@ -303,11 +253,11 @@ void sl_chunk_reader_block(const struct sl_chunk_reader *r, uint32_t i,
                            struct sl_chunk_block_info *bi)
 {
     const char *t = r->table + (size_t)i * SL_CHUNK_TABLE_ENTRY_SIZE;
-    const char *b = r->data + get_u64(t);
-    bi->entries = get_u32(t + 12);
-    bi->min_ts = (int64_t)get_u64(t + 16);
-    bi->max_ts = (int64_t)get_u64(t + 24);
-    bi->raw_len = get_u32(b + 20);
+    const char *b = r->data + sl_get_le64(t);
+    bi->entries = sl_get_le32(t + 12);
+    bi->min_ts = (int64_t)sl_get_le64(t + 16);
+    bi->max_ts = (int64_t)sl_get_le64(t + 24);
+    bi->raw_len = sl_get_le32(b + 20);
     bi->flags = (uint8_t)b[28];
 }
 
@@ -315,14 +265,14 @@ int sl_chunk_reader_block_payload(struct sl_chunk_reader *r, uint32_t i, struct 
                                   struct sl_chunk_block_info *bi)
 {
     const char *t = r->table + (size_t)i * SL_CHUNK_TABLE_ENTRY_SIZE;
-    const char *b = r->data + get_u64(t);
-    uint32_t size = get_u32(t + 8);
-    if (!crc_ok(get_u32(b + size - 4), sl_crc32c(0, b, size - 4)))
+    const char *b = r->data + sl_get_le64(t);
+    uint32_t size = sl_get_le32(t + 8);
+    if (!crc_ok(sl_get_le32(b + size - 4), sl_crc32c(0, b, size - 4)))
         return SL_ECORRUPT;
     sl_chunk_reader_block(r, i, bi);
-    uint32_t zlen = get_u32(b + 24);
-    if (zlen != size - 4 - SL_CHUNK_BLOCK_HEADER_SIZE || get_u32(b) != bi->entries ||
-        (int64_t)get_u64(b + 4) != bi->min_ts || (int64_t)get_u64(b + 12) != bi->max_ts ||
+    uint32_t zlen = sl_get_le32(b + 24);
+    if (zlen != size - 4 - SL_CHUNK_BLOCK_HEADER_SIZE || sl_get_le32(b) != bi->entries ||
+        (int64_t)sl_get_le64(b + 4) != bi->min_ts || (int64_t)sl_get_le64(b + 12) != bi->max_ts ||
         bi->raw_len > SL_CHUNK_MAX_BLOCK_RAW)
         return SL_ECORRUPT;
     sl_buf_clear(raw);

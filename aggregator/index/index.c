@@ -17,6 +17,7 @@
 #include "common/format.h"
 #include "common/hash.h"
 #include "common/mem.h"
+#include "common/wire.h"
 
 static bool crc_ok(uint32_t stored, uint32_t computed)
 {
@@ -28,65 +29,16 @@ static bool crc_ok(uint32_t stored, uint32_t computed)
 #endif
 }
 
-static void put_u32(char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (char)(v >> (8 * i));
-}
-
-static void put_u64(char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
-static uint64_t get_u64(const char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 static void buf_u32(struct sl_buf *b, uint32_t v)
 {
-    put_u32(sl_buf_reserve(b, 4), v);
+    sl_put_le32(sl_buf_reserve(b, 4), v);
     sl_buf_commit(b, 4);
 }
 
 static void buf_u64(struct sl_buf *b, uint64_t v)
 {
-    put_u64(sl_buf_reserve(b, 8), v);
+    sl_put_le64(sl_buf_reserve(b, 8), v);
     sl_buf_commit(b, 8);
-}
-
-static void put_uvarint(struct sl_buf *b, uint64_t v)
-{
-    char *p = sl_buf_reserve(b, 10);
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (char)v;
-    sl_buf_commit(b, n);
-}
-
-static int get_uvarint(const char **p, const char *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        unsigned char c = (unsigned char)*(*p)++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return SL_ECORRUPT;
 }
 
 int64_t sl_index_day(int64_t ts_ns)
@@ -238,12 +190,12 @@ static size_t write_series(struct sl_index_writer *w, const struct sl_bytes *sym
         const struct rec *r = &w->recs[i];
         buf_u64(tab, out->len);
         buf_u64(out, r->fp);
-        put_uvarint(out, r->labels.n);
+        sl_buf_put_uvarint(out, r->labels.n);
         for (size_t k = 0; k < r->labels.n; k++) {
             uint32_t nid = sym_id(syms, nsyms, r->labels.items[k].name);
             uint32_t vid = sym_id(syms, nsyms, r->labels.items[k].value);
-            put_uvarint(out, nid);
-            put_uvarint(out, vid);
+            sl_buf_put_uvarint(out, nid);
+            sl_buf_put_uvarint(out, vid);
             if (np == capp) {
                 capp = capp ? capp * 2 : 64;
                 *posts = sl_reallocarray(*posts, capp, sizeof **posts);
@@ -254,16 +206,16 @@ static size_t write_series(struct sl_index_writer *w, const struct sl_bytes *sym
         for (size_t k = i; k < j; k++)
             if (k == i || !sl_bytes_eq(w->recs[k].ref.key, w->recs[k - 1].ref.key))
                 nchunks++;
-        put_uvarint(out, nchunks);
+        sl_buf_put_uvarint(out, nchunks);
         for (size_t k = i; k < j; k++) {
             if (k != i && sl_bytes_eq(w->recs[k].ref.key, w->recs[k - 1].ref.key))
                 continue;
             const struct sl_index_chunk_ref *c = &w->recs[k].ref;
-            put_uvarint(out, (uint64_t)c->from);
-            put_uvarint(out, (uint64_t)c->through - (uint64_t)c->from);
-            put_uvarint(out, c->size);
-            put_uvarint(out, c->entries);
-            put_uvarint(out, c->key.len);
+            sl_buf_put_uvarint(out, (uint64_t)c->from);
+            sl_buf_put_uvarint(out, (uint64_t)c->through - (uint64_t)c->from);
+            sl_buf_put_uvarint(out, c->size);
+            sl_buf_put_uvarint(out, c->entries);
+            sl_buf_put_uvarint(out, c->key.len);
             sl_buf_append(out, c->key.ptr, c->key.len);
         }
         nseries++;
@@ -290,7 +242,7 @@ void sl_index_writer_finish(struct sl_index_writer *w, struct sl_buf *out)
     off[0] = out->len - start;
     for (size_t i = 0; i < nsyms; i++) {
         buf_u32(&tab, (uint32_t)(out->len - start));
-        put_uvarint(out, syms[i].len);
+        sl_buf_put_uvarint(out, syms[i].len);
         sl_buf_append(out, syms[i].ptr, syms[i].len);
     }
     off[1] = out->len - start;
@@ -303,7 +255,7 @@ void sl_index_writer_finish(struct sl_index_writer *w, struct sl_buf *out)
     size_t nseries = write_series(w, syms, nsyms, &series, &tab, &posts, &nposts);
     /* series offsets were relative to the section: rebase them */
     for (size_t i = 0; i < nseries; i++)
-        put_u64(tab.data + 8 * i, get_u64(tab.data + 8 * i) + off[2]);
+        sl_put_le64(tab.data + 8 * i, sl_get_le64(tab.data + 8 * i) + off[2]);
     sl_buf_append(out, series.data, series.len);
     sl_buf_release(&series);
     off[3] = out->len - start;
@@ -320,9 +272,10 @@ void sl_index_writer_finish(struct sl_index_writer *w, struct sl_buf *out)
         buf_u32(&tab, posts[i].name);
         buf_u32(&tab, posts[i].value);
         buf_u64(&tab, out->len - start);
-        put_uvarint(out, j - i);
+        sl_buf_put_uvarint(out, j - i);
         for (size_t k = i; k < j; k++)
-            put_uvarint(out, k == i ? posts[k].series : posts[k].series - posts[k - 1].series);
+            sl_buf_put_uvarint(out,
+                               k == i ? posts[k].series : posts[k].series - posts[k - 1].series);
         npairs++;
         i = j;
     }
@@ -366,16 +319,16 @@ int sl_index_reader_open_mem(const void *data, size_t len, struct sl_index_reade
     if (d[4] == 0 || (unsigned char)d[4] > SL_INDEX_VERSION)
         return SL_EUNSUPP;
     const char *f = d + len - SL_INDEX_FOOTER_SIZE;
-    if (memcmp(f + 68, SL_INDEX_MAGIC, 4) != 0 || !crc_ok(get_u32(f + 64), sl_crc32c(0, f, 64)))
+    if (memcmp(f + 68, SL_INDEX_MAGIC, 4) != 0 || !crc_ok(sl_get_le32(f + 64), sl_crc32c(0, f, 64)))
         return SL_ECORRUPT;
     struct sl_index_reader r = {.d = d, .len = len};
     for (int i = 0; i < 6; i++)
-        r.off[i] = get_u64(f + 8 * i);
+        r.off[i] = sl_get_le64(f + 8 * i);
     r.off[S_END] = len - SL_INDEX_FOOTER_SIZE;
-    r.nsyms = get_u32(f + 48);
-    r.nseries = get_u32(f + 52);
-    r.nposts = get_u32(f + 56);
-    if (!crc_ok(get_u32(f + 60), sl_crc32c(0, d, len - SL_INDEX_FOOTER_SIZE)))
+    r.nsyms = sl_get_le32(f + 48);
+    r.nseries = sl_get_le32(f + 52);
+    r.nposts = sl_get_le32(f + 56);
+    if (!crc_ok(sl_get_le32(f + 60), sl_crc32c(0, d, len - SL_INDEX_FOOTER_SIZE)))
         return SL_ECORRUPT;
     if (r.off[0] != SL_INDEX_HEADER_SIZE)
         return SL_ECORRUPT;
@@ -433,12 +386,12 @@ static int symbol(const struct sl_index_reader *r, uint64_t id, struct sl_bytes 
 {
     if (id >= r->nsyms)
         return SL_ECORRUPT;
-    uint64_t off = get_u32(r->d + r->off[S_SYMTAB] + 4 * id);
+    uint64_t off = sl_get_le32(r->d + r->off[S_SYMTAB] + 4 * id);
     if (off < r->off[S_SYMS] || off >= r->off[S_SYMTAB])
         return SL_ECORRUPT;
     const char *p = r->d + off, *end = r->d + r->off[S_SYMTAB];
     uint64_t n;
-    if (get_uvarint(&p, end, &n) || n > (uint64_t)(end - p))
+    if (sl_get_uvarint(&p, end, &n) || n > (uint64_t)(end - p))
         return SL_ECORRUPT;
     *out = sl_bytes(p, (size_t)n);
     return 0;
@@ -474,19 +427,19 @@ static int postings(const struct sl_index_reader *r, uint32_t name, uint32_t val
     while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
         const char *e = tab + SL_INDEX_POSTING_ENTRY * mid;
-        uint32_t en = get_u32(e), ev = get_u32(e + 4);
+        uint32_t en = sl_get_le32(e), ev = sl_get_le32(e + 4);
         if (en == name && ev == value) {
-            uint64_t off = get_u64(e + 8);
+            uint64_t off = sl_get_le64(e + 8);
             if (off < r->off[S_POST] || off >= r->off[S_POSTTAB])
                 return SL_ECORRUPT;
             const char *p = r->d + off, *end = r->d + r->off[S_POSTTAB];
             uint64_t cnt, prev = 0;
-            if (get_uvarint(&p, end, &cnt) || cnt > r->nseries)
+            if (sl_get_uvarint(&p, end, &cnt) || cnt > r->nseries)
                 return SL_ECORRUPT;
             *ords = sl_reallocarray(*ords, cnt ? cnt : 1, sizeof **ords);
             for (uint64_t i = 0; i < cnt; i++) {
                 uint64_t d;
-                if (get_uvarint(&p, end, &d) || (i && d == 0) || d >= r->nseries ||
+                if (sl_get_uvarint(&p, end, &d) || (i && d == 0) || d >= r->nseries ||
                     prev + d >= r->nseries)
                     return SL_ECORRUPT;
                 prev = i ? prev + d : d;
@@ -514,13 +467,13 @@ struct scratch {
 static int series_at(const struct sl_index_reader *r, uint32_t ord, int64_t from, int64_t through,
                      struct scratch *s, struct sl_labels *ls, uint64_t *fp, size_t *nrefs)
 {
-    uint64_t off = get_u64(r->d + r->off[S_SERIESTAB] + 8 * (uint64_t)ord);
+    uint64_t off = sl_get_le64(r->d + r->off[S_SERIESTAB] + 8 * (uint64_t)ord);
     if (off < r->off[S_SERIES] || off > r->off[S_SERIESTAB] || r->off[S_SERIESTAB] - off < 8)
         return SL_ECORRUPT;
     const char *p = r->d + off + 8, *end = r->d + r->off[S_SERIESTAB];
-    *fp = get_u64(r->d + off);
+    *fp = sl_get_le64(r->d + off);
     uint64_t nl, nc;
-    if (get_uvarint(&p, end, &nl) || nl > (uint64_t)(end - p) / 2)
+    if (sl_get_uvarint(&p, end, &nl) || nl > (uint64_t)(end - p) / 2)
         return SL_ECORRUPT;
     if (nl > s->caplabels) {
         s->caplabels = (size_t)nl;
@@ -528,20 +481,20 @@ static int series_at(const struct sl_index_reader *r, uint32_t ord, int64_t from
     }
     for (uint64_t i = 0; i < nl; i++) {
         uint64_t a, b;
-        if (get_uvarint(&p, end, &a) || get_uvarint(&p, end, &b) ||
+        if (sl_get_uvarint(&p, end, &a) || sl_get_uvarint(&p, end, &b) ||
             symbol(r, a, &s->labels[i].name) || symbol(r, b, &s->labels[i].value))
             return SL_ECORRUPT;
     }
     ls->items = s->labels;
     ls->n = (size_t)nl;
-    if (get_uvarint(&p, end, &nc) || nc > (uint64_t)(end - p) / 6)
+    if (sl_get_uvarint(&p, end, &nc) || nc > (uint64_t)(end - p) / 6)
         return SL_ECORRUPT;
     *nrefs = 0;
     for (uint64_t i = 0; i < nc; i++) {
         uint64_t f, d, size, entries, klen;
-        if (get_uvarint(&p, end, &f) || get_uvarint(&p, end, &d) || get_uvarint(&p, end, &size) ||
-            get_uvarint(&p, end, &entries) || get_uvarint(&p, end, &klen) ||
-            klen > (uint64_t)(end - p))
+        if (sl_get_uvarint(&p, end, &f) || sl_get_uvarint(&p, end, &d) ||
+            sl_get_uvarint(&p, end, &size) || sl_get_uvarint(&p, end, &entries) ||
+            sl_get_uvarint(&p, end, &klen) || klen > (uint64_t)(end - p))
             return SL_ECORRUPT;
         struct sl_index_chunk_ref c = {(int64_t)f, (int64_t)(f + d), size, entries,
                                        sl_bytes(p, (size_t)klen)};

@@ -17,6 +17,7 @@
 #include "common/mem.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
+#include "common/wire.h"
 
 /* zstd level 1: the fastest level still gives ~4x on log lines. */
 #define BLOCK_ZSTD_LEVEL 1
@@ -106,34 +107,6 @@ struct sl_stream_reader {
     struct stream *s;
 };
 
-/* ---- varints ---- */
-
-static void put_uvarint(struct sl_buf *b, uint64_t v)
-{
-    char *p = sl_buf_reserve(b, 10);
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (char)v;
-    sl_buf_commit(b, n);
-}
-
-static int get_uvarint(const char **p, const char *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        unsigned char c = (unsigned char)*(*p)++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return SL_ECORRUPT;
-}
-
 /* ---- blocks ---- */
 
 struct view {
@@ -161,7 +134,8 @@ static int block_views(const struct block *b, const struct sl_buf *raw, uint32_t
     int64_t ts = b->min_ts;
     for (uint32_t i = 0; i < b->count; i++) {
         uint64_t d, len;
-        if (get_uvarint(&p, end, &d) || get_uvarint(&p, end, &len) || len > (uint64_t)(end - p))
+        if (sl_get_uvarint(&p, end, &d) || sl_get_uvarint(&p, end, &len) ||
+            len > (uint64_t)(end - p))
             return SL_ECORRUPT;
         ts = (int64_t)((uint64_t)ts + d); /* wraps like the encoder, no UB */
         if (*n == *cap) {
@@ -193,8 +167,8 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     struct sl_buf raw = SL_BUF_INIT, z = SL_BUF_INIT;
     int64_t prev = h->e[0].ts;
     for (size_t i = 0; i < h->n; i++) {
-        put_uvarint(&raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
-        put_uvarint(&raw, h->e[i].len);
+        sl_buf_put_uvarint(&raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
+        sl_buf_put_uvarint(&raw, h->e[i].len);
         sl_buf_append(&raw, h->data.data + h->e[i].off, h->e[i].len);
         prev = h->e[i].ts;
     }
