@@ -41,7 +41,7 @@ struct sl_agent_config {
     char *k8s_api_token_file; /* "": the service-account token */
     char *k8s_api_ca_file;    /* "": the service-account ca.crt */
     struct sl_strlist k8s_api_pod_labels;
-    /* files, pipeline: subtrees (not implemented yet; NULL or empty sequence) */
+    /* files, pipeline: subtrees built by agent/discover and agent/pipeline (NULL when absent) */
     struct sl_cfgnode *files;
     struct sl_cfgnode *pipeline;
     /* read */
