@@ -137,7 +137,11 @@ static int match_known(const char *full, const struct stat *st, void *vctx)
     bool same_id = p->dev == (uint64_t)st->st_dev && p->ino == (uint64_t)st->st_ino;
     if ((!c->copy && !same_id) || (uint64_t)st->st_size < p->offset)
         return SL_ENOENT;
-    if (c->copy && (p->fp.len == 0 || p->offset == 0))
+    /* A copy is recognised by the fingerprint of its first bytes, so an entry
+     * without one (the file was empty) cannot be matched. An entry at offset 0
+     * can: its lines were read but not yet acknowledged when the agent stopped,
+     * and a copytruncate while it was down moved them into the copy. */
+    if (c->copy && p->fp.len == 0)
         return SL_ENOENT;
     struct stat fst;
     int fd = open_regular(full, &fst);

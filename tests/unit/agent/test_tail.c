@@ -233,11 +233,39 @@ static void test_open_known_after_restart(void **state)
     assert_int_equal(sl_tail_open_known(&t, &pos, &opts, NULL, NULL), SL_ENOENT);
 }
 
+/* Lines read but not acknowledged (position 0) when the agent stopped, then
+ * copytruncate while it was down: the copy is found by its fingerprint and
+ * read from the start, so those lines are not lost. */
+static void test_open_known_unacked_copytruncate(void **state)
+{
+    (void)state;
+    char p[256], r[256];
+    path_in(p, "5.log");
+    path_in(r, "5.log.1");
+    put(p, "w", L1 L2);
+    struct sl_tail t;
+    struct ctx c = {.t = &t};
+    bool resumed;
+    assert_int_equal(sl_tail_open(&t, p, &opts, NULL, &resumed), 0);
+    struct sl_position pos = {.path = p, .dev = t.dev, .ino = t.ino, .fp = t.fp, .offset = 0};
+    sl_tail_release(&t);
+    put(r, "w", L1 L2); /* the copy: a new inode */
+    put(p, "w", N1);    /* truncated in place and written again */
+    assert_int_equal(sl_tail_open_known(&t, &pos, &opts, NULL, NULL), 0);
+    assert_string_equal(t.path, r);
+    assert_int_equal(t.read_off, 0);
+    assert_int_equal(rd(&t, &c), SL_TAIL_DATA);
+    assert_string_equal(c.last, "two");
+    assert_int_equal(c.n, 2);
+    sl_tail_release(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rename_then_find_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copytruncate_follows_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_known_unacked_copytruncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrite_seen_by_fingerprint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_straddling_a_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_known_after_restart, setup, teardown),
