@@ -39,6 +39,7 @@ class KubeFake:
         self.pods = {}  # uid -> Pod object
         self.rv = 1000
         self.watchers = []  # (queue, node)
+        self.history = []  # (resourceVersion, event): a watch from R replays what came after R
         self.requests = []  # (path, authorization header)
         self.stopping = threading.Event()
         self.server = None
@@ -54,6 +55,8 @@ class KubeFake:
 
     def _emit(self, type_, pod):
         node = pod["spec"]["nodeName"]
+        ev = json.loads(json.dumps({"type": type_, "object": pod}))  # a snapshot
+        self.history.append((int(pod["metadata"]["resourceVersion"]), ev))
         for q, want in self.watchers:
             if not want or want == node:
                 q.put({"type": type_, "object": pod})
@@ -119,7 +122,8 @@ class KubeFake:
                 if fs.startswith("spec.nodeName="):
                     node = fs.split("=", 1)[1]
                 if q.get("watch") in ("1", "true"):
-                    return self.watch(node, int(q.get("timeoutSeconds", "300")))
+                    return self.watch(node, int(q.get("timeoutSeconds", "300")),
+                                      int(q.get("resourceVersion") or 0))
                 with fake.lock:
                     items = [p for p in fake.pods.values()
                              if not node or p["spec"]["nodeName"] == node]
@@ -131,9 +135,16 @@ class KubeFake:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
 
-            def watch(self, node, timeout_s):
+            def watch(self, node, timeout_s, since_rv):
+                # As the API server does, a watch from resourceVersion R first
+                # delivers every event after R, so nothing between a list and
+                # the watch that follows it is missed.
                 q = queue.Queue()
                 with fake.lock:
+                    for rv, ev in fake.history:
+                        if rv > since_rv and (not node or
+                                              ev["object"]["spec"]["nodeName"] == node):
+                            q.put(ev)
                     fake.watchers.append((q, node))
                 try:
                     self.send_response(200)
