@@ -28,7 +28,7 @@ OPT   ?= -O2
 SANFLAGS =
 endif
 
-PKGS := libuv libcurl msgpack libzstd zlib yaml-0.1 libxxhash openssl libpcre2-8 jansson snappy
+PKGS := libuv libcurl msgpack libzstd zlib yaml-0.1 libxxhash openssl libpcre2-8 jansson snappy yajl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs="gcc make pkg-config curl libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
 libmsgpack-dev libzstd-dev zlib1g-dev libyaml-dev libxxhash-dev libssl-dev
-libpcre2-dev libjansson-dev libsnappy-dev"
+libpcre2-dev libjansson-dev libsnappy-dev libyajl-dev"
 test_pkgs="libcmocka-dev python3-pytest python3-requests python3-msgpack python3-zstandard
 python3-boto3
 prometheus zstd curl clang-format"
