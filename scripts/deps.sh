@@ -10,7 +10,7 @@ build_pkgs="gcc make pkg-config curl libuv1-dev libcurl4-openssl-dev libhttp-par
 libmsgpack-dev libzstd-dev zlib1g-dev libyaml-dev libxxhash-dev libssl-dev
 libpcre2-dev libjansson-dev libsnappy-dev libyajl-dev"
 test_pkgs="libcmocka-dev python3-pytest python3-requests python3-msgpack python3-zstandard
-python3-boto3
+python3-boto3 python3-websocket
 prometheus zstd curl clang-format"
 fuzz_pkgs="clang libclang-rt-14-dev"
 
