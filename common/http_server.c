@@ -82,6 +82,12 @@ struct sl_http_conn {
     bool keep_alive;
     bool is_head;
     struct sl_buf out; /* detached: captured output */
+    /* after sl_http_respond_upgrade: */
+    bool upgraded;
+    bool up_lingering; /* sl_http_upgraded_close: close once up_queued is 0 */
+    const struct sl_http_upgrade_ops *up_ops;
+    void *up_ud;
+    size_t up_queued; /* bytes handed to uv_write, not yet written */
     struct sl_http_conn *prev, *next;
 };
 
@@ -112,6 +118,7 @@ struct write_req {
     struct sl_buf head;
     struct sl_buf body;
     bool is_response;
+    size_t up_bytes; /* upgraded connection: bytes this write carries */
 };
 
 static struct sl_log_limit drop_log;
@@ -119,6 +126,7 @@ static struct sl_log_limit drop_log;
 static void conn_drive(struct sl_http_conn *c);
 static void conn_close(struct sl_http_conn *c);
 static void write_done(struct sl_http_conn *c, bool is_response, int status);
+static void start_reading(struct sl_http_conn *c);
 
 /* ---- helpers ---- */
 
@@ -262,6 +270,7 @@ static void on_write(uv_write_t *w, int status)
     struct write_req *wr = (struct write_req *)w;
     struct sl_http_conn *c = wr->c;
     bool is_response = wr->is_response;
+    c->up_queued -= wr->up_bytes;
     sl_buf_release(&wr->head);
     sl_buf_release(&wr->body);
     sl_free(wr);
@@ -344,6 +353,8 @@ static void write_done(struct sl_http_conn *c, bool is_response, int status)
         count_drop(c->srv, "write_error");
         conn_close(c);
     }
+    if (c->upgraded && c->up_lingering && c->up_queued == 0)
+        conn_close(c);
     if (!is_response)
         return;
     c->writing = false;
@@ -448,6 +459,103 @@ void sl_http_respond_text(struct sl_http_request *req, int status, const char *f
     sl_buf_append_char(&b, '\n');
     sl_http_respond_buf(req, status, "text/plain; charset=utf-8", &b);
     sl_buf_release(&b);
+}
+
+/* ---- upgraded connections ---- */
+
+static void on_upgrade_timer(uv_timer_t *t)
+{
+    struct sl_http_conn *c = t->data;
+    if (c->up_lingering)
+        conn_close(c); /* the peer did not take the last bytes in time */
+    else
+        conn_drive(c); /* bytes that came with the request */
+}
+
+struct sl_http_conn *sl_http_respond_upgrade(struct sl_http_request *req,
+                                             const struct sl_http_upgrade_ops *ops, void *ud)
+{
+    struct sl_http_conn *c = req->conn;
+    if (req->responded) {
+        sl_log(SL_LOG_ERROR, "http handler responded twice", "status=%d", 101);
+        return NULL;
+    }
+    req->responded = true;
+    record_metrics(c, req, 101);
+    c->req = NULL;
+    c->handling = false;
+    if (c->closing) {
+        free_request(req);
+        conn_maybe_free(c);
+        return NULL;
+    }
+    struct sl_buf head = SL_BUF_INIT;
+    sl_buf_append_str(&head, "HTTP/1.1 101 Switching Protocols\r\n");
+    sl_buf_append(&head, req->resp_headers.data, req->resp_headers.len);
+    sl_buf_append(&head, "\r\n", 2);
+    free_request(req);
+    c->upgraded = true;
+    c->up_ops = ops;
+    c->up_ud = ud;
+    c->close_after = false;
+    timer_stop(c);
+    sl_http_upgraded_write(c, &head);
+    sl_buf_release(&head);
+    if (!c->detached && !c->closing) {
+        if (c->in.len > 0)
+            uv_timer_start(&c->timer, on_upgrade_timer, 0, 0);
+        start_reading(c);
+    }
+    return c;
+}
+
+void sl_http_upgraded_write(struct sl_http_conn *c, struct sl_buf *data)
+{
+    if (c->closing || !data->len) {
+        sl_buf_release(data);
+        return;
+    }
+    size_t n = data->len;
+    if (c->detached) {
+        conn_write(c, data, NULL, false);
+        return;
+    }
+    c->up_queued += n;
+    /* conn_write takes the buffers; on_write subtracts up_bytes. */
+    struct write_req *wr = SL_NEW(struct write_req);
+    wr->c = c;
+    wr->up_bytes = n;
+    wr->head = *data;
+    sl_buf_init(data);
+    uv_buf_t b = uv_buf_init(wr->head.data, (unsigned)wr->head.len);
+    int r = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r < 0) {
+        c->up_queued -= n;
+        sl_buf_release(&wr->head);
+        sl_free(wr);
+        write_done(c, false, r);
+    }
+}
+
+size_t sl_http_upgraded_queued(const struct sl_http_conn *c)
+{
+    return c->closing ? 0 : c->up_queued;
+}
+
+void sl_http_upgraded_close(struct sl_http_conn *c, int64_t linger_ms)
+{
+    if (c->closing)
+        return;
+    if (c->up_queued == 0 || c->detached) {
+        conn_close(c);
+        return;
+    }
+    c->up_lingering = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    uv_timer_start(&c->timer, on_upgrade_timer, (uint64_t)(linger_ms > 0 ? linger_ms : 0), 0);
 }
 
 /* A request that cannot be parsed: answer, then close. */
@@ -714,6 +822,15 @@ static void conn_drive(struct sl_http_conn *c)
     if (c->driving)
         return;
     c->driving = true;
+    if (c->upgraded) {
+        /* The bytes belong to the new protocol now. */
+        if (!c->closing && c->in.len > 0 && c->up_ops->on_data)
+            c->up_ops->on_data(c, c->in.data, c->in.len, c->up_ud);
+        sl_buf_clear(&c->in);
+        c->driving = false;
+        start_reading(c);
+        return;
+    }
     while (!c->closing && !c->handling && !c->writing && c->in.len > 0) {
         c->err_status = 0;
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data, c->in.len);
@@ -804,6 +921,8 @@ static void conn_maybe_free(struct sl_http_conn *c)
     if (c->detached || !c->closing || c->open_handles > 0 || c->handling || c->writing)
         return;
     struct sl_http_server *s = c->srv;
+    if (c->upgraded && c->up_ops->on_closed)
+        c->up_ops->on_closed(c->up_ud);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1081,7 +1200,9 @@ void sl_http_server_close(struct sl_http_server *s, void (*done)(void *ud), void
     struct sl_http_conn *c = s->conns;
     while (c) {
         struct sl_http_conn *next = c->next;
-        if (!c->handling && !c->writing)
+        if (c->upgraded && !c->closing && c->up_ops->on_shutdown)
+            c->up_ops->on_shutdown(c, c->up_ud);
+        else if (!c->handling && !c->writing)
             conn_close(c);
         else
             c->close_after = true;

@@ -118,6 +118,37 @@ void sl_http_respond_buf(struct sl_http_request *req, int status, const char *co
 void sl_http_respond_text(struct sl_http_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Protocol upgrade (WebSocket). A handler answers a request with
+ * sl_http_respond_upgrade() instead of sl_http_respond*(): the 101 response
+ * (with headers added by sl_http_req_add_header) is queued, the request is
+ * freed, and the connection leaves HTTP. From then on received bytes go to
+ * ops->on_data (bytes that followed the request are delivered on the next
+ * loop iteration) and sl_http_upgraded_write() sends raw bytes. No read or
+ * idle timeout applies: the protocol keeps its own.
+ *
+ * ops->on_closed runs exactly once, when the connection is gone (peer
+ * closed, read or write error, sl_http_upgraded_close, server close), from
+ * the loop and never from inside a call into this API; the conn pointer is
+ * invalid once it returns. When the server closes, ops->on_shutdown (if not
+ * NULL) is called so the protocol can say goodbye (e.g. a close frame) and
+ * call sl_http_upgraded_close; without it the connection is closed at once.
+ * Returns NULL (and on_closed never runs) if the client is already gone. */
+struct sl_http_upgrade_ops {
+    void (*on_data)(struct sl_http_conn *c, const char *p, size_t n, void *ud);
+    void (*on_shutdown)(struct sl_http_conn *c, void *ud);
+    void (*on_closed)(void *ud);
+};
+struct sl_http_conn *sl_http_respond_upgrade(struct sl_http_request *req,
+                                             const struct sl_http_upgrade_ops *ops, void *ud);
+/* Queues bytes on an upgraded connection, taking data's memory (data is left
+ * empty). Dropped when the connection is closing. */
+void sl_http_upgraded_write(struct sl_http_conn *c, struct sl_buf *data);
+/* Bytes queued by sl_http_upgraded_write and not yet written to the socket
+ * (the bound a protocol checks for slow readers). */
+size_t sl_http_upgraded_queued(const struct sl_http_conn *c);
+/* Closes once the queued bytes are written, or after linger_ms at most. */
+void sl_http_upgraded_close(struct sl_http_conn *c, int64_t linger_ms);
+
 /* Internal, for unit tests and the fuzz target: a connection without a socket.
  * Bytes fed are parsed exactly as if read from a client (same callbacks,
  * limits and pipelining); responses are appended to the output buffer instead
