@@ -43,6 +43,7 @@ struct xfer {
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* UV_READABLE | UV_WRITABLE curl asked for */
     struct sl_http_client *c;
     struct sock_ctx *prev, *next;
 };
@@ -382,8 +383,16 @@ static void on_poll(uv_poll_t *h, int status, int events)
     struct sock_ctx *sc = h->data;
     struct sl_http_client *c = sc->c;
     int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
+    if (status < 0) {
+        /* libuv reports EPOLLERR (e.g. a RST on a kept-alive connection) as
+         * UV_EBADF and stops polling the socket. Passing CURL_CSELECT_ERR
+         * would fail the transfer with "select/poll returned error"; instead
+         * let curl read and write the socket so it sees the real error, and
+         * retries a request on a fresh connection when a reused one died
+         * before any reply. Polling resumes with what curl last asked for. */
+        uv_poll_start(&sc->poll, sc->events, on_poll);
+        events = sc->events;
+    }
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -468,6 +477,7 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
+    sc->events = ev;
     uv_poll_start(&sc->poll, ev, on_poll);
     return 0;
 }

@@ -417,6 +417,96 @@ static void test_free_from_callback(void **state)
     assert_int_equal(r.err, SL_ECANCELED);
 }
 
+/* ---- a kept-alive connection reset by the peer mid-request ---- */
+
+struct rst_srv {
+    int lfd, port;
+    int accepted;
+};
+
+static void read_request(int fd)
+{
+    char buf[4096];
+    size_t n = 0;
+    while (n < sizeof(buf) - 1) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0)
+            return;
+        n += (size_t)r;
+        buf[n] = 0;
+        if (strstr(buf, "\r\n\r\n"))
+            return;
+    }
+}
+
+static void reply(int fd, const char *body)
+{
+    char out[256];
+    int n = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    assert_int_equal(write(fd, out, (size_t)n), n);
+}
+
+/* Answers the first request of connection 1, reads its second request and
+ * resets the connection (SO_LINGER 0), then answers one request on a new
+ * connection. */
+static void *rst_thread(void *arg)
+{
+    struct rst_srv *s = arg;
+    int a = accept(s->lfd, NULL, NULL);
+    s->accepted++;
+    read_request(a);
+    reply(a, "one");
+    read_request(a);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(a);
+    int b = accept(s->lfd, NULL, NULL);
+    s->accepted++;
+    read_request(b);
+    reply(b, "two");
+    read_request(b); /* until the client closes */
+    close(b);
+    return NULL;
+}
+
+static void test_reused_connection_reset(void **state)
+{
+    struct fx *f = *state;
+    struct rst_srv s = {0};
+    s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(s.lfd, (struct sockaddr *)&a, &len);
+    assert_int_equal(listen(s.lfd, 4), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, rst_thread, &s);
+
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    struct sl_http_req_opts o = {.method = "GET", .url = url};
+    struct result r = {0};
+    assert_int_equal(sl_http_client_do(f->cli, &o, on_done, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "one");
+    /* The second request goes out on the kept-alive connection, which the
+     * server resets before answering: it is retried on a new connection. */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(sl_http_client_do(f->cli, &o, on_done, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "two");
+    assert_int_equal(s.accepted, 2);
+    sl_http_client_free(f->cli);
+    f->cli = NULL;
+    pthread_join(th, NULL);
+    close(s.lfd);
+}
+
 /* ---- sl_http_fetch: blocking, so the server loop runs in a thread ---- */
 
 static void *loop_thread(void *arg)
@@ -496,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_and_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_connection_reset, setup, teardown),
         cmocka_unit_test(test_fetch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
