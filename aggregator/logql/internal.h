@@ -63,6 +63,10 @@ bool sl__logql_parse_float(struct sl_bytes s, double *out);
 bool sl__logql_parse_go_duration(struct sl_bytes s, int64_t *out_ns);
 /* go-humanize ParseBytes ("10KB", "1.5 MiB", "42"). */
 bool sl__logql_parse_bytes(struct sl_bytes s, uint64_t *out);
+/* Go's error text for a value the two parsers above refuse, appended to b
+ * ("time: missing unit in duration \"90\"", "unhandled size name: xb"). */
+void sl__logql_go_duration_error(struct sl_buf *b, struct sl_bytes s);
+void sl__logql_bytes_error(struct sl_buf *b, struct sl_bytes s);
 /* Prometheus model.Duration text ("1h30m", "5m", "0s"). */
 void sl__logql_format_model_duration(struct sl_buf *b, int64_t ns);
 

@@ -210,7 +210,9 @@ static void conv_details(struct sl__logql_lb *lb, enum sl_logql_unwrap_conv c, s
     struct sl_buf b = SL_BUF_INIT, q = SL_BUF_INIT;
     sl_logql_quote(&q, v);
     if (c == SL_LOGQL_UNWRAP_DURATION || c == SL_LOGQL_UNWRAP_DURATION_SECONDS)
-        sl_buf_appendf(&b, "time: invalid duration %.*s", (int)q.len, q.data);
+        sl__logql_go_duration_error(&b, v);
+    else if (c == SL_LOGQL_UNWRAP_BYTES)
+        sl__logql_bytes_error(&b, v);
     else
         sl_buf_appendf(&b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
     sl__logql_lb_set_err(lb, SL__ERR_SAMPLE, sl_arena_bytes(lb->scratch, sl_buf_bytes(&b)));

@@ -191,6 +191,76 @@ bool sl__logql_parse_bytes(struct sl_bytes s, uint64_t *out)
     return false;
 }
 
+/* Go's message for a value time.ParseDuration refuses (the value already
+ * failed sl__logql_parse_go_duration). */
+void sl__logql_go_duration_error(struct sl_buf *b, struct sl_bytes s)
+{
+    struct sl_buf q = SL_BUF_INIT;
+    sl_logql_quote(&q, s);
+    const char *why = "invalid duration";
+    size_t i = 0, u0 = 0, un = 0;
+    if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        i++;
+    while (i < s.len) {
+        size_t d0 = i;
+        while (i < s.len && (isdigit((unsigned char)s.ptr[i]) || s.ptr[i] == '.'))
+            i++;
+        if (i == d0)
+            break; /* no number where one must be: invalid */
+        u0 = i;
+        while (i < s.len && s.ptr[i] != '.' && !isdigit((unsigned char)s.ptr[i]))
+            i++;
+        un = i - u0;
+        if (un == 0) {
+            why = "missing unit in duration";
+            break;
+        }
+        if (unit_ns(s.ptr + u0, un) == 0) {
+            why = NULL;
+            break;
+        }
+    }
+    if (why)
+        sl_buf_appendf(b, "time: %s %.*s", why, (int)q.len, q.data);
+    else {
+        struct sl_buf uq = SL_BUF_INIT;
+        sl_logql_quote(&uq, sl_bytes(s.ptr + u0, un));
+        sl_buf_appendf(b, "time: unknown unit %.*s in duration %.*s", (int)uq.len, uq.data,
+                       (int)q.len, q.data);
+        sl_buf_release(&uq);
+    }
+    sl_buf_release(&q);
+}
+
+/* go-humanize's message for a value ParseBytes refuses: the number part
+ * does not parse, or the unit is unknown. */
+void sl__logql_bytes_error(struct sl_buf *b, struct sl_bytes s)
+{
+    struct sl_buf num = SL_BUF_INIT;
+    size_t i = 0;
+    for (; i < s.len && (isdigit((unsigned char)s.ptr[i]) || s.ptr[i] == '.' || s.ptr[i] == ',');
+         i++)
+        if (s.ptr[i] != ',')
+            sl_buf_append(&num, s.ptr + i, 1);
+    double f;
+    if (!sl__logql_parse_float(sl_buf_bytes(&num), &f)) {
+        struct sl_buf q = SL_BUF_INIT;
+        sl_logql_quote(&q, sl_buf_bytes(&num));
+        sl_buf_appendf(b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
+        sl_buf_release(&q);
+    } else {
+        size_t a = i, e = s.len;
+        while (a < e && isspace((unsigned char)s.ptr[a]))
+            a++;
+        while (e > a && isspace((unsigned char)s.ptr[e - 1]))
+            e--;
+        sl_buf_append_str(b, "unhandled size name: ");
+        for (size_t k = a; k < e; k++)
+            sl_buf_appendf(b, "%c", tolower((unsigned char)s.ptr[k]));
+    }
+    sl_buf_release(&num);
+}
+
 void sl__logql_format_model_duration(struct sl_buf *b, int64_t ns)
 {
     if (ns == 0) {

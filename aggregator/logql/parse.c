@@ -536,25 +536,16 @@ static int parse_unary(parser *p, struct sl_logql_expr **out)
 {
     const token *t = peek(p);
     if (t->kind == SL__TOK_SUB || t->kind == SL__TOK_ADD) {
+        /* As in Loki's grammar, a sign only goes directly before a number
+         * (`-1`, `1 - -1`): `-rate(...)`, `-(1)` and `--1` are syntax errors. */
         next(p);
-        int rc = parse_unary(p, out);
+        if (peek(p)->kind != SL__TOK_NUMBER)
+            return sl__logql_syntax_error(p, peek(p), "NUMBER");
+        int rc = parse_primary(p, out);
         if (rc)
             return rc;
-        if (t->kind == SL__TOK_ADD)
-            return 0;
-        if ((*out)->kind == SL_LOGQL_EXPR_LITERAL) {
+        if (t->kind == SL__TOK_SUB)
             (*out)->u.literal = -(*out)->u.literal;
-            return 0;
-        }
-        if ((*out)->kind == SL_LOGQL_EXPR_LOG)
-            return sl__logql_error_at(p, NULL, "unexpected type for unary minus: log");
-        /* -x is 0 - x (Loki keeps the labels: a plain binary operation). */
-        struct sl_logql_expr *e = new_expr(p, SL_LOGQL_EXPR_BINOP);
-        e->u.bin.op = SL_LOGQL_OP_MUL;
-        e->u.bin.lhs = new_expr(p, SL_LOGQL_EXPR_LITERAL);
-        e->u.bin.lhs->u.literal = -1;
-        e->u.bin.rhs = *out;
-        *out = e;
         return 0;
     }
     return parse_primary(p, out);
@@ -692,10 +683,11 @@ static int check_binop(parser *p, struct sl_logql_binop_expr *b)
         return sl__logql_error_at(p, NULL, "unexpected type for %s leg of binary operation: log",
                                   b->lhs->kind == SL_LOGQL_EXPR_LOG ? "left" : "right");
     bool ls = is_scalar(b->lhs), rs = is_scalar(b->rhs);
+    /* Loki's wording; a comparison between scalars gives 0 or 1, bool or not */
     if (is_set_op(b->op) && (ls || rs))
-        return sl__logql_error_at(p, NULL, "set operators are only allowed between vectors");
-    if (is_comparison(b->op) && ls && rs && !b->return_bool)
-        return sl__logql_error_at(p, NULL, "comparisons between scalars must use BOOL modifier");
+        return sl__logql_error_at(p, NULL,
+                                  "unexpected literal for %s leg of logical/set binary operation",
+                                  ls ? "left" : "right");
     if ((b->on || b->ignoring || b->group) && (ls || rs))
         return sl__logql_error_at(p, NULL, "vector matching only allowed between vectors");
     if (b->group && is_set_op(b->op))

@@ -175,6 +175,22 @@ static int parse_unit_filter(parser *p, const token *name, const token *op,
 
 static int parse_lf_or(parser *p, struct sl_logql_label_filter **out);
 
+/* As Loki: a converting filter (number, duration, bytes, ip) can never read
+ * the error labels, which are strings, so it is refused rather than
+ * silently matching nothing. */
+static int check_error_label(parser *p, const struct sl_logql_label_filter *f)
+{
+    if (!sl_bytes_eq_str(f->m.name, "__error__") &&
+        !sl_bytes_eq_str(f->m.name, "__error_details__"))
+        return 0;
+    struct sl_buf b = SL_BUF_INIT;
+    sl__logql_format_label_filter(f, &b);
+    int rc = sl__logql_error_at(p, NULL, "%.*s is a string label and cannot be compared with %.*s",
+                                (int)f->m.name.len, f->m.name.ptr, (int)b.len, b.data);
+    sl_buf_release(&b);
+    return rc;
+}
+
 static int parse_lf_term(parser *p, struct sl_logql_label_filter **out)
 {
     const token *t = peek(p);
@@ -199,7 +215,8 @@ static int parse_lf_term(parser *p, struct sl_logql_label_filter **out)
         f->kind = SL_LOGQL_LF_IP;
         f->m.name = name->text;
         f->m.op = op->kind == SL__TOK_EQ ? SL_LOGQL_MATCH_EQ : SL_LOGQL_MATCH_NEQ;
-        return parse_ip_call(p, &f->ip);
+        int rc = parse_ip_call(p, &f->ip);
+        return rc ? rc : check_error_label(p, f);
     }
     if (v->kind == SL__TOK_STRING) {
         f->kind = SL_LOGQL_LF_STRING;
@@ -229,7 +246,8 @@ static int parse_lf_term(parser *p, struct sl_logql_label_filter **out)
     enum sl_logql_cmp c;
     if (!cmp_of(op->kind, &c))
         return sl__logql_syntax_error(p, op, "= or != or =~ or !~ or == or > or >= or < or <=");
-    return parse_unit_filter(p, name, op, f);
+    int rc = parse_unit_filter(p, name, op, f);
+    return rc ? rc : check_error_label(p, f);
 }
 
 static bool lf_term_start(const parser *p)
@@ -255,16 +273,35 @@ static struct sl_logql_label_filter *lf_bin(parser *p, enum sl_logql_lf_kind k,
     return f;
 }
 
-static int parse_lf_and(parser *p, struct sl_logql_label_filter **out)
+/* Grouping as Loki's yacc grammar resolves it: `and` binds tighter than
+ * `or`, both left-associative, while `,` and juxtaposition have no declared
+ * precedence, so the parser always shifts after them: their right operand is
+ * the whole rest of the filter. `a, b or c` is `a and (b or c)`; `a or b, c`
+ * is `a or (b and c)`. */
+static int parse_lf_and_term(parser *p, struct sl_logql_label_filter **out)
 {
     int rc = parse_lf_term(p, out);
-    while (rc == 0) {
-        if (sl__logql_is_ident(peek(p), "and") || peek(p)->kind == SL__TOK_COMMA)
-            next(p);
-        else if (!lf_term_start(p))
-            break;
+    if (rc)
+        return rc;
+    bool comma = peek(p)->kind == SL__TOK_COMMA;
+    if (!comma && !lf_term_start(p))
+        return 0;
+    if (comma)
+        next(p);
+    struct sl_logql_label_filter *r;
+    if ((rc = parse_lf_or(p, &r)))
+        return rc;
+    *out = lf_bin(p, SL_LOGQL_LF_AND, *out, r);
+    return 0;
+}
+
+static int parse_lf_and(parser *p, struct sl_logql_label_filter **out)
+{
+    int rc = parse_lf_and_term(p, out);
+    while (rc == 0 && sl__logql_is_ident(peek(p), "and")) {
+        next(p);
         struct sl_logql_label_filter *r;
-        if ((rc = parse_lf_term(p, &r)))
+        if ((rc = parse_lf_and_term(p, &r)))
             break;
         *out = lf_bin(p, SL_LOGQL_LF_AND, *out, r);
     }

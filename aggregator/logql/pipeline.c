@@ -155,18 +155,27 @@ static bool cmp_ok(enum sl_logql_cmp c, int r, bool eq_nan_false)
     return false;
 }
 
-static void conv_error(struct sl__logql_lb *lb, const char *fmt, struct sl_bytes v)
+enum conv_kind { CONV_FLOAT, CONV_DURATION, CONV_BYTES };
+
+/* Sets LabelFilterErr with Go's message for v (the first failure wins). */
+static void conv_error(struct sl__logql_lb *lb, enum conv_kind k, struct sl_bytes v)
 {
     if (lb->err.len)
         return;
     struct sl_buf b = SL_BUF_INIT;
-    struct sl_buf q = SL_BUF_INIT;
-    sl_logql_quote(&q, v);
-    sl_buf_appendf(&b, fmt, (int)q.len, q.data);
+    if (k == CONV_DURATION) {
+        sl__logql_go_duration_error(&b, v);
+    } else if (k == CONV_BYTES) {
+        sl__logql_bytes_error(&b, v);
+    } else {
+        struct sl_buf q = SL_BUF_INIT;
+        sl_logql_quote(&q, v);
+        sl_buf_appendf(&b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
+        sl_buf_release(&q);
+    }
     lb->err = sl_bytes_str(SL__ERR_LABEL);
     lb->details = sl_arena_bytes(lb->scratch, sl_buf_bytes(&b));
     sl_buf_release(&b);
-    sl_buf_release(&q);
 }
 
 static bool unit_filter(struct sl__logql_lb *lb, const struct sl_logql_label_filter *f)
@@ -177,7 +186,7 @@ static bool unit_filter(struct sl__logql_lb *lb, const struct sl_logql_label_fil
     if (f->kind == SL_LOGQL_LF_NUMBER) {
         double d;
         if (!sl__logql_parse_float(v, &d)) {
-            conv_error(lb, "strconv.ParseFloat: parsing %.*s: invalid syntax", v);
+            conv_error(lb, CONV_FLOAT, v);
             return true;
         }
         return d != d || f->num != f->num ? f->cmp == SL_LOGQL_CMP_NEQ
@@ -186,14 +195,14 @@ static bool unit_filter(struct sl__logql_lb *lb, const struct sl_logql_label_fil
     if (f->kind == SL_LOGQL_LF_DURATION) {
         int64_t ns;
         if (!sl__logql_parse_go_duration(v, &ns)) {
-            conv_error(lb, "time: invalid duration %.*s", v);
+            conv_error(lb, CONV_DURATION, v);
             return true;
         }
         return cmp_ok(f->cmp, ns < f->ival ? -1 : ns > f->ival, false);
     }
     uint64_t b;
     if (!sl__logql_parse_bytes(v, &b)) {
-        conv_error(lb, "strconv.ParseFloat: parsing %.*s: invalid syntax", v);
+        conv_error(lb, CONV_BYTES, v);
         return true;
     }
     uint64_t want = (uint64_t)f->ival;

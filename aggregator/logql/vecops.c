@@ -164,11 +164,11 @@ static bool apply(enum sl_logql_binop op, double a, double b, double *out)
     case SL_LOGQL_OP_MUL:
         *out = a * b;
         return true;
-    case SL_LOGQL_OP_DIV:
-        *out = a / b;
+    case SL_LOGQL_OP_DIV: /* Loki: a zero divisor gives NaN, never an infinity */
+        *out = b == 0 ? NAN : a / b;
         return true;
     case SL_LOGQL_OP_MOD:
-        *out = fmod(a, b);
+        *out = b == 0 ? NAN : fmod(a, b);
         return true;
     case SL_LOGQL_OP_POW:
         *out = pow(a, b);
@@ -342,7 +342,10 @@ void sl__logql_binop(struct sl__step *st, const struct sl_logql_binop_expr *e,
     if (l->scalar && r->scalar) {
         double v;
         out->scalar = true;
-        binval(e, l->sv, r->sv, l->sv, &v);
+        /* Loki folds scalar comparisons to 0/1, with or without bool */
+        struct sl_logql_binop_expr as_bool = *e;
+        as_bool.return_bool = true;
+        binval(&as_bool, l->sv, r->sv, l->sv, &v);
         out->sv = v;
         return;
     }
