@@ -279,7 +279,8 @@ static int open_store(struct app *app)
         struct sl_compactor_opts co = {.store = app->store,
                                        .metrics = app->metrics,
                                        .interval_ns = c->compactor_interval_ns,
-                                       .retention_ns = c->lim_retention_period_ns};
+                                       .retention_ns = c->lim_retention_period_ns,
+                                       .orphan_grace_ns = c->compactor_orphan_grace_period_ns};
         if ((rc = sl_compactor_start(&co, &app->compactor)) != 0) {
             sl_error("cannot start the compactor", "error=\"%s\"", sl_strerror(rc));
             return rc;
@@ -293,6 +294,7 @@ static int open_store(struct app *app)
                                  .store = app->store,
                                  .metrics = app->metrics,
                                  .codec = codec == SL_CODEC_NONE ? SL_CODEC_ZSTD : codec,
+                                 .level = (int)c->ing_chunk_compression_level,
                                  .check_period_ns = c->ing_flush_check_period_ns,
                                  .index_upload_period_ns = c->ing_index_upload_period_ns};
     rc = sl_flusher_start(&fo, &app->flusher);
@@ -307,24 +309,48 @@ static int open_store(struct app *app)
     return 0;
 }
 
-/* After the loop: flush what is in memory (ingester.flush_on_shutdown); when
- * all of it is stored, the WAL holds nothing more and is emptied, so a
- * restart does not replay (and store again) what is already stored. */
-static void stop_store(struct app *app)
+/* Logs what a shutdown flush left in memory (the WAL still holds it). */
+static void log_unflushed(struct app *app, int rc)
 {
+    struct sl_flusher_pending p;
+    sl_flusher_pending(app->flusher, &p);
+    sl_error("flush on shutdown incomplete: what was not stored stays in the WAL and is "
+             "replayed at the next start",
+             "error=\"%s\" timeout_ms=%lld chunks_not_flushed=%zu entries_not_flushed=%llu "
+             "tenants=%zu oldest_entry_ns=%lld wal_dir=%s",
+             sl_strerror(rc), (long long)(app->cfg.ing_shutdown_flush_timeout_ns / 1000000),
+             p.chunks, (unsigned long long)p.entries, p.tenants, (long long)p.oldest_ns,
+             app->cfg.wal_enabled ? app->cfg.wal_dir : "disabled");
+}
+
+/* After the loop: flush what is in memory (ingester.flush_on_shutdown), for
+ * at most ingester.shutdown_flush_timeout; when all of it is stored, the WAL
+ * holds nothing more and is emptied, so a restart does not replay (and store
+ * again) what is already stored. Otherwise every segment stays. Returns false
+ * when a flush worker is still inside a store call: then the store, the
+ * ingester and the metrics it uses must stay allocated until exit. */
+static bool stop_store(struct app *app)
+{
+    int64_t timeout = app->cfg.ing_shutdown_flush_timeout_ns;
+    int64_t deadline = (int64_t)uv_hrtime() + timeout;
     if (app->flusher && app->cfg.ing_flush_on_shutdown) {
-        int rc = sl_flusher_flush(app->flusher, FLUSH_TIMEOUT_NS);
+        int rc = sl_flusher_flush(app->flusher, timeout);
         uint64_t seq;
         if (rc == 0 && !sl_ingester_min_wal_seq(app->ing, &seq) && app->cfg.wal_enabled) {
             size_t removed = 0;
             sl_wal_purge(app->cfg.wal_dir, UINT64_MAX, &removed);
             sl_info("flushed on shutdown", "wal_segments_removed=%zu", removed);
         } else if (rc != 0) {
-            sl_error("flush on shutdown failed: the WAL keeps the data for the next start",
-                     "error=\"%s\"", sl_strerror(rc));
+            log_unflushed(app, rc);
         }
     }
-    sl_flusher_stop(app->flusher);
+    /* Workers busy in a store call get what is left of the bound, at least
+     * a second, then are left behind. */
+    int64_t left = deadline - (int64_t)uv_hrtime();
+    if (sl_flusher_stop_within(app->flusher, left > 1000000000LL ? left : 1000000000LL) != 0) {
+        sl_warn("flush workers still inside a store call at exit: not waited for", NULL);
+        return false;
+    }
     app->flusher = NULL;
     sl_compactor_stop(app->compactor);
     app->compactor = NULL;
@@ -332,6 +358,7 @@ static void stop_store(struct app *app)
     app->select = NULL;
     sl_store_close(app->store);
     app->store = NULL;
+    return true;
 }
 
 static int replay_record(struct sl_bytes payload, void *ud)
@@ -514,7 +541,8 @@ static int run(struct app *app)
             sl_wal_close(app->wal, NULL, NULL);
         uv_run(&app->loop, UV_RUN_DEFAULT);
     }
-    stop_store(app);
+    if (!stop_store(app))
+        return rc == 0 ? 0 : 1; /* threads still use the rest: exit without freeing */
     if (app->query)
         sl_query_api_free(app->query);
     sl_push_api_free(app->push);

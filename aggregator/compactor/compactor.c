@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aggregator/index/index.h"
 #include "aggregator/store/store.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/metrics.h"
@@ -24,9 +26,39 @@ struct sl_compactor {
     pthread_mutex_t mu;     /* stop, cv */
     pthread_cond_t cv;
     bool stop, has_thread;
+    const char *crash_at; /* test hook, see crash_point */
     pthread_t thread;
-    struct sl_metric *m_runs_ok, *m_runs_fail, *m_merged, *m_deleted;
+    struct sl_metric *m_runs_ok, *m_runs_fail, *m_merged, *m_deleted, *m_orphans;
 };
+
+/* XXH3 of every chunk key an index file references (kept by the run): a
+ * collision only spares an orphan, never deletes a referenced chunk. */
+struct refset {
+    uint64_t *v;
+    size_t n, cap;
+    bool incomplete; /* an index file could not be read: no sweep this run */
+};
+
+static void refset_add(struct refset *r, struct sl_bytes key)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->v = sl_reallocarray(r->v, r->cap, sizeof(*r->v));
+    }
+    r->v[r->n++] = sl_xxh3(key.ptr, key.len);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool refset_has(const struct refset *r, const char *key)
+{
+    uint64_t h = sl_xxh3(key, strlen(key));
+    return bsearch(&h, r->v, r->n, sizeof(*r->v), u64_cmp) != NULL;
+}
 
 struct strlist {
     char **v;
@@ -95,6 +127,7 @@ static size_t prefix_len(const char *key)
 struct merge {
     struct sl_index_writer *w;
     struct strlist *expired;
+    struct refset *refs;
     int64_t cutoff; /* refs with through < cutoff expire; INT64_MIN: none */
     size_t dropped;
 };
@@ -109,6 +142,7 @@ static int on_series(const struct sl_labels *ls, uint64_t fp, const struct sl_in
             m->dropped++;
         } else {
             sl_index_writer_add(m->w, ls, fp, &refs[i]);
+            refset_add(m->refs, refs[i].key);
         }
     }
     return 0;
@@ -177,29 +211,47 @@ static int write_merged(struct sl_store *st, const char *prefix, size_t plen,
     return rc;
 }
 
+/* Test hook for the integration tests of interrupted runs: with
+ * SLUICE_TEST_COMPACTOR_CRASH=<step> the process dies at that step as if
+ * killed ("after_merge": merged file written, inputs not deleted;
+ * "after_index": inputs deleted, expired chunks not). */
+static void crash_point(const struct sl_compactor *c, const char *step)
+{
+    if (c->crash_at && strcmp(c->crash_at, step) == 0) {
+        sl_warn("compactor: test crash", "step=%s", step);
+        _exit(86);
+    }
+}
+
 /* Compacts the files keys[0..n) of one prefix. */
 static int compact_prefix(struct sl_compactor *c, char **keys, size_t n, int64_t cutoff,
-                          struct sl_compactor_stats *s)
+                          struct refset *refs, struct sl_compactor_stats *s)
 {
     struct sl_store *st = c->o.store;
     size_t plen = prefix_len(keys[0]);
     struct strlist expired = {0}, inputs = {0};
-    struct merge m = {.w = sl_index_writer_new(), .expired = &expired, .cutoff = cutoff};
+    struct merge m = {
+        .w = sl_index_writer_new(), .expired = &expired, .refs = refs, .cutoff = cutoff};
     int rc = 0;
     for (size_t i = 0; i < n && rc >= 0; i++) {
         rc = read_input(st, keys[i], &m);
         if (rc == 0)
             strlist_push(&inputs, keys[i], strlen(keys[i]));
+        else
+            refs->incomplete = true; /* its references are unknown */
     }
     if (rc < 0 || (inputs.n <= 1 && m.dropped == 0))
         goto out;
     rc = write_merged(st, keys[0], plen, m.w, s);
     if (rc != 0)
         goto out;
+    crash_point(c, "after_merge");
     size_t files = 0, chunks = 0;
     for (size_t i = 0; i < inputs.n; i++)
         if (delete_key(st, inputs.v[i], "index") == 0)
             files++;
+    if (expired.n)
+        crash_point(c, "after_index");
     strlist_uniq(&expired);
     for (size_t i = 0; i < expired.n; i++)
         if (delete_key(st, expired.v[i], "chunk") == 0)
@@ -221,6 +273,67 @@ out:
     return rc < 0 ? rc : 0;
 }
 
+/* ---- orphaned chunks ---- */
+
+struct sweep {
+    const struct refset *refs;
+    int64_t cutoff; /* objects written before this may be collected */
+    struct strlist orphans;
+    size_t undated;
+};
+
+static int on_chunk_object(const struct sl_store_object *o, void *ud)
+{
+    struct sweep *w = ud;
+    if (refset_has(w->refs, o->key))
+        return 0;
+    if (o->mtime_ns == 0)
+        w->undated++;
+    else if (o->mtime_ns < w->cutoff)
+        strlist_push(&w->orphans, o->key, strlen(o->key));
+    return 0;
+}
+
+/* Deletes the chunk objects that no index file references and that were
+ * written more than orphan_grace before now_ns: left behind by a run or a
+ * retention interrupted between its index and chunk steps, or by a flusher
+ * that died between a chunk put and its index upload. A chunk younger than
+ * the grace period may be in flight (stored, its index file not written
+ * yet) and is never touched. */
+static int sweep_orphans(struct sl_compactor *c, struct refset *refs, int64_t now_ns,
+                         struct sl_compactor_stats *s)
+{
+    if (refs->incomplete) {
+        sl_warn("compactor: orphan sweep skipped", "reason=\"an index file could not be read\"");
+        return 0;
+    }
+    qsort(refs->v, refs->n, sizeof(*refs->v), u64_cmp);
+    struct sweep w = {.refs = refs, .cutoff = now_ns - c->o.orphan_grace_ns};
+    struct sl_buf err = SL_BUF_INIT;
+    int rc = sl_store_list_objects(c->o.store, "chunks/", on_chunk_object, &w, &err);
+    if (rc != 0) {
+        sl_error("compactor: cannot list chunks, orphan sweep skipped", "error=\"%s\"",
+                 err.data ? err.data : sl_strerror(rc));
+        goto out;
+    }
+    if (w.undated)
+        sl_warn("compactor: unreferenced chunks without a write time are never collected",
+                "count=%zu", w.undated);
+    for (size_t i = 0; i < w.orphans.n; i++) {
+        if (delete_key(c->o.store, w.orphans.v[i], "orphaned chunk") != 0)
+            continue;
+        s->orphans_deleted++;
+        if (c->m_orphans)
+            sl_counter_inc(c->m_orphans);
+        sl_info("compactor: orphaned chunk deleted", "key=%s grace_s=%lld", w.orphans.v[i],
+                (long long)(c->o.orphan_grace_ns / SL_NS_PER_SEC));
+    }
+out:
+    strlist_free(&w.orphans);
+    sl_buf_release(&err);
+    return rc;
+}
+
 int sl_compactor_run(struct sl_compactor *c, int64_t now_ns, struct sl_compactor_stats *stats)
 {
     struct sl_compactor_stats local = {0};
@@ -231,6 +344,7 @@ int sl_compactor_run(struct sl_compactor *c, int64_t now_ns, struct sl_compactor
     int64_t cutoff = c->o.retention_ns > 0 ? now_ns - c->o.retention_ns : INT64_MIN;
     pthread_mutex_lock(&c->run_mu);
     struct strlist keys = {0};
+    struct refset refs = {0};
     struct sl_buf err = SL_BUF_INIT;
     int rc = sl_store_list(c->o.store, "index/", on_key, &keys, &err);
     if (rc != 0)
@@ -248,19 +362,28 @@ int sl_compactor_run(struct sl_compactor *c, int64_t now_ns, struct sl_compactor
                prefix_len(keys.v[j]) == plen)
             j++;
         s->prefixes++;
-        int prc = compact_prefix(c, keys.v + i, j - i, cutoff, s);
-        if (prc != 0 && rc == 0)
-            rc = prc;
+        int prc = compact_prefix(c, keys.v + i, j - i, cutoff, &refs, s);
+        if (prc != 0) {
+            refs.incomplete = true;
+            if (rc == 0)
+                rc = prc;
+        }
         i = j;
     }
+    /* The index files were listed after now_ns: a chunk written more than
+     * the grace period before it had its index file written by then. */
+    if (rc == 0 && c->o.orphan_grace_ns > 0)
+        rc = sweep_orphans(c, &refs, now_ns, s);
+    sl_free(refs.v);
     strlist_free(&keys);
     pthread_mutex_unlock(&c->run_mu);
     if (c->m_runs_ok)
         sl_counter_inc(rc == 0 ? c->m_runs_ok : c->m_runs_fail);
     sl_info("compactor: run done",
-            "result=%s prefixes=%zu files_merged=%zu files_written=%zu chunks_deleted=%zu",
+            "result=%s prefixes=%zu files_merged=%zu files_written=%zu chunks_deleted=%zu "
+            "orphans_deleted=%zu",
             rc == 0 ? "success" : "failure", s->prefixes, s->files_merged, s->files_written,
-            s->chunks_deleted);
+            s->chunks_deleted, s->orphans_deleted);
     return rc;
 }
 
@@ -289,10 +412,11 @@ static void *compactor_main(void *arg)
 
 int sl_compactor_start(const struct sl_compactor_opts *o, struct sl_compactor **out)
 {
-    if (!o->store || o->retention_ns < 0)
+    if (!o->store || o->retention_ns < 0 || o->orphan_grace_ns < 0)
         return SL_EINVAL;
     struct sl_compactor *c = SL_NEW(struct sl_compactor);
     c->o = *o;
+    c->crash_at = getenv("SLUICE_TEST_COMPACTOR_CRASH");
     pthread_mutex_init(&c->run_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
@@ -312,6 +436,11 @@ int sl_compactor_start(const struct sl_compactor_opts *o, struct sl_compactor **
         c->m_deleted = sl_metric_with(
             sl_metrics_counter(o->metrics, "sluice_aggregator_compactor_chunks_deleted_total",
                                "Chunk objects deleted by retention.", NULL));
+        c->m_orphans = sl_metric_with(sl_metrics_counter(
+            o->metrics, "sluice_aggregator_compactor_orphaned_chunks_deleted_total",
+            "Chunk objects deleted because no index file referenced them after the grace "
+            "period.",
+            NULL));
     }
     if (o->interval_ns > 0) {
         pthread_create(&c->thread, NULL, compactor_main, c);

@@ -73,6 +73,12 @@ const struct sl_option sl_agg_options[] = {
      "flush every chunk to the store on shutdown"},
     {"ingester.index_upload_period", SL_OPT_DURATION, "5m", OFF(ing_index_upload_period_ns),
      "how often an index file is written for flushed chunks"},
+    {"ingester.chunk_compression_level", SL_OPT_INT, "0", OFF(ing_chunk_compression_level),
+     "compression level of stored chunks, applied by the flush workers; 0: the codec's "
+     "default (zstd 9, gzip 6); zstd 1 stores the ingester's level-1 blocks as they are"},
+    {"ingester.shutdown_flush_timeout", SL_OPT_DURATION, "30s",
+     OFF(ing_shutdown_flush_timeout_ns),
+     "longest flush on shutdown; what is not stored by then stays in the WAL for the next start"},
     {"ring.members", SL_OPT_STRLIST, "[]", OFF(ring_members),
      "static list of write replicas (scale-out)"},
     {"ring.dns", SL_OPT_STRING, "", OFF(ring_dns),
@@ -113,6 +119,10 @@ const struct sl_option sl_agg_options[] = {
      "run the compactor in targets all and backend"},
     {"compactor.interval", SL_OPT_DURATION, "10m", OFF(compactor_interval_ns),
      "time between compactor runs (index merge and retention)"},
+    {"compactor.orphan_grace_period", SL_OPT_DURATION, "24h",
+     OFF(compactor_orphan_grace_period_ns),
+     "chunk objects no index file references are deleted once older than this; "
+     "0s: never (must exceed the longest index upload delay)"},
 };
 /* clang-format on */
 
@@ -179,6 +189,14 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
         return bad(err, "ingester.max_chunk_age", "must be positive");
     if (c->compactor_interval_ns <= 0)
         return bad(err, "compactor.interval", "must be positive");
+    if (c->compactor_orphan_grace_period_ns < 0)
+        return bad(err, "compactor.orphan_grace_period", "must not be negative");
+    if (c->ing_shutdown_flush_timeout_ns <= 0)
+        return bad(err, "ingester.shutdown_flush_timeout", "must be positive");
+    if (c->ing_chunk_compression_level < 0 ||
+        c->ing_chunk_compression_level > (strcmp(c->ing_chunk_encoding, "gzip") == 0 ? 9 : 19))
+        return bad(err, "ingester.chunk_compression_level",
+                   "expected 0 (default), 1-19 for zstd or 1-9 for gzip");
     if (c->lim_max_line_size <= 0)
         return bad(err, "limits.max_line_size", "must be positive");
     if (c->lim_max_label_names_per_series <= 0 || c->lim_max_label_name_length <= 0 ||

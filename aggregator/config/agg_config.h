@@ -55,6 +55,8 @@ struct sl_agg_config {
     int64_t ing_flush_check_period_ns;
     bool ing_flush_on_shutdown;
     int64_t ing_index_upload_period_ns;
+    int64_t ing_chunk_compression_level;
+    int64_t ing_shutdown_flush_timeout_ns;
     /* ring */
     struct sl_strlist ring_members;
     char *ring_dns;
@@ -82,6 +84,7 @@ struct sl_agg_config {
     /* compactor */
     bool compactor_enabled;
     int64_t compactor_interval_ns;
+    int64_t compactor_orphan_grace_period_ns;
 };
 
 extern const struct sl_option sl_agg_options[];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "aggregator/chunk/chunk.h"
 #include "aggregator/index/index.h"
@@ -17,6 +18,7 @@
 #include "aggregator/store/store.h"
 #include "aggregator/wal/wal.h"
 #include "common/arena.h"
+#include "common/format.h"
 #include "common/err.h"
 #include "common/labels.h"
 #include "common/log.h"
@@ -56,13 +58,22 @@ struct sl_flusher {
     struct job *stored;
     size_t queued, inflight;
     bool stop;
+    int exited; /* threads that left their loop (sl_flusher_stop_within) */
     uint64_t force_gen, force_done;
     int force_rc;
     uint64_t index_seq;
 
     struct sl_log_limit lim_put, lim_index;
     struct sl_metric *m_flushed, *m_bytes, *m_failures, *m_queue, *m_index_files, *m_index_failures,
-        *m_entries;
+        *m_entries, *m_raw, *m_compress_s;
+};
+
+/* A worker's reusable compression state: contexts and buffers live as long
+ * as the thread, so a block costs no allocation. */
+struct wctx {
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    struct sl_buf raw, z;
 };
 
 /* ---- jobs ---- */
@@ -96,41 +107,81 @@ static void on_chunk(const struct sl_ingester_chunk *c, void *ud)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Builds the chunk object of j into out. */
-static int build_chunk(struct sl_flusher *f, struct job *j, struct sl_buf *out,
-                       struct sl_chunk_meta *meta)
+/* Decompresses an ingester block (always zstd) into w->raw. */
+static int block_raw(struct wctx *w, const struct sl_ingester_block *b)
 {
-    struct sl_buf canon = SL_BUF_INIT, raw = SL_BUF_INIT;
+    if (b->raw_len > SL_CHUNK_MAX_BLOCK_RAW)
+        return SL_ECORRUPT;
+    sl_buf_clear(&w->raw);
+    char *p = sl_buf_reserve(&w->raw, b->raw_len + 1);
+    size_t n = ZSTD_decompressDCtx(w->dctx, p, b->raw_len + 1, b->z, b->zlen);
+    if (ZSTD_isError(n) || n != b->raw_len)
+        return SL_ECORRUPT;
+    sl_buf_commit(&w->raw, n);
+    return 0;
+}
+
+/* Adds ingester block b to the chunk, recompressed at the flusher's level
+ * unless that is the ingester's own (zstd 1: copied as it is). */
+static int add_block(struct sl_flusher *f, struct wctx *w, struct sl_chunk_writer *cw,
+                     const struct sl_ingester_block *b)
+{
+    struct sl_chunk_block_info bi = {b->count, b->min_ts, b->max_ts, (uint32_t)b->raw_len, 0};
+    if (f->o.codec == SL_CODEC_ZSTD && f->o.level == 1)
+        return sl_chunk_writer_add_compressed(cw, &bi, b->z, b->zlen);
+    int rc = block_raw(w, b);
+    if (rc != 0)
+        return rc;
+    if (f->o.codec != SL_CODEC_ZSTD)
+        return sl_chunk_writer_add_raw(cw, &bi, w->raw.data, w->raw.len);
+    size_t bound = ZSTD_compressBound(w->raw.len);
+    sl_buf_clear(&w->z);
+    char *p = sl_buf_reserve(&w->z, bound);
+    size_t n = ZSTD_compressCCtx(w->cctx, p, bound, w->raw.data, w->raw.len, f->o.level);
+    if (ZSTD_isError(n))
+        return SL_EINVAL;
+    sl_buf_commit(&w->z, n);
+    return sl_chunk_writer_add_compressed(cw, &bi, w->z.data, w->z.len);
+}
+
+/* Builds the chunk object of j into out; *raw_bytes: its payload bytes. */
+static int build_chunk(struct sl_flusher *f, struct wctx *w, struct job *j, struct sl_buf *out,
+                       struct sl_chunk_meta *meta, uint64_t *raw_bytes)
+{
+    struct sl_buf canon = SL_BUF_INIT;
     sl_labels_format(&j->labels, &canon);
-    struct sl_chunk_writer w;
-    sl_chunk_writer_init(&w, f->o.codec, 0, sl_buf_bytes(&canon));
+    struct sl_chunk_writer cw;
+    sl_chunk_writer_init(&cw, f->o.codec, f->o.level, sl_buf_bytes(&canon));
     int rc = 0;
+    *raw_bytes = 0;
     for (size_t i = 0; i < j->nblocks && rc == 0; i++) {
-        const struct sl_ingester_block *b = &j->blocks[i];
-        struct sl_chunk_block_info bi = {b->count, b->min_ts, b->max_ts, (uint32_t)b->raw_len, 0};
-        if (f->o.codec == SL_CODEC_ZSTD) {
-            rc = sl_chunk_writer_add_compressed(&w, &bi, b->z, b->zlen);
-        } else {
-            sl_buf_clear(&raw);
-            rc = sl_zstd_decompress(&raw, b->z, b->zlen, b->raw_len);
-            if (rc == 0)
-                rc = sl_chunk_writer_add_raw(&w, &bi, raw.data, raw.len);
-        }
+        rc = add_block(f, w, &cw, &j->blocks[i]);
+        *raw_bytes += j->blocks[i].raw_len;
     }
     if (rc == 0)
-        rc = sl_chunk_writer_finish(&w, out, meta);
+        rc = sl_chunk_writer_finish(&cw, out, meta);
     else
-        sl_chunk_writer_release(&w);
+        sl_chunk_writer_release(&cw);
     sl_buf_release(&canon);
-    sl_buf_release(&raw);
     return rc;
 }
 
-static int store_job(struct sl_flusher *f, struct job *j)
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int store_job(struct sl_flusher *f, struct wctx *w, struct job *j)
 {
     struct sl_buf obj = SL_BUF_INIT, key = SL_BUF_INIT, err = SL_BUF_INIT;
     struct sl_chunk_meta meta;
-    int rc = build_chunk(f, j, &obj, &meta);
+    uint64_t raw_bytes;
+    double cpu0 = thread_cpu_s();
+    int rc = build_chunk(f, w, j, &obj, &meta, &raw_bytes);
+    if (f->m_compress_s)
+        sl_counter_add(f->m_compress_s, thread_cpu_s() - cpu0);
     if (rc != 0) {
         /* Memory corruption or a bug: nothing a retry can fix, but the data
          * stays in memory and the WAL; say so loudly every time. */
@@ -152,6 +203,7 @@ static int store_job(struct sl_flusher *f, struct job *j)
         sl_counter_inc(f->m_flushed);
         sl_counter_add(f->m_bytes, (double)obj.len);
         sl_counter_add(f->m_entries, (double)meta.entries);
+        sl_counter_add(f->m_raw, (double)raw_bytes);
     }
 out:
     sl_buf_release(&obj);
@@ -194,6 +246,12 @@ static void wait_until(struct sl_flusher *f, int64_t mono_deadline)
 static void *worker_main(void *arg)
 {
     struct sl_flusher *f = arg;
+    struct wctx w = {ZSTD_createCCtx(), ZSTD_createDCtx(), SL_BUF_INIT, SL_BUF_INIT};
+    if (!w.cctx || !w.dctx) {
+        /* zstd's contexts are plain allocations: out of memory, as sl_malloc */
+        sl_error("flush: cannot allocate zstd contexts", NULL);
+        abort();
+    }
     pthread_mutex_lock(&f->mu);
     while (!f->stop) {
         int64_t wake;
@@ -204,7 +262,7 @@ static void *worker_main(void *arg)
         }
         f->inflight++;
         pthread_mutex_unlock(&f->mu);
-        int rc = store_job(f, j);
+        int rc = store_job(f, &w, j);
         pthread_mutex_lock(&f->mu);
         f->inflight--;
         if (rc == 0) {
@@ -227,7 +285,13 @@ static void *worker_main(void *arg)
             sl_gauge_set(f->m_queue, (double)(f->queued + f->inflight));
         pthread_cond_broadcast(&f->cv);
     }
+    f->exited++;
+    pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    ZSTD_freeCCtx(w.cctx);
+    ZSTD_freeDCtx(w.dctx);
+    sl_buf_release(&w.raw);
+    sl_buf_release(&w.z);
     return NULL;
 }
 
@@ -410,6 +474,8 @@ static void *control_main(void *arg)
             pthread_cond_broadcast(&f->cv);
         }
     }
+    f->exited++;
+    pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     return NULL;
 }
@@ -445,6 +511,12 @@ static void register_metrics(struct sl_flusher *f, struct sl_metrics *m)
     f->m_entries =
         sl_metric_with(sl_metrics_counter(m, "sluice_aggregator_chunk_stored_entries_total",
                                           "Entries in the chunk objects stored.", NULL));
+    f->m_raw = sl_metric_with(
+        sl_metrics_counter(m, "sluice_aggregator_chunk_stored_raw_bytes_total",
+                           "Uncompressed block payload bytes of the chunk objects stored.", NULL));
+    f->m_compress_s = sl_metric_with(sl_metrics_counter(
+        m, "sluice_aggregator_flush_compress_cpu_seconds_total",
+        "CPU seconds the flush workers spent building chunk objects (recompression).", NULL));
     f->m_failures = sl_metric_with(
         sl_metrics_counter(m, "sluice_aggregator_flush_failures_total",
                            "Chunk puts that failed (each is retried with backoff).", NULL));
@@ -472,10 +544,13 @@ static char *default_writer(void)
 
 int sl_flusher_start(const struct sl_flusher_opts *o, struct sl_flusher **out)
 {
-    if (!o->ing || !o->store || o->check_period_ns <= 0 || o->index_upload_period_ns <= 0)
+    if (!o->ing || !o->store || o->check_period_ns <= 0 || o->index_upload_period_ns <= 0 ||
+        o->level < 0 || o->level > (o->codec == SL_CODEC_ZSTD ? ZSTD_maxCLevel() : 9))
         return SL_EINVAL;
     struct sl_flusher *f = SL_NEW(struct sl_flusher);
     f->o = *o;
+    if (f->o.level == 0)
+        f->o.level = o->codec == SL_CODEC_ZSTD ? SL_FLUSH_ZSTD_LEVEL : SL_FLUSH_GZIP_LEVEL;
     f->writer = o->writer ? sl_strdup(o->writer) : default_writer();
     f->o.writer = f->writer;
     f->queue_tail = &f->queue;
@@ -503,17 +578,8 @@ void sl_flusher_set_wal(struct sl_flusher *f, struct sl_wal *wal)
     pthread_mutex_unlock(&f->mu);
 }
 
-void sl_flusher_stop(struct sl_flusher *f)
+static void flusher_free(struct sl_flusher *f)
 {
-    if (!f)
-        return;
-    pthread_mutex_lock(&f->mu);
-    f->stop = true;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-    pthread_join(f->control, NULL);
-    for (int i = 0; i < f->nworkers; i++)
-        pthread_join(f->workers[i], NULL);
     struct job *lists[2] = {f->queue, f->stored}, *j, *next;
     for (int i = 0; i < 2; i++)
         for (j = lists[i]; j; j = next) {
@@ -525,4 +591,65 @@ void sl_flusher_stop(struct sl_flusher *f)
     sl_free(f->workers);
     sl_free(f->writer);
     sl_free(f);
+}
+
+int sl_flusher_stop_within(struct sl_flusher *f, int64_t timeout_ns)
+{
+    if (!f)
+        return 0;
+    int64_t deadline = sl_mono_ns() + timeout_ns;
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    pthread_cond_broadcast(&f->cv);
+    while (f->exited < f->nworkers + 1 && sl_mono_ns() < deadline)
+        wait_until(f, deadline);
+    bool all = f->exited == f->nworkers + 1;
+    pthread_mutex_unlock(&f->mu);
+    if (!all) {
+        /* A thread is still inside a store call: leave it (and f) be. */
+        pthread_detach(f->control);
+        for (int i = 0; i < f->nworkers; i++)
+            pthread_detach(f->workers[i]);
+        return SL_ETIMEDOUT;
+    }
+    pthread_join(f->control, NULL);
+    for (int i = 0; i < f->nworkers; i++)
+        pthread_join(f->workers[i], NULL);
+    flusher_free(f);
+    return 0;
+}
+
+void sl_flusher_stop(struct sl_flusher *f)
+{
+    sl_flusher_stop_within(f, INT64_MAX / 2);
+}
+
+static void pending_add(struct sl_flusher_pending *p, const struct job *j, struct sl_bytes **seen,
+                        size_t *nseen)
+{
+    p->chunks++;
+    p->entries += j->entries;
+    if (p->oldest_ns == 0 || j->from < p->oldest_ns)
+        p->oldest_ns = j->from;
+    for (size_t i = 0; i < *nseen; i++)
+        if (sl_bytes_eq((*seen)[i], j->tenant))
+            return;
+    *seen = sl_reallocarray(*seen, *nseen + 1, sizeof(**seen));
+    (*seen)[(*nseen)++] = j->tenant;
+}
+
+void sl_flusher_pending(struct sl_flusher *f, struct sl_flusher_pending *out)
+{
+    *out = (struct sl_flusher_pending){0};
+    struct sl_bytes *seen = NULL;
+    size_t nseen = 0;
+    pthread_mutex_lock(&f->mu);
+    for (struct job *j = f->queue; j; j = j->next)
+        pending_add(out, j, &seen, &nseen);
+    for (struct job *j = f->stored; j; j = j->next)
+        pending_add(out, j, &seen, &nseen);
+    out->chunks += f->inflight; /* their jobs are off both lists meanwhile */
+    pthread_mutex_unlock(&f->mu);
+    out->tenants = nseen;
+    sl_free(seen);
 }

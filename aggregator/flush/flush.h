@@ -3,7 +3,9 @@
  *
  *   every check_period   sl_ingester_cut closes chunks on target size, age
  *                        and idleness and hands them here as flush jobs
- *   workers (threads)    build the chunk object, put it under
+ *   workers (threads)    build the chunk object (recompressing the
+ *                        ingester's level-1 blocks at the configured level),
+ *                        put it under
  *                        chunks/<tenant>/<fp>/<from>-<through>-<crc>; a failed
  *                        put is retried with exponential backoff (0.5 s to
  *                        10 s), for ever: the data waits in memory and in the
@@ -39,6 +41,10 @@ struct sl_flusher_opts {
     struct sl_store *store;
     struct sl_metrics *metrics;     /* may be NULL */
     enum sl_codec codec;            /* ingester.chunk_encoding: zstd or gzip */
+    int level;                      /* ingester.chunk_compression_level; 0: the
+                                     * default below. zstd 1 copies the ingester's
+                                     * level-1 blocks; any other level
+                                     * recompresses each block on the workers */
     int64_t check_period_ns;        /* ingester.flush_check_period (30 s) */
     int64_t index_upload_period_ns; /* ingester.index_upload_period (5 m) */
     int concurrency;                /* worker threads; 0: 4 */
@@ -61,5 +67,27 @@ int sl_flusher_flush(struct sl_flusher *f, int64_t timeout_ns);
 /* Stops the threads and frees f. Jobs not done are dropped from here (their
  * data is still in memory and in the WAL). */
 void sl_flusher_stop(struct sl_flusher *f);
+
+/* Like sl_flusher_stop, but waits at most timeout_ns for a worker busy in a
+ * store call (an unreachable S3 endpoint can hold one for minutes). Returns
+ * 0 when every thread ended and f is freed; SL_ETIMEDOUT when some did not:
+ * they are detached and f stays allocated, so the store and the ingester
+ * they use must not be freed either: the caller is expected to exit. */
+int sl_flusher_stop_within(struct sl_flusher *f, int64_t timeout_ns);
+
+/* What is still waiting to be stored or indexed (for the shutdown log). */
+struct sl_flusher_pending {
+    size_t chunks;     /* queued, being stored, or stored and not indexed */
+    uint64_t entries;  /* entries in those chunks */
+    size_t tenants;    /* distinct tenants among them */
+    int64_t oldest_ns; /* lowest first timestamp among them; 0 when none */
+};
+void sl_flusher_pending(struct sl_flusher *f, struct sl_flusher_pending *out);
+
+/* Default chunk compression level by codec (measured, docs/benchmarks.md
+ * "store"): zstd 9 (~1/6 of raw log text at ~15 CPU s per GB, off the push
+ * path), gzip 6. */
+#define SL_FLUSH_ZSTD_LEVEL 9
+#define SL_FLUSH_GZIP_LEVEL 6
 
 #endif

@@ -208,6 +208,7 @@ struct list_ctx {
     struct sl_s3_list *l;
     char *key;
     uint64_t size;
+    int64_t mtime_ns;
     bool have_size;
 };
 
@@ -246,6 +247,11 @@ static int list_cb(void *ud, const char *const *names, int depth, const char *te
             if (parse_u64(text, len, &c->size))
                 return SL_EINVAL;
             c->have_size = true;
+        } else if (strcmp(names[2], "LastModified") == 0) {
+            /* an unparsable date only makes the object look new (never
+             * collected as an orphan), so it is not an error */
+            if (sl_rfc3339_parse(text, len, &c->mtime_ns) != 0)
+                c->mtime_ns = 0;
         }
     } else if (depth == 2 && strcmp(names[1], "Contents") == 0) {
         if (!c->key)
@@ -256,9 +262,11 @@ static int list_cb(void *ud, const char *const *names, int depth, const char *te
         }
         l->items[l->n].key = c->key;
         l->items[l->n].size = c->have_size ? c->size : 0;
+        l->items[l->n].mtime_ns = c->mtime_ns;
         l->n++;
         c->key = NULL;
         c->have_size = false;
+        c->mtime_ns = 0;
     } else if (depth == 2 && strcmp(names[1], "IsTruncated") == 0) {
         l->truncated = len == 4 && memcmp(text, "true", 4) == 0;
     } else if (depth == 2 && strcmp(names[1], "NextContinuationToken") == 0) {

@@ -29,6 +29,7 @@ int sl_s3_xml_walk(const char *p, size_t n, sl_s3_xml_fn fn, void *ud);
 struct sl_s3_object {
     char *key;
     uint64_t size;
+    int64_t mtime_ns; /* LastModified; 0 when absent or not RFC 3339 */
 };
 
 struct sl_s3_list {

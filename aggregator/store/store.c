@@ -174,8 +174,8 @@ int sl_store_get_range(struct sl_store *s, const char *key, uint64_t off, uint64
     return rc;
 }
 
-int sl_store_list(struct sl_store *s, const char *prefix, sl_store_list_fn fn, void *ud,
-                  struct sl_buf *err)
+int sl_store_list_objects(struct sl_store *s, const char *prefix, sl_store_list_objects_fn fn,
+                          void *ud, struct sl_buf *err)
 {
     if (!key_valid(prefix, true))
         return bad_key(prefix, err);
@@ -183,6 +183,24 @@ int sl_store_list(struct sl_store *s, const char *prefix, sl_store_list_fn fn, v
     int rc = s->vt->list(s->impl, prefix, fn, ud, err);
     count(s, OP_LIST, rc, t0);
     return rc;
+}
+
+struct list_adapter {
+    sl_store_list_fn fn;
+    void *ud;
+};
+
+static int list_adapt(const struct sl_store_object *o, void *ud)
+{
+    struct list_adapter *a = ud;
+    return a->fn(o->key, o->size, a->ud);
+}
+
+int sl_store_list(struct sl_store *s, const char *prefix, sl_store_list_fn fn, void *ud,
+                  struct sl_buf *err)
+{
+    struct list_adapter a = {fn, ud};
+    return sl_store_list_objects(s, prefix, list_adapt, &a, err);
 }
 
 int sl_store_delete(struct sl_store *s, const char *key, struct sl_buf *err)

@@ -71,6 +71,18 @@ int sl_store_get_range(struct sl_store *s, const char *key, uint64_t off, uint64
 typedef int (*sl_store_list_fn)(const char *key, uint64_t size, void *ud);
 int sl_store_list(struct sl_store *s, const char *prefix, sl_store_list_fn fn, void *ud,
                   struct sl_buf *err);
+/* One listed object; valid during the call. mtime_ns: when it was written,
+ * nanoseconds since the epoch by the store's clock (the file's mtime, S3's
+ * LastModified, to the second); 0 when the backend did not say. */
+struct sl_store_object {
+    const char *key;
+    uint64_t size;
+    int64_t mtime_ns;
+};
+typedef int (*sl_store_list_objects_fn)(const struct sl_store_object *o, void *ud);
+/* sl_store_list with the write time of each object. */
+int sl_store_list_objects(struct sl_store *s, const char *prefix, sl_store_list_objects_fn fn,
+                          void *ud, struct sl_buf *err);
 /* Deleting a missing key is not an error. */
 int sl_store_delete(struct sl_store *s, const char *key, struct sl_buf *err);
 

@@ -23,7 +23,8 @@ struct sl_store_vtbl {
     int (*get)(void *impl, const char *key, struct sl_buf *out, struct sl_buf *err);
     int (*get_range)(void *impl, const char *key, uint64_t off, uint64_t len, struct sl_buf *out,
                      struct sl_buf *err);
-    int (*list)(void *impl, const char *prefix, sl_store_list_fn fn, void *ud, struct sl_buf *err);
+    int (*list)(void *impl, const char *prefix, sl_store_list_objects_fn fn, void *ud,
+                struct sl_buf *err);
     int (*del)(void *impl, const char *key, struct sl_buf *err);
     void (*close)(void *impl);
 };

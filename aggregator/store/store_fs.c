@@ -145,6 +145,7 @@ struct ent {
     char *name; /* directories with a trailing '/', so they sort as keys do */
     bool dir;
     uint64_t size;
+    int64_t mtime_ns;
 };
 
 static int ent_cmp(const void *a, const void *b)
@@ -182,6 +183,7 @@ static int read_dir(const char *path, struct ent **out, size_t *n)
         struct ent *e = &(*out)[(*n)++];
         e->dir = S_ISDIR(st.st_mode);
         e->size = (uint64_t)st.st_size;
+        e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
         size_t len = strlen(de->d_name);
         e->name = sl_malloc(len + 2);
         memcpy(e->name, de->d_name, len);
@@ -198,7 +200,7 @@ struct walk {
     const struct fs *f;
     const char *prefix;
     size_t plen;
-    sl_store_list_fn fn;
+    sl_store_list_objects_fn fn;
     void *ud;
 };
 
@@ -220,7 +222,8 @@ static int walk_dir(struct walk *w, struct sl_buf *base)
             if (ents[i].dir)
                 rc = walk_dir(w, base);
             else if (base->len >= w->plen)
-                rc = w->fn(base->data, ents[i].size, w->ud);
+                rc = w->fn(&(struct sl_store_object){base->data, ents[i].size, ents[i].mtime_ns},
+                           w->ud);
         }
         base->len = blen;
         if (base->data)
@@ -232,7 +235,7 @@ static int walk_dir(struct walk *w, struct sl_buf *base)
     return rc;
 }
 
-static int fs_list(void *impl, const char *prefix, sl_store_list_fn fn, void *ud,
+static int fs_list(void *impl, const char *prefix, sl_store_list_objects_fn fn, void *ud,
                    struct sl_buf *err)
 {
     struct walk w = {impl, prefix, strlen(prefix), fn, ud};

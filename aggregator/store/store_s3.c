@@ -485,7 +485,7 @@ static int list_page(struct s3 *s, const char *prefix, const char *token, struct
     return rc;
 }
 
-static int s3_list(void *impl, const char *prefix, sl_store_list_fn fn, void *ud,
+static int s3_list(void *impl, const char *prefix, sl_store_list_objects_fn fn, void *ud,
                    struct sl_buf *err)
 {
     struct s3 *s = impl;
@@ -496,8 +496,10 @@ static int s3_list(void *impl, const char *prefix, sl_store_list_fn fn, void *ud
         rc = list_page(s, prefix, token, &l, err);
         sl_free(token);
         token = NULL;
-        for (size_t i = 0; rc == 0 && i < l.n; i++)
-            rc = fn(l.items[i].key, l.items[i].size, ud);
+        for (size_t i = 0; rc == 0 && i < l.n; i++) {
+            struct sl_store_object o = {l.items[i].key, l.items[i].size, l.items[i].mtime_ns};
+            rc = fn(&o, ud);
+        }
         if (rc == 0 && l.truncated) {
             if (!l.next_token || !*l.next_token) {
                 if (err)

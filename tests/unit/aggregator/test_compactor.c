@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -322,6 +324,94 @@ static void test_interrupted(void **state)
     sl_store_close(s);
 }
 
+/* Sets the write time of every object under the store's top/ to age_s
+ * seconds ago. */
+static void age_objects(const char *top, int age_s)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "find '%s/%s' -type f -exec touch -d '@%lld' {} +", dir, top,
+             (long long)time(NULL) - age_s);
+    assert_int_equal(system(cmd), 0);
+}
+
+static bool exists(const char *key)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, key);
+    return access(p, F_OK) == 0;
+}
+
+/* Chunks that no index file references: left by a retention interrupted
+ * between deleting index entries and deleting chunks (constructed here: the
+ * chunk objects without their index entries), deleted once older than the
+ * grace period; a recent one (a flush whose index is not written yet) and
+ * every referenced one stay; no sweep while an index file is unreadable. */
+static void test_orphans(void **state)
+{
+    (void)state;
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_store *s = open_fs(NULL);
+    fill_day(s);
+    put(s, "chunks/t/aa/100-200-00000000", "chunk", 5); /* index entry gone */
+    put(s, "chunks/u/cc/100-300-00000000", "chunk", 5); /* another tenant's */
+    age_objects("chunks", 7200);
+    put(s, "chunks/t/bb/300-400-00000000", "chunk", 5); /* in flight: just stored */
+    struct sl_buf keys = SL_BUF_INIT, before = SL_BUF_INIT, after = SL_BUF_INIT;
+    answer(s, "index/20000/t/", &before);
+
+    struct sl_compactor *c;
+    struct sl_compactor_opts o = {.store = s, .metrics = m, .orphan_grace_ns = HOUR};
+    assert_int_equal(sl_compactor_start(&o, &c), 0);
+    /* an unreadable index file: its references are unknown, nothing is swept */
+    put(s, "index/20001/t/host-9.idx", "garbage", 7);
+    struct sl_compactor_stats st;
+    assert_int_equal(sl_compactor_run(c, 0, &st), 0);
+    assert_int_equal(st.orphans_deleted, 0);
+    assert_true(exists("chunks/t/aa/100-200-00000000"));
+
+    struct sl_buf err = SL_BUF_INIT;
+    assert_int_equal(sl_store_delete(s, "index/20001/t/host-9.idx", &err), 0);
+    assert_int_equal(sl_compactor_run(c, 0, &st), 0);
+    assert_int_equal(st.orphans_deleted, 2);
+    assert_false(exists("chunks/t/aa/100-200-00000000"));
+    assert_false(exists("chunks/u/cc/100-300-00000000"));
+    assert_true(exists("chunks/t/bb/300-400-00000000"));
+    list(s, "chunks/", &keys);
+    assert_int_equal(count_lines(&keys), 5); /* 4 referenced + the one in flight */
+    answer(s, "index/20000/t/", &after);
+    assert_string_equal(before.data, after.data);
+
+    /* once the in-flight one is past the grace period it goes too */
+    age_objects("chunks", 7200);
+    assert_int_equal(sl_compactor_run(c, 0, &st), 0);
+    assert_int_equal(st.orphans_deleted, 1);
+    list(s, "chunks/", &keys);
+    assert_int_equal(count_lines(&keys), 4);
+
+    struct sl_buf r = SL_BUF_INIT;
+    sl_metrics_render(m, &r);
+    assert_non_null(strstr(r.data, "sluice_aggregator_compactor_orphaned_chunks_deleted_total 3"));
+    sl_buf_release(&r);
+    sl_compactor_stop(c);
+
+    /* grace 0: no sweep at all */
+    put(s, "chunks/t/aa/500-600-00000000", "chunk", 5);
+    age_objects("chunks", 7200);
+    o.orphan_grace_ns = 0;
+    o.metrics = NULL;
+    assert_int_equal(sl_compactor_start(&o, &c), 0);
+    assert_int_equal(sl_compactor_run(c, 0, &st), 0);
+    assert_int_equal(st.orphans_deleted, 0);
+    assert_true(exists("chunks/t/aa/500-600-00000000"));
+    sl_compactor_stop(c);
+    sl_buf_release(&keys);
+    sl_buf_release(&before);
+    sl_buf_release(&after);
+    sl_buf_release(&err);
+    sl_store_close(s);
+    sl_metrics_free(m);
+}
+
 /* The background thread runs on its interval and stops promptly. */
 static void test_thread(void **state)
 {
@@ -351,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,6 +88,13 @@ static int count_entry(const struct sl_chunk_entry *e, void *ud)
     return 0;
 }
 
+static int append_line(const struct sl_chunk_entry *e, void *ud)
+{
+    sl_buf_append(ud, e->line.ptr, e->line.len);
+    sl_buf_append_char(ud, '\n');
+    return 0;
+}
+
 static int on_series(const struct sl_labels *ls, uint64_t fp, const struct sl_index_chunk_ref *refs,
                      size_t n, void *ud)
 {
@@ -248,6 +255,135 @@ static void test_wal_purge(void **state)
     assert_int_equal(removed, 1);
 }
 
+/* Pushes the same lines to a fresh ingester and flushes them at level;
+ * returns the chunk object's size and appends its lines (one per entry) to
+ * lines. */
+static size_t flush_at_level(int level, struct sl_buf *lines, struct sl_buf *metrics)
+{
+    struct sl_metrics *m = sl_metrics_new();
+    struct sl_ingester_opts io = {.block_size = 16384, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, m);
+    uint64_t x = 42;
+    for (int i = 0; i < 3000; i++) {
+        char line[160];
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        snprintf(line, sizeof line,
+                 "level=info msg=\"request served\" path=/api/v1/items/%u status=%u "
+                 "duration_ms=%u user=%u region=eu-west-%u",
+                 (unsigned)(x >> 40) % 5000, 200 + (unsigned)(x >> 20) % 3 * 100,
+                 (unsigned)(x >> 8) % 900, (unsigned)(x >> 33) % 100000, (unsigned)(x >> 50) % 3);
+        push(ing, "{app=\"api\"}", T0 + i * 1000, line);
+    }
+    struct sl_store *st = open_store();
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .metrics = m,
+                                 .codec = SL_CODEC_ZSTD,
+                                 .level = level,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    assert_int_equal(sl_flusher_flush(f, 20 * SL_NS_PER_SEC), 0);
+    struct keys k = {0};
+    assert_int_equal(sl_store_list(st, "chunks/t1/", on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 1);
+    struct sl_buf obj = SL_BUF_INIT;
+    assert_int_equal(sl_store_get(st, k.k[0], &obj, NULL), 0);
+    struct sl_chunk_reader r;
+    assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
+    assert_int_equal(r.codec, SL_CODEC_ZSTD);
+    assert_true(r.nblocks > 3); /* the ingester's blocks, each with its own time bounds */
+    assert_int_equal(sl_chunk_reader_scan(&r, INT64_MIN, INT64_MAX, append_line, lines), 0);
+    size_t size = obj.len;
+    sl_metrics_render(m, metrics);
+    sl_buf_release(&obj);
+    sl_flusher_stop(f);
+    sl_store_close(st);
+    sl_ingester_free(ing);
+    sl_metrics_free(m);
+    /* a fresh store for the next call */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/store'", dir);
+    assert_int_equal(system(cmd), 0);
+    return size;
+}
+
+/* Chunks are recompressed at the configured level: the same entries come
+ * back, in fewer bytes than the ingester's level-1 blocks (level 1 stores
+ * those as they are). */
+static void test_flush_level(void **state)
+{
+    (void)state;
+    struct sl_buf l1 = SL_BUF_INIT, l9 = SL_BUF_INIT, m1 = SL_BUF_INIT, m9 = SL_BUF_INIT;
+    size_t z1 = flush_at_level(1, &l1, &m1);
+    size_t z9 = flush_at_level(9, &l9, &m9);
+    size_t zdef = flush_at_level(0, &l9, &m9); /* 0: the default, level 9 */
+    assert_int_equal(l1.len * 2, l9.len);
+    assert_memory_equal(l1.data, l9.data, l1.len);
+    assert_memory_equal(l1.data, l9.data + l1.len, l1.len);
+    assert_true(z9 < z1 * 95 / 100); /* ~9% on these lines */
+    assert_int_equal(zdef, z9);
+    /* raw bytes stored: every entry's line plus its two varints */
+    char *p = strstr(m9.data, "\nsluice_aggregator_chunk_stored_raw_bytes_total ");
+    assert_non_null(p);
+    double raw = strtod(p + strlen("\nsluice_aggregator_chunk_stored_raw_bytes_total "), NULL);
+    assert_true(raw > (double)l1.len - 3000 && raw < (double)l1.len + 3000 * 4);
+    assert_non_null(strstr(m9.data, "sluice_aggregator_flush_compress_cpu_seconds_total "));
+    sl_buf_release(&l1);
+    sl_buf_release(&l9);
+    sl_buf_release(&m1);
+    sl_buf_release(&m9);
+}
+
+/* What a timed-out flush left behind is reported; a bounded stop ends the
+ * threads and frees the flusher. */
+static void test_pending_and_stop_within(void **state)
+{
+    (void)state;
+    struct sl_ingester_opts io = {.block_size = 4096, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, NULL);
+    push(ing, "{app=\"api\"}", T0 + 5, "one");
+    push(ing, "{app=\"api\"}", T0 + 6, "two");
+    push(ing, "{app=\"web\"}", T0 + 7, "three");
+    struct sl_store *st = open_store();
+    char block[128];
+    snprintf(block, sizeof block, "%s/store/chunks", dir);
+    FILE *fp = fopen(block, "w"); /* every chunk put fails */
+    assert_non_null(fp);
+    fclose(fp);
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .codec = SL_CODEC_ZSTD,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    struct sl_flusher_pending p;
+    sl_flusher_pending(f, &p);
+    assert_int_equal(p.chunks, 0);
+    assert_int_equal(sl_flusher_flush(f, 700 * SL_NS_PER_MS), SL_ETIMEDOUT);
+    /* the workers may be between attempts: poll until both are queued */
+    for (int i = 0; i < 200; i++) {
+        sl_flusher_pending(f, &p);
+        if (p.entries == 3)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(p.chunks, 2);
+    assert_int_equal(p.entries, 3);
+    assert_int_equal(p.tenants, 1);
+    assert_int_equal(p.oldest_ns, T0 + 5);
+    int64_t t0 = sl_mono_ns();
+    assert_int_equal(sl_flusher_stop_within(f, 10 * SL_NS_PER_SEC), 0);
+    assert_true(sl_mono_ns() - t0 < 5 * SL_NS_PER_SEC);
+    assert_int_equal(sl_ingester_streams(ing), 2); /* still in memory (and the WAL) */
+    sl_store_close(st);
+    sl_ingester_free(ing);
+}
+
 static uint64_t fixed_seq(void *ud)
 {
     return *(uint64_t *)ud;
@@ -276,6 +412,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_and_stop_within, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_wal_seq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
