@@ -3,12 +3,24 @@
  * An out-of-order entry goes into the head at its place, so a block cut later
  * may overlap earlier blocks in time; the reader merges overlapping blocks
  * (ties resolved by block order, which is arrival order), and streams through
- * blocks that do not overlap, which is the common case. */
+ * blocks that do not overlap, which is the common case.
+ *
+ * Duplicate checks (an entry identical to a stored one is dropped) cost
+ * nothing for entries newer than the stream's blocks, the common case. For an
+ * out-of-order entry only the blocks whose [min, max] covers its timestamp are
+ * candidates, and each block carries a Bloom filter of (timestamp, XXH3 of the
+ * line), built the first time the block is a candidate (one decompression in
+ * the block's life): a block is decompressed and compared entry by entry only
+ * when its filter says "maybe", which is a true duplicate (a client retry) or
+ * a false positive (about 1 %). Blocks are decompressed with one reused zstd
+ * context per tenant on the push path and per scan on the read path. */
 #include "aggregator/ingester/ingester.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
+#include <zstd.h>
 
 #include "common/buf.h"
 #include "common/compress.h"
@@ -23,6 +35,11 @@
 #define BLOCK_ZSTD_LEVEL 1
 /* Per-entry overhead counted towards the head's raw size (two varints). */
 #define ENTRY_OVERHEAD 8
+/* Duplicate filter of a block: BLOOM_BITS_PER_ENTRY bits per entry and
+ * BLOOM_K probes give about 1 % false positives (each costs one block
+ * decompression) for 1.25 bytes per entry, ~3 % of the compressed block. */
+#define BLOOM_BITS_PER_ENTRY 10
+#define BLOOM_K              7
 
 struct hent {
     int64_t ts;
@@ -40,6 +57,8 @@ struct head {
 struct block {
     int64_t min_ts, max_ts;
     uint32_t count;
+    uint32_t bloom_bits; /* 0: no filter yet */
+    uint64_t *bloom;     /* (ts, XXH3(line)) of every entry; built on first need */
     size_t raw_len;
     char *z;
     size_t zlen;
@@ -86,6 +105,7 @@ struct tenant {
     struct stream **buckets;
     size_t nbuckets, nstreams;
     struct sl_metric *m_streams;
+    ZSTD_DCtx *dctx; /* push path's block decompression, under the write lock */
 };
 
 struct sl_ingester {
@@ -101,6 +121,8 @@ struct sl_ingester {
     struct sl_metric *m_block_bytes;
     struct sl_metric *m_head_bytes;
     struct sl_metric *m_chunks_cut;
+    struct sl_metric *m_dedup_reads;
+    struct sl_metric *m_dedup_false;
 };
 
 struct sl_stream_reader {
@@ -117,13 +139,44 @@ struct view {
     uint32_t idx; /* position within the source */
 };
 
-static int block_decode(const struct block *b, struct sl_buf *raw)
+/* Decompresses b into raw with dctx (created on first use into *dctx; the
+ * caller frees it). The size is known, so one call without streaming. */
+static int block_decode(const struct block *b, ZSTD_DCtx **dctx, struct sl_buf *raw)
 {
     sl_buf_clear(raw);
-    int rc = sl_zstd_decompress(raw, b->z, b->zlen, b->raw_len);
-    if (rc == 0 && raw->len != b->raw_len)
-        rc = SL_ECORRUPT;
-    return rc;
+    if (!*dctx && !(*dctx = ZSTD_createDCtx())) {
+        sl_error("ingester: out of memory for a zstd context", NULL);
+        abort();
+    }
+    char *dst = sl_buf_reserve(raw, b->raw_len ? b->raw_len : 1);
+    size_t r = ZSTD_decompressDCtx(*dctx, dst, b->raw_len, b->z, b->zlen);
+    if (ZSTD_isError(r) || r != b->raw_len)
+        return SL_ECORRUPT;
+    sl_buf_commit(raw, r);
+    return 0;
+}
+
+static uint64_t entry_key(int64_t ts, const char *p, size_t len)
+{
+    return XXH3_64bits_withSeed(p, len, (uint64_t)ts);
+}
+
+/* Bit i of the filter for key: double hashing over 32-bit halves, reduced
+ * to [0, bits) by multiplication. */
+static inline uint32_t bloom_bit(uint64_t key, unsigned i, uint32_t bits)
+{
+    uint32_t h = (uint32_t)key + i * ((uint32_t)(key >> 32) | 1);
+    return (uint32_t)(((uint64_t)h * bits) >> 32);
+}
+
+static bool bloom_maybe(const struct block *b, uint64_t key)
+{
+    for (unsigned i = 0; i < BLOOM_K; i++) {
+        uint32_t bit = bloom_bit(key, i, b->bloom_bits);
+        if (!(b->bloom[bit / 64] & (1ULL << (bit % 64))))
+            return false;
+    }
+    return true;
 }
 
 /* Appends the views of a decoded block to *v (grown with sl_reallocarray). */
@@ -146,6 +199,25 @@ static int block_views(const struct block *b, const struct sl_buf *raw, uint32_t
         p += len;
     }
     return p == end ? 0 : SL_ECORRUPT;
+}
+
+/* Builds b's filter from its decoded views. */
+static void bloom_build(struct block *b, const struct view *v, size_t n)
+{
+    uint64_t bits = ((uint64_t)n * BLOOM_BITS_PER_ENTRY + 63) / 64 * 64;
+    if (bits == 0)
+        bits = 64;
+    if (bits > UINT32_MAX / 2)
+        bits = UINT32_MAX / 2 / 64 * 64;
+    b->bloom = sl_calloc(bits / 64, sizeof(uint64_t));
+    b->bloom_bits = (uint32_t)bits;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t key = entry_key(v[k].ts, v[k].p, v[k].len);
+        for (unsigned i = 0; i < BLOOM_K; i++) {
+            uint32_t bit = bloom_bit(key, i, b->bloom_bits);
+            b->bloom[bit / 64] |= 1ULL << (bit % 64);
+        }
+    }
 }
 
 static void head_views(const struct head *h, uint32_t src, struct view **v, size_t *n, size_t *cap)
@@ -187,6 +259,8 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     b->min_ts = h->e[0].ts;
     b->max_ts = h->e[h->n - 1].ts;
     b->count = (uint32_t)h->n;
+    b->bloom = NULL;
+    b->bloom_bits = 0;
     b->raw_len = raw.len;
     b->z = sl_buf_detach(&z, &b->zlen);
     if (s->nblocks == 1 || b->max_ts > s->blocks_max_ts)
@@ -244,8 +318,10 @@ static struct stream *stream_new(const struct sl_labels *ls, uint64_t fp)
 static void stream_free(struct stream *s)
 {
     sl_free(s->chunks);
-    for (size_t i = 0; i < s->nblocks; i++)
+    for (size_t i = 0; i < s->nblocks; i++) {
         sl_free(s->blocks[i].z);
+        sl_free(s->blocks[i].bloom);
+    }
     sl_free(s->blocks);
     sl_buf_release(&s->head.data);
     sl_free(s->head.e);
@@ -320,7 +396,9 @@ static struct stream *tenant_add(struct sl_ingester *ing, struct tenant *t,
 
 /* One decoded block kept for the duplicate checks of one push call. */
 struct dup_cache {
-    size_t b; /* block index + 1; 0: none (indexes stay valid during a push) */
+    struct sl_ingester *ing;
+    ZSTD_DCtx **dctx; /* the tenant's */
+    size_t b;         /* block index + 1; 0: none (indexes stay valid during a push) */
     struct sl_buf raw;
     struct view *v;
     size_t n, cap;
@@ -342,22 +420,51 @@ static bool head_has(const struct head *h, int64_t ts, struct sl_bytes line)
     return false;
 }
 
-static bool block_has(struct dup_cache *c, const struct stream *s, size_t bi, int64_t ts,
-                      struct sl_bytes line)
+/* Decodes block bi into the cache (if it is not there) and builds its filter
+ * if it has none. Returns false for a corrupt block. */
+static bool cache_load(struct dup_cache *c, struct block *b, size_t bi)
 {
-    const struct block *b = &s->blocks[bi];
-    if (c->b != bi + 1) {
-        c->b = 0;
-        c->n = 0;
-        if (block_decode(b, &c->raw) != 0 || block_views(b, &c->raw, 0, &c->v, &c->n, &c->cap)) {
-            sl_error("ingester: corrupt block in memory", "entries=%u", b->count);
-            return false;
-        }
-        c->b = bi + 1;
+    if (c->b == bi + 1)
+        return true;
+    c->b = 0;
+    c->n = 0;
+    if (block_decode(b, c->dctx, &c->raw) != 0 ||
+        block_views(b, &c->raw, 0, &c->v, &c->n, &c->cap) != 0) {
+        sl_error("ingester: corrupt block in memory", "entries=%u", b->count);
+        return false;
     }
-    for (size_t i = 0; i < c->n && c->v[i].ts <= ts; i++)
-        if (c->v[i].ts == ts && sl_bytes_eq(sl_bytes(c->v[i].p, c->v[i].len), line))
+    c->b = bi + 1;
+    if (c->ing->m_dedup_reads)
+        sl_counter_inc(c->ing->m_dedup_reads);
+    if (!b->bloom)
+        bloom_build(b, c->v, c->n);
+    return true;
+}
+
+static bool block_has(struct dup_cache *c, struct stream *s, size_t bi, int64_t ts,
+                      struct sl_bytes line, uint64_t key)
+{
+    struct block *b = &s->blocks[bi];
+    if (b->bloom && !bloom_maybe(b, key))
+        return false;
+    bool built = !b->bloom;
+    if (!cache_load(c, b, bi))
+        return false;
+    if (built && !bloom_maybe(b, key))
+        return false;
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) { /* first entry with v.ts >= ts (a block is sorted) */
+        size_t mid = (lo + hi) / 2;
+        if (c->v[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < c->n && c->v[lo].ts == ts; lo++)
+        if (sl_bytes_eq(sl_bytes(c->v[lo].p, c->v[lo].len), line))
             return true;
+    if (c->ing->m_dedup_false)
+        sl_counter_inc(c->ing->m_dedup_false);
     return false;
 }
 
@@ -369,8 +476,10 @@ static bool stream_has(struct stream *s, struct dup_cache *c, int64_t ts, struct
         return true;
     if (s->nblocks == 0 || ts > s->blocks_max_ts)
         return false;
+    uint64_t key = entry_key(ts, line.ptr, line.len);
     for (size_t i = s->nblocks; i-- > 0;)
-        if (ts >= s->blocks[i].min_ts && ts <= s->blocks[i].max_ts && block_has(c, s, i, ts, line))
+        if (ts >= s->blocks[i].min_ts && ts <= s->blocks[i].max_ts &&
+            block_has(c, s, i, ts, line, key))
             return true;
     return false;
 }
@@ -441,7 +550,7 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
         s = tenant_add(ing, t, labels, fp);
     }
     int64_t window = ing->o.max_chunk_age_ns / 2;
-    struct dup_cache c = {0};
+    struct dup_cache c = {.ing = ing, .dctx = &t->dctx};
     int64_t now = sl_mono_ns();
     if (s->open_entries == 0) {
         /* Entries accepted now reach the WAL in this segment or a later one. */
@@ -499,6 +608,7 @@ static int view_cmp(const void *a, const void *b)
 
 struct scan {
     struct stream *s;
+    ZSTD_DCtx *dctx;
     int64_t from, through;
     bool backward;
     sl_entry_fn fn;
@@ -526,7 +636,7 @@ static int scan_cluster(struct scan *sc, const struct source *src, size_t a, siz
             continue;
         }
         const struct block *bl = &s->blocks[src[i].order];
-        if (block_decode(bl, &sc->raws[i - a]) != 0 ||
+        if (block_decode(bl, &sc->dctx, &sc->raws[i - a]) != 0 ||
             block_views(bl, &sc->raws[i - a], src[i].order, &sc->v, &sc->nv, &sc->capv) != 0)
             return SL_ECORRUPT;
     }
@@ -593,6 +703,7 @@ int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t t
     int rc = ns ? scan_sources(&sc, src, ns) : 0;
     for (size_t i = 0; i < sc.nraws; i++)
         sl_buf_release(&sc.raws[i]);
+    ZSTD_freeDCtx(sc.dctx);
     sl_free(sc.raws);
     sl_free(sc.v);
     sl_free(src);
@@ -763,6 +874,7 @@ static void stream_trim(struct sl_ingester *ing, struct tenant *t, struct stream
         for (size_t i = 0; i < s->chunks[nc].nblocks; i++) {
             zbytes += (double)s->blocks[nb + i].zlen;
             sl_free(s->blocks[nb + i].z);
+            sl_free(s->blocks[nb + i].bloom);
         }
         nb += s->chunks[nc].nblocks;
         entries += s->chunks[nc].entries;
@@ -860,6 +972,16 @@ struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_
         ing->m_chunks_cut = sl_metric_with(
             sl_metrics_counter(m, "sluice_aggregator_ingester_chunks_cut_total",
                                "Chunks closed (target size, age, idle or flush).", NULL));
+        ing->m_dedup_reads = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_ingester_dedup_block_reads_total",
+            "Blocks decompressed on the push path to check out-of-order entries for "
+            "duplicates.",
+            NULL));
+        ing->m_dedup_false = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_ingester_dedup_filter_false_positives_total",
+            "Out-of-order entries a block's duplicate filter could not rule out that were "
+            "not duplicates.",
+            NULL));
     }
     return ing;
 }
@@ -879,6 +1001,7 @@ void sl_ingester_free(struct sl_ingester *ing)
             }
         }
         sl_free(t->buckets);
+        ZSTD_freeDCtx(t->dctx);
         pthread_rwlock_destroy(&t->lock);
         sl_free(t->name);
         sl_free(t);

@@ -10,7 +10,16 @@ limits lifted). Reports, per format: wall-clock MB/s of raw line bytes and the
 aggregator's CPU seconds per GB of raw line bytes (user + system from /proc,
 counted over the replay only), beside `zstd -1` over the same raw bytes.
 
+Each format runs twice: "in order" (each connection pushes to its own streams,
+so every stream receives its entries in time order, as from one real client per
+stream) and "shared" (every connection pushes to the same streams, so entries
+of a stream arrive out of order within the accepted window and each one is
+checked for a duplicate among what is already stored, as with several senders
+or retries per stream).
+
     tests/bench/loki_push.py [BIN_DIR]      BENCH_LOKI_SIZE=100MiB (default)
+                                            BENCH_LOKI_FORMATS=json,json+gzip,protobuf+snappy
+                                            BENCH_LOKI_MODES=in-order,shared
 """
 import concurrent.futures
 import gzip
@@ -88,10 +97,12 @@ def bodies(entries):
 
 
 def split_streams(chunk, conn):
+    """conn None: the streams every connection shares."""
     per = [[] for _ in range(STREAMS)]
     for k, e in enumerate(chunk):
         per[k % STREAMS].append(e)
-    return [({"app": "bench", "client": str(conn), "shard": str(s)}, es)
+    client = "shared" if conn is None else str(conn)
+    return [({"app": "bench", "client": client, "shard": str(s)}, es)
             for s, es in enumerate(per) if es]
 
 
@@ -125,14 +136,26 @@ def replay(port, work):
             f.result()
 
 
-def run_format(fmt, chunks, raw_bytes, tmp):
-    # Body k goes to connection k % CONNS, whose streams are its own: each
-    # stream receives its entries in order, as from real clients.
-    work = [encode(fmt, c, k % CONNS) for k, c in enumerate(chunks)]
+def run_format(fmt, mode, chunks, tmp):
+    # Body k goes to connection k % CONNS. In order: the connection's streams
+    # are its own, so each stream receives its entries in order. Shared: all
+    # connections use the same streams, and the entries of each round of
+    # CONNS bodies are dealt out to the connections one by one, so whichever
+    # body of a round arrives second interleaves in time with the first: every
+    # stream gets most of its entries out of order, whatever the timing.
+    if mode == "shared":
+        work = []
+        for r in range(0, len(chunks), CONNS):
+            merged = [e for c in chunks[r:r + CONNS] for e in c]
+            work += [encode(fmt, merged[c::CONNS], None) for c in range(CONNS)
+                     if merged[c::CONNS]]
+    else:
+        work = [encode(fmt, c, k % CONNS) for k, c in enumerate(chunks)]
     wire = sum(len(b) for b, _ in work)
     port = free_port()
-    data = os.path.join(tmp, "agg-" + fmt.replace("+", "-"))
-    log = open(os.path.join(tmp, f"agg-{fmt}.log"), "wb")
+    name = f"{fmt.replace('+', '-')}-{mode}"
+    data = os.path.join(tmp, "agg-" + name)
+    log = open(os.path.join(tmp, f"agg-{name}.log"), "wb")
     agg = subprocess.Popen([os.path.join(BIN, "sluice-aggregator"), "--listen",
                             f"127.0.0.1:{port}", "--data-dir", data,
                             "--set", "limits.ingestion_rate_mb=0",
@@ -171,13 +194,17 @@ def main():
         chunks = list(bodies(entries))
         print(f"\nloki push: {raw_bytes / 1048576:.0f} MiB of raw lines, {len(entries)} lines, "
               f"{len(chunks)} bodies of ~1 MiB raw, {CONNS} connections with {STREAMS} streams each")
-        print(f"  {'format':<18} {'wire MiB':>9} {'MB/s':>7} {'CPU s/GB':>9} "
+        print(f"  {'format':<18} {'streams':<9} {'wire MiB':>9} {'MB/s':>7} {'CPU s/GB':>9} "
               f"{'/ zstd -1':>9} {'peak RSS':>9}")
-        for fmt in ("json", "json+gzip", "protobuf+snappy"):
-            wall, cpu, rss, wire = run_format(fmt, chunks, raw_bytes, tmp)
-            print(f"  {fmt:<18} {wire / 1048576:>9.1f} {raw_bytes / 1e6 / wall:>7.1f} "
-                  f"{cpu / gb:>9.2f} {cpu / zstd:>9.2f} {rss:>6.1f} MiB")
-        print(f"  {'zstd -1 -T1':<18} {'':>9} {'':>7} {zstd / gb:>9.2f} {1:>9.2f}")
+        formats = os.environ.get("BENCH_LOKI_FORMATS", "json,json+gzip,protobuf+snappy")
+        modes = os.environ.get("BENCH_LOKI_MODES", "in-order,shared")
+        for fmt in formats.split(","):
+            for mode in modes.split(","):
+                wall, cpu, rss, wire = run_format(fmt, mode, chunks, tmp)
+                print(f"  {fmt:<18} {mode:<9} {wire / 1048576:>9.1f} "
+                      f"{raw_bytes / 1e6 / wall:>7.1f} {cpu / gb:>9.2f} {cpu / zstd:>9.2f} "
+                      f"{rss:>6.1f} MiB", flush=True)
+        print(f"  {'zstd -1 -T1':<18} {'':<9} {'':>9} {'':>7} {zstd / gb:>9.2f} {1:>9.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
