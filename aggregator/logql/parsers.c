@@ -25,6 +25,7 @@
 #include "aggregator/logql/pipeline_int.h"
 #include "aggregator/logql/regex.h"
 #include "common/err.h"
+#include "common/mem.h"
 #include "common/utf8.h"
 
 #define E_OBJECT "Value looks like object, but can't find closing '}' symbol"
@@ -291,6 +292,14 @@ static void set_extracted(struct sl__logql_lb *lb, struct sl_bytes name, struct 
         memcpy(n + name.len, "_extracted", 10);
         name = sl_bytes(n, name.len + 10);
     }
+    for (size_t i = 0; i < lb->nseen; i++)
+        if (sl_bytes_eq(lb->seen[i], name))
+            return; /* a duplicate key in the line: the first value stays */
+    if (lb->nseen == lb->capseen) {
+        lb->capseen = lb->capseen ? 2 * lb->capseen : 16;
+        lb->seen = sl_reallocarray(lb->seen, lb->capseen, sizeof *lb->seen);
+    }
+    lb->seen[lb->nseen++] = name;
     if (lb->want) {
         size_t i = 0;
         while (i < lb->nwant && !sl_bytes_eq(lb->want[i], name))

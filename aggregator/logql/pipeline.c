@@ -405,6 +405,7 @@ void sl_logql_pipeline_free(struct sl_logql_pipeline *p)
     sl_buf_release(&p->why);
     sl_free(p->lb.add);
     sl_free(p->lb.del);
+    sl_free(p->lb.seen);
     sl_free(p->out);
     sl_free(p->tvals);
     sl_free(p);
@@ -442,6 +443,7 @@ static bool run_stage(struct sl_logql_pipeline *p, const struct sl_logql_stage *
                       struct sl_bytes *line)
 {
     struct sl_bytes nl;
+    p->lb.nseen = 0; /* a new stage: duplicates are per parser stage */
     switch (st->kind) {
     case SL_LOGQL_STAGE_LINE_FILTER:
         return sl__logql_line_filter_pass(p->q, &st->line_filter, *line);

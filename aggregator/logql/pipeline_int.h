@@ -29,6 +29,10 @@ struct sl__logql_lb {
     const struct sl_bytes *want;
     size_t nwant;
     uint64_t found; /* bit i: want[i] extracted on this line */
+    /* Names the running parser stage has set on this line: a key that comes
+     * again in the same line keeps its first value, as in Loki. */
+    struct sl_bytes *seen;
+    size_t nseen, capseen;
 };
 
 bool sl__logql_lb_base_has(const struct sl__logql_lb *lb, struct sl_bytes name);

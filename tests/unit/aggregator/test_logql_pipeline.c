@@ -93,8 +93,12 @@ static void test_json(void **state)
            "{__error__=\"JSONParserErr\", __error_details__=\"Malformed JSON error\", a=\"1\", "
            "app=\"x\"}",
            NULL);
-    /* last duplicate wins */
-    expect("{app=\"x\"} | json", "{\"a\":\"1\",\"a\":\"2\"}", "{a=\"2\", app=\"x\"}", NULL);
+    /* a duplicate key keeps its first value (Loki 3), in json and logfmt */
+    expect("{app=\"x\"} | json", "{\"a\":\"1\",\"a\":\"2\"}", "{a=\"1\", app=\"x\"}", NULL);
+    expect("{app=\"x\"} | logfmt", "a=1 b=2 a=3", "{a=\"1\", app=\"x\", b=\"2\"}", NULL);
+    /* ... within one stage: a later parser still replaces the value */
+    expect("{app=\"x\"} | logfmt | regexp \"a=(?P<a>\\\\d)$\"", "a=1 a=3", "{a=\"3\", app=\"x\"}",
+           NULL);
 }
 
 static void test_json_expressions(void **state)
