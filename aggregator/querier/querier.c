@@ -62,6 +62,52 @@ struct logrun {
     struct sl_logql_log_expr tail; /* the stages after the leading line filters */
 };
 
+/* ---- store access ---- */
+
+/* The selector's equality matchers (non-empty values) narrow the series
+ * through the index postings; the full label check runs on what remains. */
+struct selmatch {
+    struct sl_logql_query *q;
+    const struct sl_logql_log_expr *e;
+    struct sl_index_matcher eq[8];
+    size_t neq;
+};
+
+static bool selmatch_fn(const struct sl_labels *ls, void *ud)
+{
+    struct selmatch *sm = ud;
+    return sl_logql_match_labels(sm->q, sm->e, ls);
+}
+
+static void selmatch_init(struct selmatch *sm, struct sl_logql_query *q,
+                          const struct sl_logql_log_expr *e)
+{
+    sm->q = q;
+    sm->e = e;
+    sm->neq = 0;
+    for (size_t i = 0; i < e->nmatchers && sm->neq < sizeof sm->eq / sizeof *sm->eq; i++)
+        if (e->matchers[i].op == SL_LOGQL_MATCH_EQ && e->matchers[i].value.len)
+            sm->eq[sm->neq++] =
+                (struct sl_index_matcher){e->matchers[i].name, e->matchers[i].value};
+}
+
+/* A visit of the series matching sm (NULL: all) over [from, through). */
+static int select_run(const struct sl_querier_request *req, struct sl_ingester *ing,
+                      struct selmatch *sm, int64_t from, int64_t through, bool prefetch,
+                      bool backward, sl_select_fn fn, void *ud)
+{
+    struct sl_select_spec sp = {.tenant = req->tenant,
+                                .eq = sm ? sm->eq : NULL,
+                                .neq = sm ? sm->neq : 0,
+                                .match = sm ? selmatch_fn : NULL,
+                                .match_ud = sm,
+                                .from = from,
+                                .through = through,
+                                .prefetch = prefetch,
+                                .backward = backward};
+    return sl_select_run(req->select, ing, &sp, fn, ud);
+}
+
 static void result_text(struct sl_querier_result *res, int status, const char *msg, size_t n)
 {
     res->status = status;
@@ -428,9 +474,9 @@ static void run_metric(struct sl_ingester *ing, const struct sl_querier_request 
         goto out;
     }
     for (mr.src = 0; rc == 0 && mr.src < sl_logql_metric_nsources(mr.m); mr.src++) {
-        sl_logql_metric_source(mr.m, mr.src, &mr.from, &mr.through);
-        rc = sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL, mr.from,
-                             mr.through, on_metric_stream, &mr);
+        struct selmatch sm;
+        selmatch_init(&sm, q, sl_logql_metric_source(mr.m, mr.src, &mr.from, &mr.through));
+        rc = select_run(req, ing, &sm, mr.from, mr.through, true, false, on_metric_stream, &mr);
     }
     if (rc) {
         scan_error(res, rc);
@@ -478,8 +524,10 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     sl_buf_init(&r.key);
     sl_arena_init(&r.arena, 0);
     r.heap = sl_mallocarray(r.limit ? r.limit : 1, sizeof *r.heap);
-    int rc = r.limit ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
-                                       req->start_ns, req->end_ns, on_log_stream, &r)
+    struct selmatch sm;
+    selmatch_init(&sm, r.q, r.e);
+    int rc = r.limit ? select_run(req, ing, &sm, req->start_ns, req->end_ns, true, !req->forward,
+                                  on_log_stream, &r)
                      : 0;
     if (rc)
         scan_error(res, rc);
@@ -627,9 +675,14 @@ static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *r
         }
     }
     sl_arena_init(&m.arena, 0);
+    /* One selector narrows through the index; several are checked on each
+     * series (meta_selected). */
+    struct selmatch sm;
+    if (m.nsel == 1)
+        selmatch_init(&sm, m.sel[0], sl_logql_log_expr(m.sel[0]));
     int rc = req->end_ns > req->start_ns
-                 ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
-                                   req->start_ns, req->end_ns, on_meta_stream, &m)
+                 ? select_run(req, ing, m.nsel == 1 ? &sm : NULL, req->start_ns, req->end_ns, false,
+                              false, on_meta_stream, &m)
                  : 0;
     if (rc)
         scan_error(res, rc);
@@ -666,9 +719,9 @@ static int on_stats_entry(int64_t ts, struct sl_bytes line, void *ud)
 }
 
 /* Exact entries and bytes of [start, end) (memory and store, duplicates
- * removed, as a query sees them). select.h does not tell how many chunks
- * hold a series, so "chunks" counts one per stream with data in the range
- * (a lower bound of Loki's figure). */
+ * removed, as a query sees them). "chunks" counts the stored chunks of the
+ * stream that overlap the range (as Loki counts them from its index), or
+ * one for a stream with data only in memory. */
 static int on_stats_stream(const struct sl_stream_info *si, struct sl_select_reader *rd, void *ud)
 {
     struct statsrun *s = ud;
@@ -682,8 +735,9 @@ static int on_stats_stream(const struct sl_stream_info *si, struct sl_select_rea
     if (rc)
         return rc;
     if (s->cur_entries) {
+        size_t stored = sl_select_reader_chunks(rd, req->start_ns, req->end_ns);
         s->streams++;
-        s->chunks++;
+        s->chunks += stored ? stored : 1;
         s->entries += s->cur_entries;
     }
     if (req->deadline_mono_ns && sl_mono_ns() > req->deadline_mono_ns)
@@ -698,10 +752,11 @@ static void run_index_stats(struct sl_ingester *ing, const struct sl_querier_req
     s.sel = parse_or_400(req->query, true, res);
     if (!s.sel)
         return;
-    int rc = req->end_ns > req->start_ns
-                 ? sl_select_visit(req->select, ing, req->tenant, NULL, 0, NULL, NULL,
-                                   req->start_ns, req->end_ns, on_stats_stream, &s)
-                 : 0;
+    struct selmatch sm;
+    selmatch_init(&sm, s.sel, sl_logql_log_expr(s.sel));
+    int rc = req->end_ns > req->start_ns ? select_run(req, ing, &sm, req->start_ns, req->end_ns,
+                                                      true, false, on_stats_stream, &s)
+                                         : 0;
     res->regex_limit_hits += s.sel->regex_limit_hits;
     sl_logql_query_free(s.sel);
     res->lines_scanned = s.entries;

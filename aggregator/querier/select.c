@@ -2,8 +2,9 @@
  * the index files of the range (chunk references only), then walks the
  * ingester's streams, pairing each with its stored series, and finally
  * reports the series found only in the store. A scan of a series that has
- * stored chunks gathers its entries from the chunks and from memory, sorts
- * them by (timestamp, line) and drops repeats. */
+ * stored chunks merges the decoded chunks (and memory) in time order, one
+ * group of overlapping chunks at a time, dropping repeats; with prefetch the
+ * chunks are decoded ahead on the worker pool (see "prefetch" below). */
 #include "aggregator/querier/select.h"
 
 #include <pthread.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include "aggregator/chunk/chunk.h"
+#include "aggregator/querier/chunk_cache.h"
+#include "aggregator/querier/qpool.h"
 #include "aggregator/store/store.h"
 #include "common/arena.h"
 #include "common/err.h"
@@ -22,66 +25,147 @@
 struct cached {
     char *key;
     char *data;
+    size_t len;
     struct sl_index_reader *r;
+    size_t refs;   /* queries using it: never dropped meanwhile */
+    uint64_t used; /* LRU tick */
 };
 
 struct sl_select {
     struct sl_store *store;
+    struct sl_qpool *pool;
+    struct sl_chunk_cache *cache;
+    size_t window; /* decoded chunks a query may hold ahead of its scan */
     pthread_mutex_t mu;
     struct cached *idx;
     size_t nidx, capidx;
+    uint64_t idx_bytes, idx_max, tick;
     struct sl_log_limit lim;
-    struct sl_metric *m_chunks, *m_chunk_bytes, *m_missing, *m_index_files;
+    struct sl_metric *m_chunks, *m_chunk_bytes, *m_missing, *m_index_files, *m_index_evictions,
+        *m_index_bytes;
 };
+
+static void register_metrics(struct sl_select *sel, struct sl_metrics *m)
+{
+    sel->m_chunks = sl_metric_with(sl_metrics_counter(
+        m, "sluice_aggregator_query_chunks_fetched_total", "Chunks read from the store.", NULL));
+    sel->m_chunk_bytes =
+        sl_metric_with(sl_metrics_counter(m, "sluice_aggregator_query_chunk_bytes_fetched_total",
+                                          "Bytes of chunks read from the store.", NULL));
+    sel->m_missing = sl_metric_with(
+        sl_metrics_counter(m, "sluice_aggregator_query_chunks_missing_total",
+                           "Indexed chunks not found in the store (skipped).", NULL));
+    sel->m_index_files = sl_metric_with(
+        sl_metrics_counter(m, "sluice_aggregator_query_index_files_loaded_total",
+                           "Index files downloaded into the querier's cache.", NULL));
+    sel->m_index_evictions = sl_metric_with(
+        sl_metrics_counter(m, "sluice_aggregator_query_index_cache_evictions_total",
+                           "Index files dropped from the querier's cache (over its size).", NULL));
+    sel->m_index_bytes =
+        sl_metric_with(sl_metrics_gauge(m, "sluice_aggregator_query_index_cache_bytes",
+                                        "Bytes of index files in the querier's cache.", NULL));
+}
+
+struct sl_select *sl_select_new_opts(const struct sl_select_opts *o)
+{
+    struct sl_select *sel = SL_NEW(struct sl_select);
+    sel->store = o->store;
+    pthread_mutex_init(&sel->mu, NULL);
+    if (o->metrics)
+        register_metrics(sel, o->metrics);
+    size_t conc = o->max_concurrency ? o->max_concurrency : sl_qpool_ncpu();
+    if (conc > 1)
+        sel->pool = sl_qpool_new(conc - 1);
+    sel->window = 2 * conc;
+    sel->idx_max =
+        o->index_cache_max_bytes ? o->index_cache_max_bytes : SL_SELECT_INDEX_CACHE_DEFAULT;
+    if (o->store && o->chunk_cache_dir && o->chunk_cache_dir[0] && o->chunk_cache_max_bytes) {
+        struct sl_buf err = SL_BUF_INIT;
+        int rc = sl_chunk_cache_open(o->chunk_cache_dir, o->chunk_cache_max_bytes, o->metrics,
+                                     &sel->cache, &err);
+        if (rc)
+            sl_error("chunk cache disabled: cannot open its directory", "dir=%s error=\"%s\"",
+                     o->chunk_cache_dir, err.data ? err.data : sl_strerror(rc));
+        sl_buf_release(&err);
+    }
+    return sel;
+}
 
 struct sl_select *sl_select_new(struct sl_store *store, struct sl_metrics *m)
 {
-    struct sl_select *sel = SL_NEW(struct sl_select);
-    sel->store = store;
-    pthread_mutex_init(&sel->mu, NULL);
-    if (m) {
-        sel->m_chunks =
-            sl_metric_with(sl_metrics_counter(m, "sluice_aggregator_query_chunks_fetched_total",
-                                              "Chunks read from the store.", NULL));
-        sel->m_chunk_bytes = sl_metric_with(
-            sl_metrics_counter(m, "sluice_aggregator_query_chunk_bytes_fetched_total",
-                               "Bytes of chunks read from the store.", NULL));
-        sel->m_missing = sl_metric_with(
-            sl_metrics_counter(m, "sluice_aggregator_query_chunks_missing_total",
-                               "Indexed chunks not found in the store (skipped).", NULL));
-        sel->m_index_files = sl_metric_with(
-            sl_metrics_counter(m, "sluice_aggregator_query_index_files_loaded_total",
-                               "Index files downloaded into the querier's cache.", NULL));
-    }
-    return sel;
+    struct sl_select_opts o = {.store = store, .metrics = m};
+    return sl_select_new_opts(&o);
+}
+
+static void cached_free(struct cached *c)
+{
+    sl_index_reader_close(c->r);
+    sl_free(c->data);
+    sl_free(c->key);
 }
 
 void sl_select_free(struct sl_select *sel)
 {
     if (!sel)
         return;
-    for (size_t i = 0; i < sel->nidx; i++) {
-        sl_index_reader_close(sel->idx[i].r);
-        sl_free(sel->idx[i].data);
-        sl_free(sel->idx[i].key);
-    }
+    sl_qpool_free(sel->pool);
+    sl_chunk_cache_close(sel->cache);
+    for (size_t i = 0; i < sel->nidx; i++)
+        cached_free(&sel->idx[i]);
     sl_free(sel->idx);
     pthread_mutex_destroy(&sel->mu);
     sl_free(sel);
 }
 
-/* The reader of an index file, downloaded on first use. NULL: skipped
- * (damaged files are logged and left out rather than failing every query). */
+/* Drops unused files, least recently used first, while over the limit.
+ * Called with the lock held. */
+static void index_evict_locked(struct sl_select *sel)
+{
+    while (sel->idx_bytes > sel->idx_max) {
+        size_t victim = sel->nidx;
+        for (size_t i = 0; i < sel->nidx; i++)
+            if (sel->idx[i].refs == 0 &&
+                (victim == sel->nidx || sel->idx[i].used < sel->idx[victim].used))
+                victim = i;
+        if (victim == sel->nidx)
+            return; /* all in use: over the limit until they are released */
+        sel->idx_bytes -= sel->idx[victim].len;
+        cached_free(&sel->idx[victim]);
+        sel->idx[victim] = sel->idx[--sel->nidx];
+        if (sel->m_index_evictions)
+            sl_counter_inc(sel->m_index_evictions);
+    }
+}
+
+static void index_gauge_locked(struct sl_select *sel)
+{
+    if (sel->m_index_bytes)
+        sl_gauge_set(sel->m_index_bytes, (double)sel->idx_bytes);
+}
+
+static struct cached *index_find_locked(struct sl_select *sel, const char *key)
+{
+    for (size_t i = 0; i < sel->nidx; i++)
+        if (strcmp(sel->idx[i].key, key) == 0)
+            return &sel->idx[i];
+    return NULL;
+}
+
+/* The reader of an index file, downloaded on first use, held until
+ * index_put. NULL: skipped (damaged files are logged and left out rather
+ * than failing every query). */
 static int index_get(struct sl_select *sel, const char *key, struct sl_index_reader **out)
 {
     *out = NULL;
     pthread_mutex_lock(&sel->mu);
-    for (size_t i = 0; i < sel->nidx; i++)
-        if (strcmp(sel->idx[i].key, key) == 0) {
-            *out = sel->idx[i].r;
-            pthread_mutex_unlock(&sel->mu);
-            return 0;
-        }
+    struct cached *c = index_find_locked(sel, key);
+    if (c) {
+        c->refs++;
+        c->used = ++sel->tick;
+        *out = c->r;
+        pthread_mutex_unlock(&sel->mu);
+        return 0;
+    }
     pthread_mutex_unlock(&sel->mu);
     struct sl_buf b = SL_BUF_INIT, err = SL_BUF_INIT;
     int rc = sl_store_get(sel->store, key, &b, &err);
@@ -104,14 +188,283 @@ static int index_get(struct sl_select *sel, const char *key, struct sl_index_rea
     if (sel->m_index_files)
         sl_counter_inc(sel->m_index_files);
     pthread_mutex_lock(&sel->mu);
-    if (sel->nidx == sel->capidx) {
-        sel->capidx = sel->capidx ? sel->capidx * 2 : 16;
-        sel->idx = sl_reallocarray(sel->idx, sel->capidx, sizeof(*sel->idx));
+    if ((c = index_find_locked(sel, key)) != NULL) { /* another query loaded it meanwhile */
+        sl_index_reader_close(r);
+        sl_buf_release(&b);
+    } else {
+        if (sel->nidx == sel->capidx) {
+            sel->capidx = sel->capidx ? sel->capidx * 2 : 16;
+            sel->idx = sl_reallocarray(sel->idx, sel->capidx, sizeof(*sel->idx));
+        }
+        size_t len = b.len;
+        c = &sel->idx[sel->nidx++];
+        *c = (struct cached){sl_strdup(key), sl_buf_detach(&b, NULL), len, r, 0, 0};
+        sel->idx_bytes += len;
     }
-    sel->idx[sel->nidx++] = (struct cached){sl_strdup(key), sl_buf_detach(&b, NULL), r};
+    c->refs++;
+    c->used = ++sel->tick;
+    *out = c->r;
+    index_gauge_locked(sel);
     pthread_mutex_unlock(&sel->mu);
-    *out = r;
     return 0;
+}
+
+static void index_put(struct sl_select *sel, struct sl_index_reader *r)
+{
+    pthread_mutex_lock(&sel->mu);
+    for (size_t i = 0; i < sel->nidx; i++)
+        if (sel->idx[i].r == r) {
+            sel->idx[i].refs--;
+            break;
+        }
+    index_evict_locked(sel);
+    index_gauge_locked(sel);
+    pthread_mutex_unlock(&sel->mu);
+}
+
+/* ---- decoded chunks ---- */
+
+struct ent {
+    int64_t ts;
+    const char *p;
+    size_t len;
+};
+
+/* The entries of one chunk (or of memory) in the range, sorted by (ts,
+ * line); lines point into the decompressed blocks (or the arena). */
+struct run {
+    struct ent *e;
+    size_t n, cap;
+    struct sl_buf *blocks;
+    size_t nblocks;
+    struct sl_arena *arena; /* memory entries only */
+    int64_t lo, hi;         /* time bounds, inclusive, for grouping */
+};
+
+static void run_add(struct run *r, int64_t ts, const char *p, size_t len)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->e = sl_reallocarray(r->e, r->cap, sizeof(*r->e));
+    }
+    r->e[r->n++] = (struct ent){ts, p, len};
+}
+
+static void run_release(struct run *r)
+{
+    for (size_t i = 0; i < r->nblocks; i++)
+        sl_buf_release(&r->blocks[i]);
+    sl_free(r->blocks);
+    sl_free(r->e);
+    if (r->arena) {
+        sl_arena_release(r->arena);
+        sl_free(r->arena);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+    const struct ent *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return sl_bytes_cmp(sl_bytes(x->p, x->len), sl_bytes(y->p, y->len));
+}
+
+/* Blocks of a chunk may overlap (out-of-order entries) and equal
+ * timestamps come in push order: sort only when the run is not in order. */
+static void run_sort(struct run *r)
+{
+    for (size_t i = 1; i < r->n; i++)
+        if (ent_cmp(&r->e[i - 1], &r->e[i]) > 0) {
+            qsort(r->e, r->n, sizeof(*r->e), ent_cmp);
+            return;
+        }
+}
+
+/* Decodes the blocks of a chunk object that overlap [from, through). */
+static int decode_chunk(const struct sl_buf *obj, int64_t from, int64_t through, struct run *out)
+{
+    struct sl_chunk_reader r;
+    int rc = sl_chunk_reader_open(&r, obj->data, obj->len);
+    if (rc)
+        return rc;
+    out->blocks = sl_calloc(r.nblocks ? r.nblocks : 1, sizeof(*out->blocks));
+    for (uint32_t i = 0; i < r.nblocks && rc == 0; i++) {
+        struct sl_chunk_block_info bi;
+        sl_chunk_reader_block(&r, i, &bi);
+        if (bi.max_ts < from || bi.min_ts >= through)
+            continue;
+        struct sl_buf *raw = &out->blocks[out->nblocks++];
+        if ((rc = sl_chunk_reader_block_payload(&r, i, raw, &bi)) != 0)
+            break;
+        const char *p = raw->data, *end = raw->data + raw->len;
+        int64_t prev = bi.min_ts;
+        bool meta = bi.flags & SL_CHUNK_BLOCK_META;
+        for (uint32_t k = 0; k < bi.entries; k++) {
+            struct sl_chunk_entry e;
+            if (sl_chunk_payload_next(&p, end, &prev, meta, &e) != 0 || e.ts < bi.min_ts ||
+                e.ts > bi.max_ts) {
+                rc = SL_ECORRUPT;
+                break;
+            }
+            if (e.ts >= from && e.ts < through)
+                run_add(out, e.ts, e.line.len ? e.line.ptr : "", e.line.len);
+        }
+        if (rc == 0 && p != end)
+            rc = SL_ECORRUPT;
+    }
+    if (rc == 0)
+        run_sort(out);
+    return rc;
+}
+
+/* The object of key: from the disk cache, else from the store (and then
+ * cached). */
+static int chunk_object(struct sl_select *sel, const char *key, struct sl_buf *obj,
+                        struct sl_buf *err)
+{
+    if (sel->cache && sl_chunk_cache_get(sel->cache, key, obj) == 0)
+        return 0;
+    int rc = sl_store_get(sel->store, key, obj, err);
+    if (rc == 0) {
+        if (sel->m_chunks) {
+            sl_counter_inc(sel->m_chunks);
+            sl_counter_add(sel->m_chunk_bytes, (double)obj->len);
+        }
+        if (sel->cache)
+            sl_chunk_cache_put(sel->cache, key, obj->data, obj->len);
+    }
+    return rc;
+}
+
+/* Fetches and decodes one chunk; a missing chunk (deleted by retention
+ * since the index was read) is an empty run. */
+static int fetch_chunk(struct sl_select *sel, const struct sl_index_chunk_ref *ref, int64_t from,
+                       int64_t through, struct run *out)
+{
+    char *key = sl_strndup(ref->key.ptr, ref->key.len);
+    struct sl_buf obj = SL_BUF_INIT, err = SL_BUF_INIT;
+    out->lo = ref->from;
+    out->hi = ref->through;
+    int rc = chunk_object(sel, key, &obj, &err);
+    if (rc == SL_ENOENT) {
+        if (sel->m_missing)
+            sl_counter_inc(sel->m_missing);
+        sl_log_limited(&sel->lim, SL_LOG_WARN, "query: indexed chunk missing", "key=%s", key);
+        rc = 0;
+    } else if (rc != 0) {
+        sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: cannot read chunk", "key=%s error=\"%s\"",
+                       key, err.data ? err.data : sl_strerror(rc));
+    } else if ((rc = decode_chunk(&obj, from, through, out)) != 0) {
+        sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: damaged chunk", "key=%s error=\"%s\"", key,
+                       sl_strerror(rc));
+    }
+    sl_buf_release(&obj);
+    sl_buf_release(&err);
+    sl_free(key);
+    return rc;
+}
+
+/* ---- prefetch ----
+ *
+ * One job per stored chunk of the visit, in the order the callback will
+ * scan them (series in visit order; a series' chunks by time, newest first
+ * for backward scans). Workers take pending jobs in that order while fewer
+ * than `window` decoded jobs wait for the scan; the scan takes its jobs in
+ * order, running a pending one itself. A job the scan no longer wants (it
+ * stopped early) is dropped by whoever holds it. */
+
+enum { J_PENDING, J_RUNNING, J_DONE, J_TAKEN };
+
+struct job {
+    const struct sl_index_chunk_ref *ref;
+    int state;
+    bool abandoned;
+    int rc;
+    struct run run;
+};
+
+struct prefetch {
+    struct sl_select *sel;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *jobs;
+    size_t njobs, next, ready, window;
+    int64_t from, through;
+    bool stop;
+    struct sl_qpool_source src;
+};
+
+static void job_run(struct prefetch *pf, struct job *j)
+{
+    j->rc = fetch_chunk(pf->sel, j->ref, pf->from, pf->through, &j->run);
+}
+
+static bool pf_work(void *ud)
+{
+    struct prefetch *pf = ud;
+    pthread_mutex_lock(&pf->mu);
+    while (pf->next < pf->njobs && pf->jobs[pf->next].state != J_PENDING)
+        pf->next++;
+    if (pf->stop || pf->ready >= pf->window || pf->next == pf->njobs) {
+        pthread_mutex_unlock(&pf->mu);
+        return false;
+    }
+    struct job *j = &pf->jobs[pf->next++];
+    j->state = J_RUNNING;
+    pthread_mutex_unlock(&pf->mu);
+    job_run(pf, j);
+    pthread_mutex_lock(&pf->mu);
+    j->state = J_DONE;
+    if (j->abandoned) {
+        run_release(&j->run);
+        j->state = J_TAKEN;
+    } else {
+        pf->ready++;
+    }
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    return true;
+}
+
+/* The decoded job (moved into *out); runs it here if no worker has. */
+static int pf_take(struct prefetch *pf, struct job *j, struct run *out)
+{
+    pthread_mutex_lock(&pf->mu);
+    while (j->state == J_RUNNING)
+        pthread_cond_wait(&pf->cv, &pf->mu);
+    if (j->state == J_PENDING) {
+        j->state = J_RUNNING;
+        pthread_mutex_unlock(&pf->mu);
+        job_run(pf, j);
+        pthread_mutex_lock(&pf->mu);
+    } else {
+        pf->ready--;
+    }
+    j->state = J_TAKEN;
+    *out = j->run;
+    memset(&j->run, 0, sizeof j->run);
+    int rc = j->rc;
+    pthread_mutex_unlock(&pf->mu);
+    sl_qpool_kick(pf->sel->pool, &pf->src);
+    return rc;
+}
+
+static void pf_abandon(struct prefetch *pf, struct job *j)
+{
+    pthread_mutex_lock(&pf->mu);
+    if (j->state == J_PENDING) {
+        j->state = J_TAKEN;
+    } else if (j->state == J_RUNNING) {
+        j->abandoned = true;
+    } else if (j->state == J_DONE) {
+        pf->ready--;
+        run_release(&j->run);
+        j->state = J_TAKEN;
+    }
+    pthread_mutex_unlock(&pf->mu);
+    sl_qpool_kick(pf->sel->pool, &pf->src);
 }
 
 /* ---- visit ---- */
@@ -120,29 +473,31 @@ struct sseries {
     uint64_t fp;
     struct sl_labels labels;
     struct sl_bytes canon;
-    struct sl_index_chunk_ref *refs;
+    struct sl_index_chunk_ref *refs; /* sorted by from */
     size_t nrefs;
     bool in_memory;
+    struct job *jobs; /* prefetch: one per ref in range, in scan order */
+    size_t njobs;
 };
 
 struct visit {
     struct sl_select *sel;
+    const struct sl_select_spec *sp;
     struct sl_arena arena;
     struct sseries *ss;
     size_t nss, capss;
-    const struct sl_index_matcher *eq;
-    size_t neq;
-    sl_index_label_fn match;
-    void *match_ud;
-    int64_t from, through;
     sl_select_fn fn;
     void *ud;
+    struct prefetch *pf;
 };
 
 struct sl_select_reader {
     struct sl_select *sel;
     struct sl_stream_reader *mem; /* NULL: store only */
     struct sseries *ss;           /* NULL: memory only */
+    struct prefetch *pf;          /* NULL: fetch when scanned */
+    int64_t pf_from, pf_through;
+    bool pf_backward;
 };
 
 static int on_index_series(const struct sl_labels *ls, uint64_t fp,
@@ -195,13 +550,22 @@ static int series_cmp(const void *a, const void *b)
     return sl_bytes_cmp(x->canon, y->canon);
 }
 
-static int ref_cmp(const void *a, const void *b)
+static int ref_key_cmp(const void *a, const void *b)
 {
     return sl_bytes_cmp(((const struct sl_index_chunk_ref *)a)->key,
                         ((const struct sl_index_chunk_ref *)b)->key);
 }
 
-/* Merges the entries of one series found in several index files. */
+static int ref_from_cmp(const void *a, const void *b)
+{
+    const struct sl_index_chunk_ref *x = a, *y = b;
+    if (x->from != y->from)
+        return x->from < y->from ? -1 : 1;
+    return sl_bytes_cmp(x->key, y->key);
+}
+
+/* Merges the entries of one series found in several index files; a
+ * series' chunks end up unique and sorted by from. */
 static void merge_series(struct visit *v)
 {
     if (v->nss == 0)
@@ -219,27 +583,29 @@ static void merge_series(struct visit *v)
             for (size_t k = i; k < j; k++)
                 for (size_t r = 0; r < v->ss[k].nrefs; r++)
                     s.refs[s.nrefs++] = v->ss[k].refs[r];
+            qsort(s.refs, s.nrefs, sizeof(*s.refs), ref_key_cmp);
+            size_t u = 0;
+            for (size_t r = 0; r < s.nrefs; r++)
+                if (u == 0 || !sl_bytes_eq(s.refs[r].key, s.refs[u - 1].key))
+                    s.refs[u++] = s.refs[r];
+            s.nrefs = u;
         }
-        qsort(s.refs, s.nrefs, sizeof(*s.refs), ref_cmp);
-        size_t u = 0;
-        for (size_t r = 0; r < s.nrefs; r++)
-            if (u == 0 || !sl_bytes_eq(s.refs[r].key, s.refs[u - 1].key))
-                s.refs[u++] = s.refs[r];
-        s.nrefs = u;
+        qsort(s.refs, s.nrefs, sizeof(*s.refs), ref_from_cmp);
         v->ss[out++] = s;
         i = j;
     }
     v->nss = out;
 }
 
-static int collect_store(struct visit *v, struct sl_bytes tenant)
+static int collect_store(struct visit *v)
 {
+    const struct sl_select_spec *sp = v->sp;
     struct keylist kl = {0};
     int rc = 0;
-    int64_t last = v->through > v->from ? v->through - 1 : v->from;
-    for (int64_t d = sl_index_day(v->from); d <= sl_index_day(last) && rc == 0; d++) {
+    int64_t last = sp->through > sp->from ? sp->through - 1 : sp->from;
+    for (int64_t d = sl_index_day(sp->from); d <= sl_index_day(last) && rc == 0; d++) {
         struct sl_buf prefix = SL_BUF_INIT, err = SL_BUF_INIT;
-        sl_index_prefix(&prefix, d, tenant);
+        sl_index_prefix(&prefix, d, sp->tenant);
         rc = sl_store_list(v->sel->store, prefix.data, on_key, &kl, &err);
         if (rc)
             sl_log_limited(&v->sel->lim, SL_LOG_ERROR, "query: cannot list index files",
@@ -251,9 +617,11 @@ static int collect_store(struct visit *v, struct sl_bytes tenant)
     for (size_t i = 0; i < kl.n && rc == 0; i++) {
         struct sl_index_reader *r;
         rc = index_get(v->sel, kl.keys[i], &r);
-        if (rc == 0 && r)
-            rc = sl_index_reader_select(r, v->eq, v->neq, v->match, v->match_ud, v->from,
-                                        v->through, on_index_series, v);
+        if (rc == 0 && r) {
+            rc = sl_index_reader_select(r, sp->eq, sp->neq, sp->match, sp->match_ud, sp->from,
+                                        sp->through, on_index_series, v);
+            index_put(v->sel, r);
+        }
     }
     for (size_t i = 0; i < kl.n; i++)
         sl_free(kl.keys[i]);
@@ -290,11 +658,18 @@ static bool has_eq(const struct sl_labels *ls, const struct sl_index_matcher *eq
     return true;
 }
 
+static void reader_init(struct visit *v, struct sl_select_reader *r, struct sl_stream_reader *mem,
+                        struct sseries *ss)
+{
+    *r = (struct sl_select_reader){v->sel,         mem, ss, v->pf, v->sp->from, v->sp->through,
+                                   v->sp->backward};
+}
+
 static int on_mem_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
 {
     struct visit *v = ud;
-    if (s->entries == 0 || !has_eq(s->labels, v->eq, v->neq) ||
-        (v->match && !v->match(s->labels, v->match_ud)))
+    const struct sl_select_spec *sp = v->sp;
+    if (s->entries == 0 || !has_eq(s->labels, sp->eq, sp->neq))
         return 0;
     struct sseries *found = NULL;
     if (v->nss) {
@@ -305,9 +680,11 @@ static int on_mem_stream(const struct sl_stream_info *s, struct sl_stream_reader
         found = bsearch(&key, v->ss, v->nss, sizeof(*v->ss), series_cmp);
         sl_buf_release(&c);
     }
-    bool in_range = s->max_ts >= v->from && s->min_ts < v->through;
+    bool in_range = s->max_ts >= sp->from && s->min_ts < sp->through;
     if (!found && !in_range)
         return 0;
+    if (!found && sp->match && !sp->match(s->labels, sp->match_ud))
+        return 0; /* (a stored series passed it already) */
     struct sl_stream_info info = *s;
     if (found) {
         found->in_memory = true;
@@ -319,124 +696,256 @@ static int on_mem_stream(const struct sl_stream_info *s, struct sl_stream_reader
             info.max_ts = st.max_ts;
         info.entries += st.entries;
     }
-    struct sl_select_reader r = {v->sel, rd, found};
-    return v->fn(&info, &r, v->ud);
+    struct sl_select_reader r;
+    reader_init(v, &r, rd, found);
+    int rc = v->fn(&info, &r, v->ud);
+    if (found && v->pf)
+        for (size_t i = 0; i < found->njobs; i++)
+            pf_abandon(v->pf, &found->jobs[i]);
+    return rc;
+}
+
+/* One job per chunk in range, series by series, in scan order. */
+static void plan_prefetch(struct visit *v)
+{
+    const struct sl_select_spec *sp = v->sp;
+    size_t n = 0;
+    for (size_t i = 0; i < v->nss; i++)
+        for (size_t k = 0; k < v->ss[i].nrefs; k++)
+            n += v->ss[i].refs[k].through >= sp->from && v->ss[i].refs[k].from < sp->through;
+    if (n == 0)
+        return;
+    struct prefetch *pf = SL_NEW(struct prefetch);
+    pf->sel = v->sel;
+    pthread_mutex_init(&pf->mu, NULL);
+    pthread_cond_init(&pf->cv, NULL);
+    pf->jobs = sl_calloc(n, sizeof(*pf->jobs));
+    pf->window = v->sel->window;
+    pf->from = sp->from;
+    pf->through = sp->through;
+    for (size_t i = 0; i < v->nss; i++) {
+        struct sseries *s = &v->ss[i];
+        s->jobs = &pf->jobs[pf->njobs];
+        for (size_t k = 0; k < s->nrefs; k++) {
+            const struct sl_index_chunk_ref *ref = &s->refs[sp->backward ? s->nrefs - 1 - k : k];
+            if (ref->through >= sp->from && ref->from < sp->through)
+                pf->jobs[pf->njobs++].ref = ref;
+        }
+        s->njobs = (size_t)(&pf->jobs[pf->njobs] - s->jobs);
+    }
+    v->pf = pf;
+    sl_qpool_attach(v->sel->pool, &pf->src, pf_work, pf);
+}
+
+static void end_prefetch(struct visit *v)
+{
+    struct prefetch *pf = v->pf;
+    if (!pf)
+        return;
+    pthread_mutex_lock(&pf->mu);
+    pf->stop = true;
+    pthread_mutex_unlock(&pf->mu);
+    sl_qpool_detach(v->sel->pool, &pf->src);
+    for (size_t i = 0; i < pf->njobs; i++)
+        run_release(&pf->jobs[i].run);
+    sl_free(pf->jobs);
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    sl_free(pf);
+    v->pf = NULL;
+}
+
+int sl_select_run(struct sl_select *sel, struct sl_ingester *ing, const struct sl_select_spec *sp,
+                  sl_select_fn fn, void *ud)
+{
+    struct visit v = {.sel = sel, .sp = sp, .fn = fn, .ud = ud};
+    sl_arena_init(&v.arena, 0);
+    int rc = 0;
+    if (sel && sel->store && sp->from < sp->through)
+        rc = collect_store(&v);
+    if (rc == 0 && sp->prefetch)
+        plan_prefetch(&v);
+    if (rc == 0)
+        rc = sl_ingester_visit(ing, sp->tenant, on_mem_stream, &v);
+    for (size_t i = 0; i < v.nss && rc == 0; i++) {
+        if (v.ss[i].in_memory)
+            continue;
+        struct sl_stream_info info;
+        info_of_store(&v.ss[i], &info);
+        struct sl_select_reader r;
+        reader_init(&v, &r, NULL, &v.ss[i]);
+        rc = fn(&info, &r, ud);
+        if (v.pf)
+            for (size_t k = 0; k < v.ss[i].njobs; k++)
+                pf_abandon(v.pf, &v.ss[i].jobs[k]);
+    }
+    end_prefetch(&v);
+    sl_free(v.ss);
+    sl_arena_release(&v.arena);
+    return rc;
 }
 
 int sl_select_visit(struct sl_select *sel, struct sl_ingester *ing, struct sl_bytes tenant,
                     const struct sl_index_matcher *eq, size_t neq, sl_index_label_fn match,
                     void *match_ud, int64_t from, int64_t through, sl_select_fn fn, void *ud)
 {
-    struct visit v = {.sel = sel,
-                      .eq = eq,
-                      .neq = neq,
-                      .match = match,
-                      .match_ud = match_ud,
-                      .from = from,
-                      .through = through,
-                      .fn = fn,
-                      .ud = ud};
-    sl_arena_init(&v.arena, 0);
-    int rc = 0;
-    if (sel && sel->store && from < through)
-        rc = collect_store(&v, tenant);
-    if (rc == 0)
-        rc = sl_ingester_visit(ing, tenant, on_mem_stream, &v);
-    for (size_t i = 0; i < v.nss && rc == 0; i++) {
-        if (v.ss[i].in_memory)
-            continue;
-        struct sl_stream_info info;
-        info_of_store(&v.ss[i], &info);
-        struct sl_select_reader r = {sel, NULL, &v.ss[i]};
-        rc = fn(&info, &r, ud);
-    }
-    sl_free(v.ss);
-    sl_arena_release(&v.arena);
-    return rc;
+    struct sl_select_spec sp = {.tenant = tenant,
+                                .eq = eq,
+                                .neq = neq,
+                                .match = match,
+                                .match_ud = match_ud,
+                                .from = from,
+                                .through = through};
+    return sl_select_run(sel, ing, &sp, fn, ud);
+}
+
+size_t sl_select_reader_chunks(const struct sl_select_reader *r, int64_t from, int64_t through)
+{
+    size_t n = 0;
+    for (size_t i = 0; r->ss && i < r->ss->nrefs; i++)
+        n += r->ss->refs[i].through >= from && r->ss->refs[i].from < through;
+    return n;
 }
 
 /* ---- scan ---- */
 
-struct ent {
-    int64_t ts;
-    const char *p;
-    size_t len;
-};
-
-struct gather {
-    struct sl_arena arena; /* memory lines */
-    struct sl_buf *objs;   /* fetched chunks */
-    size_t nobjs;
-    struct ent *e;
-    size_t n, cap;
-};
-
-static void add_ent(struct gather *g, int64_t ts, const char *p, size_t len)
-{
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 1024;
-        g->e = sl_reallocarray(g->e, g->cap, sizeof(*g->e));
-    }
-    g->e[g->n++] = (struct ent){ts, p, len};
-}
-
-/* Lines point into a block's decompressed payload, which the chunk reader
- * reuses: keep a copy. */
-static int on_chunk_entry(const struct sl_chunk_entry *e, void *ud)
-{
-    struct gather *g = ud;
-    add_ent(g, e->ts, e->line.len ? sl_arena_memdup(&g->arena, e->line.ptr, e->line.len) : "",
-            e->line.len);
-    return 0;
-}
-
 static int on_mem_entry(int64_t ts, struct sl_bytes line, void *ud)
 {
-    struct gather *g = ud;
-    add_ent(g, ts, line.len ? sl_arena_memdup(&g->arena, line.ptr, line.len) : "", line.len);
+    struct run *r = ud;
+    run_add(r, ts, line.len ? sl_arena_memdup(r->arena, line.ptr, line.len) : "", line.len);
     return 0;
 }
 
-static int ent_cmp(const void *a, const void *b)
+/* Emits the entries of runs (overlapping in time) merged, repeats dropped. */
+static int emit_group(struct run *runs, size_t n, bool backward, sl_entry_fn fn, void *ud)
 {
-    const struct ent *x = a, *y = b;
-    if (x->ts != y->ts)
-        return x->ts < y->ts ? -1 : 1;
-    return sl_bytes_cmp(sl_bytes(x->p, x->len), sl_bytes(y->p, y->len));
+    struct run all = {0};
+    struct run *src = &runs[0];
+    if (n > 1) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += runs[i].n;
+        all.e = sl_mallocarray(total ? total : 1, sizeof(*all.e));
+        for (size_t i = 0; i < n; i++) {
+            if (runs[i].n)
+                memcpy(all.e + all.n, runs[i].e, runs[i].n * sizeof(*all.e));
+            all.n += runs[i].n;
+        }
+        qsort(all.e, all.n, sizeof(*all.e), ent_cmp);
+        src = &all;
+    }
+    size_t u = 0;
+    for (size_t i = 0; i < src->n; i++)
+        if (u == 0 || ent_cmp(&src->e[i], &src->e[u - 1]) != 0)
+            src->e[u++] = src->e[i];
+    int rc = 0;
+    for (size_t i = 0; i < u && rc == 0; i++) {
+        const struct ent *e = &src->e[backward ? u - 1 - i : i];
+        rc = fn(e->ts, sl_bytes(e->p, e->len), ud);
+    }
+    sl_free(all.e);
+    return rc;
 }
 
-static int fetch_chunk(struct sl_select *sel, const struct sl_index_chunk_ref *ref, int64_t from,
-                       int64_t through, struct gather *g)
+/* The runs of a series: its chunks overlapping the range (refs sorted by
+ * from), then memory. Built lazily group by group so that a scan that
+ * stops early decodes little. */
+struct series_scan {
+    struct sl_select_reader *r;
+    int64_t from, through;
+    bool backward;
+    const struct sl_index_chunk_ref **refs; /* in range, by from */
+    size_t nrefs;
+    struct job **jobs; /* parallel to refs when prefetched */
+    struct run mem;
+    bool has_mem;
+};
+
+static int get_run(struct series_scan *sc, size_t i, struct run *out)
 {
-    char *key = sl_strndup(ref->key.ptr, ref->key.len);
-    struct sl_buf *obj = &g->objs[g->nobjs++];
-    sl_buf_init(obj);
-    struct sl_buf err = SL_BUF_INIT;
-    int rc = sl_store_get(sel->store, key, obj, &err);
-    if (rc == SL_ENOENT) {
-        /* Deleted by retention between the index read and now. */
-        if (sel->m_missing)
-            sl_counter_inc(sel->m_missing);
-        sl_log_limited(&sel->lim, SL_LOG_WARN, "query: indexed chunk missing", "key=%s", key);
-        rc = 0;
-    } else if (rc != 0) {
-        sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: cannot read chunk", "key=%s error=\"%s\"",
-                       key, err.data ? err.data : sl_strerror(rc));
-    } else {
-        if (sel->m_chunks) {
-            sl_counter_inc(sel->m_chunks);
-            sl_counter_add(sel->m_chunk_bytes, (double)obj->len);
+    if (sc->jobs && sc->jobs[i])
+        return pf_take(sc->r->pf, sc->jobs[i], out);
+    return fetch_chunk(sc->r->sel, sc->refs[i], sc->from, sc->through, out);
+}
+
+/* Groups of chunks whose time ranges overlap (memory joins the group it
+ * overlaps), emitted in scan order. */
+static int scan_groups(struct series_scan *sc, sl_entry_fn fn, void *ud)
+{
+    size_t n = sc->nrefs, ng = 0;
+    /* group boundaries over refs (by from): g_start[k] */
+    size_t *gs = sl_mallocarray(n + 1, sizeof *gs);
+    int64_t *ghi = sl_mallocarray(n + 1, sizeof *ghi), *glo = sl_mallocarray(n + 1, sizeof *glo);
+    for (size_t i = 0; i < n; i++) {
+        if (ng && sc->refs[i]->from <= ghi[ng - 1]) {
+            if (sc->refs[i]->through > ghi[ng - 1])
+                ghi[ng - 1] = sc->refs[i]->through;
+            continue;
         }
-        struct sl_chunk_reader r;
-        rc = sl_chunk_reader_open(&r, obj->data, obj->len);
-        if (rc == 0)
-            rc = sl_chunk_reader_scan(&r, from, through, on_chunk_entry, g);
-        if (rc != 0)
-            sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: damaged chunk", "key=%s error=\"%s\"",
-                           key, sl_strerror(rc));
+        gs[ng] = i;
+        glo[ng] = sc->refs[i]->from;
+        ghi[ng++] = sc->refs[i]->through;
     }
-    sl_buf_release(&err);
-    sl_free(key);
+    gs[ng] = n;
+    /* memory joins every group it overlaps: merge those groups into one */
+    size_t mg_lo = ng, mg_hi = ng; /* groups [mg_lo, mg_hi) take memory */
+    if (sc->has_mem) {
+        for (size_t g = 0; g < ng; g++)
+            if (ghi[g] >= sc->mem.lo && glo[g] <= sc->mem.hi) {
+                if (mg_lo == ng)
+                    mg_lo = g;
+                mg_hi = g + 1;
+            }
+    }
+    /* the emission units: groups, with [mg_lo, mg_hi) as one unit, and
+     * memory alone as a unit (at its place in time) if it overlaps none */
+    struct unit {
+        size_t r0, r1;
+        bool mem;
+        int64_t lo;
+    } *units = sl_mallocarray(ng + 2, sizeof *units);
+    size_t nu = 0;
+    bool mem_placed = !sc->has_mem;
+    for (size_t g = 0; g < ng;) {
+        if (!mem_placed && mg_lo == ng && sc->mem.hi < glo[g]) {
+            units[nu++] = (struct unit){0, 0, true, sc->mem.lo};
+            mem_placed = true;
+        }
+        if (g == mg_lo) {
+            units[nu++] = (struct unit){gs[mg_lo], gs[mg_hi], true, glo[g]};
+            mem_placed = true;
+            g = mg_hi;
+        } else {
+            units[nu++] = (struct unit){gs[g], gs[g + 1], false, glo[g]};
+            g++;
+        }
+    }
+    if (!mem_placed)
+        units[nu++] = (struct unit){0, 0, true, sc->mem.lo};
+    int rc = 0;
+    struct run *runs = sl_mallocarray(n + 1, sizeof *runs);
+    size_t u;
+    for (u = 0; u < nu && rc == 0; u++) {
+        const struct unit *un = &units[sc->backward ? nu - 1 - u : u];
+        size_t nr = 0;
+        for (size_t i = un->r0; i < un->r1 && rc == 0; i++) {
+            memset(&runs[nr], 0, sizeof runs[nr]);
+            rc = get_run(sc, i, &runs[nr]);
+            nr++;
+        }
+        if (un->mem)
+            runs[nr++] = sc->mem;
+        if (rc == 0 && nr)
+            rc = emit_group(runs, nr, sc->backward, fn, ud);
+        for (size_t i = 0; i < nr; i++)
+            if (!un->mem || i + 1 < nr)
+                run_release(&runs[i]);
+    }
+    sl_free(runs);
+    sl_free(units);
+    sl_free(gs);
+    sl_free(ghi);
+    sl_free(glo);
     return rc;
 }
 
@@ -447,32 +956,37 @@ int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t thro
         return sl_stream_reader_scan(r->mem, from, through, backward, fn, ud);
     if (from >= through)
         return 0;
-    struct gather g = {0};
-    sl_arena_init(&g.arena, 0);
-    g.objs = sl_calloc(r->ss->nrefs ? r->ss->nrefs : 1, sizeof(*g.objs));
-    int rc = 0;
-    for (size_t i = 0; i < r->ss->nrefs && rc == 0; i++) {
+    struct series_scan sc = {.r = r, .from = from, .through = through, .backward = backward};
+    bool use_pf =
+        r->pf && from == r->pf_from && through == r->pf_through && backward == r->pf_backward;
+    sc.refs = sl_mallocarray(r->ss->nrefs + 1, sizeof *sc.refs);
+    if (use_pf)
+        sc.jobs = sl_calloc(r->ss->nrefs + 1, sizeof *sc.jobs);
+    for (size_t i = 0; i < r->ss->nrefs; i++) {
         const struct sl_index_chunk_ref *ref = &r->ss->refs[i];
-        if (ref->through >= from && ref->from < through)
-            rc = fetch_chunk(r->sel, ref, from, through, &g);
+        if (ref->through < from || ref->from >= through)
+            continue;
+        sc.refs[sc.nrefs++] = ref;
     }
-    if (rc == 0 && r->mem)
-        rc = sl_stream_reader_scan(r->mem, from, through, false, on_mem_entry, &g);
-    if (rc == 0 && g.n) {
-        qsort(g.e, g.n, sizeof(*g.e), ent_cmp);
-        size_t u = 0;
-        for (size_t i = 0; i < g.n; i++)
-            if (u == 0 || ent_cmp(&g.e[i], &g.e[u - 1]) != 0)
-                g.e[u++] = g.e[i];
-        for (size_t i = 0; i < u && rc == 0; i++) {
-            const struct ent *e = &g.e[backward ? u - 1 - i : i];
-            rc = fn(e->ts, sl_bytes(e->p, e->len), ud);
+    if (use_pf && sc.nrefs == r->ss->njobs) /* jobs are the refs in range, in scan order */
+        for (size_t k = 0; k < sc.nrefs; k++)
+            sc.jobs[k] = &r->ss->jobs[backward ? sc.nrefs - 1 - k : k];
+    int rc = 0;
+    if (r->mem) {
+        sc.mem.arena = SL_NEW(struct sl_arena);
+        sl_arena_init(sc.mem.arena, 0);
+        rc = sl_stream_reader_scan(r->mem, from, through, false, on_mem_entry, &sc.mem);
+        if (rc == 0 && sc.mem.n) {
+            run_sort(&sc.mem);
+            sc.mem.lo = sc.mem.e[0].ts;
+            sc.mem.hi = sc.mem.e[sc.mem.n - 1].ts;
+            sc.has_mem = true;
         }
     }
-    for (size_t i = 0; i < g.nobjs; i++)
-        sl_buf_release(&g.objs[i]);
-    sl_free(g.objs);
-    sl_free(g.e);
-    sl_arena_release(&g.arena);
+    if (rc == 0)
+        rc = scan_groups(&sc, fn, ud);
+    run_release(&sc.mem);
+    sl_free(sc.refs);
+    sl_free(sc.jobs);
     return rc;
 }
