@@ -11,6 +11,7 @@
 
 #include "aggregator/logql/logql.h"
 #include "aggregator/querier/querier.h"
+#include "aggregator/querier/tail.h"
 #include "aggregator/tenant/tenant.h"
 #include "common/compress.h"
 #include "common/err.h"
@@ -38,6 +39,7 @@ struct sl_query_api {
     struct sl_metric *m_lines, *m_bytes, *m_regex_limit;
     struct sl_metric_family *fam_duration;
     struct sl_log_limit log_limit;
+    struct sl_tail_api *tail; /* /loki/api/v1/tail (querier/tail.h) */
 };
 
 struct param {
@@ -206,6 +208,7 @@ static void work_cb(uv_work_t *w)
 
 static void api_destroy(struct sl_query_api *api)
 {
+    sl_tail_api_free(api->tail);
     sl_free(api);
 }
 
@@ -577,6 +580,13 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
     route2(srv, "/loki/api/v1/series", false, handle_series, api);
     route2(srv, "/loki/api/v1/index/stats", false, handle_index_stats, api);
     sl_http_server_route(srv, "GET", "/loki/api/v1/status/buildinfo", false, handle_buildinfo, api);
+    struct sl_tail_opts to = {.loop = o->loop,
+                              .auth_enabled = o->auth_enabled,
+                              .max_entries_limit = o->max_entries_limit,
+                              .query_timeout_ns = o->query_timeout_ns,
+                              .select = o->select};
+    if (o->loop) /* tails poll on the loop's thread pool */
+        api->tail = sl_tail_api_new(srv, ing, m, &to);
     return api;
 }
 
