@@ -273,7 +273,17 @@ static int open_store(struct app *app)
         return rc;
     }
     sl_buf_release(&err);
-    app->select = sl_select_new(app->store, app->metrics);
+    /* The chunk cache is for remote stores: filesystem chunks are local. */
+    bool remote = strcmp(c->storage_backend, "filesystem") != 0;
+    struct sl_select_opts selo = {
+        .store = app->store,
+        .metrics = app->metrics,
+        .max_concurrency = c->q_max_concurrency > 0 ? (size_t)c->q_max_concurrency : 0,
+        .chunk_cache_dir = remote ? c->q_chunk_cache_dir : NULL,
+        .chunk_cache_max_bytes =
+            c->q_chunk_cache_max_size > 0 ? (uint64_t)c->q_chunk_cache_max_size : 0,
+        .index_cache_max_bytes = c->q_index_cache_size > 0 ? (uint64_t)c->q_index_cache_size : 0};
+    app->select = sl_select_new_opts(&selo);
     if (c->compactor_enabled &&
         (strcmp(c->target, "all") == 0 || strcmp(c->target, "backend") == 0)) {
         struct sl_compactor_opts co = {.store = app->store,
