@@ -406,6 +406,8 @@ static int parse_label_format(parser *p, struct sl_logql_stage *st)
             return sl__logql_syntax_error(p, t, "=");
         t = next(p);
         struct sl_logql_label_fmt f = {.dst = d->text};
+        if (sl_bytes_eq_str(f.dst, "__error__")) /* Loki: only parsers set the error */
+            return sl__logql_error_at(p, d, "%s cannot be formatted", "__error__");
         if (t->kind == SL__TOK_IDENT) {
             f.src = t->text;
         } else if (t->kind == SL__TOK_STRING) {

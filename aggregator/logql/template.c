@@ -21,6 +21,7 @@
 #include "aggregator/logql/internal.h"
 #include "aggregator/logql/regex.h"
 #include "common/err.h"
+#include "common/gostr.h"
 #include "common/mem.h"
 
 enum vkind { V_STR, V_INT, V_FLOAT, V_BOOL, V_TIME };
@@ -307,21 +308,15 @@ static int parse_string(struct tparser *p, struct arg *a)
     while (p->i < p->n && p->s[p->i] != qc) {
         char c = p->s[p->i++];
         if (qc == '"' && c == '\\' && p->i < p->n) {
-            char e = p->s[p->i++];
-            switch (e) {
-            case 'n':
-                c = '\n';
-                break;
-            case 't':
-                c = '\t';
-                break;
-            case 'r':
-                c = '\r';
-                break;
-            default:
-                c = e;
-                break;
+            /* Go's escapes (strconv.Unquote): \x1b, \u00e9, \101, \t ... */
+            char u[4];
+            int len = sl_go_unescape(p->s, p->n, &p->i, u, NULL);
+            if (len < 0) {
+                sl_buf_release(&b);
+                return perr(p, "invalid syntax", sl_bytes("", 0));
             }
+            sl_buf_append(&b, u, (size_t)len);
+            continue;
         }
         sl_buf_append_char(&b, c);
     }
