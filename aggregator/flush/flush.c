@@ -56,6 +56,7 @@ struct sl_flusher {
     /* under mu */
     struct job *queue, **queue_tail;
     struct job *stored;
+    struct job **busy; /* nworkers slots: the jobs being stored */
     size_t queued, inflight;
     bool stop;
     int exited; /* threads that left their loop (sl_flusher_stop_within) */
@@ -261,10 +262,15 @@ static void *worker_main(void *arg)
             continue;
         }
         f->inflight++;
+        int slot = 0;
+        while (f->busy[slot])
+            slot++; /* a free one exists: one slot per worker */
+        f->busy[slot] = j;
         pthread_mutex_unlock(&f->mu);
         int rc = store_job(f, &w, j);
         pthread_mutex_lock(&f->mu);
         f->inflight--;
+        f->busy[slot] = NULL;
         if (rc == 0) {
             j->next = f->stored;
             f->stored = j;
@@ -564,6 +570,7 @@ int sl_flusher_start(const struct sl_flusher_opts *o, struct sl_flusher **out)
         register_metrics(f, o->metrics);
     f->nworkers = o->concurrency > 0 ? o->concurrency : 4;
     f->workers = sl_calloc((size_t)f->nworkers, sizeof(*f->workers));
+    f->busy = sl_calloc((size_t)f->nworkers, sizeof(*f->busy));
     for (int i = 0; i < f->nworkers; i++)
         pthread_create(&f->workers[i], NULL, worker_main, f);
     pthread_create(&f->control, NULL, control_main, f);
@@ -589,6 +596,7 @@ static void flusher_free(struct sl_flusher *f)
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     sl_free(f->workers);
+    sl_free(f->busy);
     sl_free(f->writer);
     sl_free(f);
 }
@@ -648,7 +656,9 @@ void sl_flusher_pending(struct sl_flusher *f, struct sl_flusher_pending *out)
         pending_add(out, j, &seen, &nseen);
     for (struct job *j = f->stored; j; j = j->next)
         pending_add(out, j, &seen, &nseen);
-    out->chunks += f->inflight; /* their jobs are off both lists meanwhile */
+    for (int i = 0; i < f->nworkers; i++)
+        if (f->busy[i])
+            pending_add(out, f->busy[i], &seen, &nseen);
     pthread_mutex_unlock(&f->mu);
     out->tenants = nseen;
     sl_free(seen);

@@ -129,3 +129,57 @@ def test_sigkill_during_flush_loses_nothing(workdir, procs):
     agg.start()
     got = all_lines(agg)
     assert len(got) == total
+
+
+def test_shutdown_flush_is_bounded_and_the_wal_keeps_what_was_not_stored(workdir, procs):
+    """With the store failing, a shutdown gives up flushing after
+    ingester.shutdown_flush_timeout, says what it left, and exits; the WAL
+    keeps it, so a restart with the store back loses nothing."""
+    agg = Aggregator(workdir, extra=["--set", "ingester.shutdown_flush_timeout=2s",
+                                     "--set", "ingester.flush_check_period=1h"])
+    procs.append(agg)
+    agg.start()
+    base = time.time_ns() - 600 * 10**9
+    push_lines(agg, "api", base, 1500)
+    push_lines(agg, "web", base, 500)
+    # a file where the chunks directory must go: every chunk put fails
+    blocker = os.path.join(agg.data_dir, "store", "chunks")
+    assert not os.path.exists(blocker)
+    with open(blocker, "w") as f:
+        f.write("not a directory")
+    t0 = time.monotonic()
+    assert agg.stop(timeout=60) == 0
+    took = time.monotonic() - t0
+    assert took < 20, took  # 2 s of flushing, plus start-up slack for slow (ASan) builds
+    log = agg.logs()
+    assert "flush on shutdown incomplete" in log
+    assert "chunks_not_flushed=2 entries_not_flushed=2000 tenants=1" in log
+    wal = os.path.join(agg.data_dir, "wal")
+    assert any(f.endswith(".wal") and os.path.getsize(os.path.join(wal, f)) > 8
+               for f in os.listdir(wal))
+
+    os.unlink(blocker)
+    agg.start()
+    got = all_lines(agg)
+    assert len(got) == 2000
+    flush(agg)
+    assert len(store_keys(agg, "chunks")) == 2
+    # a clean stop now empties the WAL: the next start answers from the store
+    assert agg.stop() == 0
+    agg.start()
+    assert all_lines(agg) == got
+    assert metric_value(agg.metrics(), "sluice_aggregator_wal_replay_records_total") == 0
+
+
+def test_chunk_compression_level_is_checked(workdir):
+    import subprocess
+    from conftest import BIN
+    exe = os.path.join(BIN, "sluice-aggregator")
+    r = subprocess.run([exe, "--check-config", "--set", "ingester.chunk_compression_level=30"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "ingester.chunk_compression_level" in r.stdout + r.stderr
+    r = subprocess.run([exe, "--check-config", "--set", "ingester.chunk_compression_level=19"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "chunk_compression_level: 19" in r.stdout
