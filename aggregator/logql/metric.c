@@ -420,6 +420,24 @@ static void collect_sources(struct sl_logql_metric *m, const struct sl_logql_exp
     }
 }
 
+/* As Loki (Sortable): an instant result keeps the order the evaluation
+ * gave it when a sort or sort_desc appears anywhere in the query
+ * (`sort(x) + 1` stays sorted); otherwise it is sorted by labels. */
+static bool has_sort(const struct sl_logql_expr *e)
+{
+    switch (e->kind) {
+    case SL_LOGQL_EXPR_VECAGG:
+        return e->u.agg.op == SL_LOGQL_V_SORT || e->u.agg.op == SL_LOGQL_V_SORT_DESC ||
+               has_sort(e->u.agg.inner);
+    case SL_LOGQL_EXPR_BINOP:
+        return has_sort(e->u.bin.lhs) || has_sort(e->u.bin.rhs);
+    case SL_LOGQL_EXPR_LABEL_REPLACE:
+        return has_sort(e->u.lr.inner);
+    default:
+        return false;
+    }
+}
+
 int sl_logql_metric_new(struct sl_logql_query *q, const struct sl_logql_metric_params *pr,
                         struct sl_logql_metric **out, struct sl_buf *err)
 {
@@ -440,8 +458,7 @@ int sl_logql_metric_new(struct sl_logql_query *q, const struct sl_logql_metric_p
         m->pr.end_ns = m->pr.start_ns;
     sl_arena_init(&m->arena, 0);
     const struct sl_logql_expr *e = q->root;
-    m->keep_order = pr->instant && e->kind == SL_LOGQL_EXPR_VECAGG &&
-                    (e->u.agg.op == SL_LOGQL_V_SORT || e->u.agg.op == SL_LOGQL_V_SORT_DESC);
+    m->keep_order = pr->instant && has_sort(e);
     collect_sources(m, e, NULL);
     *out = m;
     return 0;

@@ -375,7 +375,17 @@ static int parse_vec_agg(parser *p, enum sl_logql_vecagg_op op, struct sl_logql_
     const token *t = next(p);
     if (t->kind != SL__TOK_LPAREN)
         return sl__logql_syntax_error(p, t, "(");
-    if (op == SL_LOGQL_V_TOPK || op == SL_LOGQL_V_BOTTOMK) {
+    bool takes_k = op == SL_LOGQL_V_TOPK || op == SL_LOGQL_V_BOTTOMK;
+    if (takes_k && !(peek(p)->kind == SL__TOK_NUMBER && peek_at(p, 1)->kind == SL__TOK_COMMA)) {
+        /* Loki's grammar takes topk(<expr>) and then asks for the parameter */
+        if ((rc = parse_expr(p, 0, &a->inner)))
+            return rc;
+        if (peek(p)->kind != SL__TOK_RPAREN)
+            return sl__logql_syntax_error(p, peek(p), NULL);
+        return sl__logql_error_at(p, NULL, "parameter required for operation %s",
+                                  op == SL_LOGQL_V_TOPK ? "topk" : "bottomk");
+    }
+    if (takes_k) {
         double k;
         t = next(p);
         if (!parse_number_tok(t, &k))
