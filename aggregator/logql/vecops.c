@@ -293,9 +293,13 @@ static void vector_vector(struct sl__step *st, const struct sl_logql_binop_expr 
         os[i] = signature(st->a, e, &one->s[i].ls);
         for (size_t j = 0; j < i; j++)
             if (sl_bytes_eq(os[i], os[j])) {
-                fail(st, "found duplicate series for the match group on the "
-                         "one side of the operation; many-to-many matching not allowed: "
-                         "matching labels must be unique on one side");
+                /* Loki's wording: the "one" side is the right one, or the left
+                 * one for group_right */
+                fail(st,
+                     right ? "found duplicate series on the left hand-side;many-to-many matching "
+                             "not allowed: matching labels must be unique on one side"
+                           : "found duplicate series on the right hand-side;many-to-many matching "
+                             "not allowed: matching labels must be unique on one side");
                 return;
             }
     }
