@@ -13,9 +13,12 @@
 
 #define SL_CLI_DEFAULT_ADDR "http://127.0.0.1:3100"
 
+enum sl_cli_color { SL_CLI_COLOR_AUTO, SL_CLI_COLOR_NEVER, SL_CLI_COLOR_ALWAYS };
+
 struct sl_cli {
-    const char *addr;   /* --addr, $SLUICE_ADDR, or the default */
-    const char *org_id; /* --org-id, $SLUICE_ORG_ID, or NULL */
+    const char *addr;        /* --addr, $SLUICE_ADDR, or the default */
+    const char *org_id;      /* --org-id, $SLUICE_ORG_ID, or NULL */
+    enum sl_cli_color color; /* --color / --no-color; AUTO by default */
 };
 
 /* Command-line arguments after the command name: options are matched by
@@ -57,6 +60,21 @@ void sl_cli_labels_format(json_t *obj, struct sl_buf *out);
  * Returns 0, or 1 after a message. */
 int sl_cli_print_metric(json_t *doc, const char *output);
 
+/* --color / --no-color at argv[i]: sets cli->color, advances, returns 1;
+ * else 0. Accepted globally and by the commands that print entries. */
+int sl_cli_color_opt(struct sl_cli *cli, struct sl_cli_args *a);
+/* Whether to colour: --color, or (auto) stdout is a terminal, NO_COLOR is
+ * unset or empty and TERM is not "dumb". */
+bool sl_cli_use_color(const struct sl_cli *cli);
+/* Appends one entry in the default format, "<RFC3339 time> {labels} line",
+ * with logcli's colours when color: the time blue, the labels in one of
+ * ten colours picked by the FNV-32 hash of their text. */
+void sl_cli_format_entry(struct sl_buf *b, bool color, int64_t ts, struct sl_bytes labels,
+                         struct sl_bytes line);
+
+/* `sluice tail` and `sluice query --tail`: follows /loki/api/v1/tail over a
+ * WebSocket until Ctrl-C (exit 0) or the server closes. */
+int sl_cli_cmd_tail(struct sl_cli *cli, struct sl_cli_args *a);
 int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a);
 int sl_cli_cmd_labels(struct sl_cli *cli, struct sl_cli_args *a);
 int sl_cli_cmd_series(struct sl_cli *cli, struct sl_cli_args *a);

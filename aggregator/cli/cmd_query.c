@@ -42,6 +42,9 @@ static const char query_help[] =
     "  --limit N       at most N entries over all streams (default 30)\n"
     "  --forward       oldest entries first (default: newest first)\n"
     "  --step D        metric range queries: evaluation step (default: the server's)\n"
+    "  --tail, -t      follow new entries live (as sluice tail; see sluice tail --help)\n"
+    "  --color         colour the default output even when not on a terminal\n"
+    "  --no-color      never colour (also: NO_COLOR=1 in the environment)\n"
     "  --output F      default: <time> {labels} <line>; raw: the line only;\n"
     "                  jsonl: one {\"timestamp\",\"labels\",\"line\"} object per entry\n"
     "                  metric queries, default: vector \"{labels} value\" per series,\n"
@@ -77,8 +80,8 @@ static void stream_labels(struct sl_arena *a, json_t *stream, struct sl_labels *
     sl_labels_sort(ls);
 }
 
-static void print_entry(enum output out, const struct entry *e, const struct sl_labels *ls,
-                        const struct sl_buf *canon, struct sl_buf *b)
+static void print_entry(enum output out, bool color, const struct entry *e,
+                        const struct sl_labels *ls, const struct sl_buf *canon, struct sl_buf *b)
 {
     struct sl_bytes line = sl_bytes(json_string_value(e->line), json_string_length(e->line));
     if (!line.ptr)
@@ -87,11 +90,7 @@ static void print_entry(enum output out, const struct entry *e, const struct sl_
     if (out == OUT_RAW) {
         sl_buf_append_bytes(b, line);
     } else if (out == OUT_DEFAULT) {
-        sl_rfc3339_format(b, e->ts);
-        sl_buf_append_char(b, ' ');
-        sl_buf_append_bytes(b, sl_buf_bytes(canon));
-        sl_buf_append_char(b, ' ');
-        sl_buf_append_bytes(b, line);
+        sl_cli_format_entry(b, color, e->ts, sl_buf_bytes(canon), line);
     } else {
         struct sl_jsonw w;
         struct sl_buf ts = SL_BUF_INIT;
@@ -116,7 +115,7 @@ static void print_entry(enum output out, const struct entry *e, const struct sl_
     fwrite(b->data, 1, b->len, stdout);
 }
 
-static int print_result(json_t *doc, enum output out, bool forward)
+static int print_result(json_t *doc, enum output out, bool color, bool forward)
 {
     json_t *result = json_object_get(json_object_get(doc, "data"), "result");
     if (!json_is_array(result)) {
@@ -149,7 +148,7 @@ static int print_result(json_t *doc, enum output out, bool forward)
     }
     struct sl_buf b = SL_BUF_INIT;
     for (i = 0; i < n; i++)
-        print_entry(out, &v[i], &ls[v[i].stream], &canon[v[i].stream], &b);
+        print_entry(out, color, &v[i], &ls[v[i].stream], &canon[v[i].stream], &b);
     sl_buf_release(&b);
     for (i = 0; i < ns; i++)
         sl_buf_release(&canon[i]);
@@ -174,11 +173,13 @@ static bool is_metric_query(const char *q)
     return *q && *q != '{';
 }
 
-static int parse_query_args(struct sl_cli_args *a, struct qopts *o)
+static int parse_query_args(struct sl_cli *cli, struct sl_cli_args *a, struct qopts *o)
 {
     while (a->i < a->argc) {
         const char *fwd = NULL;
         int r;
+        if (sl_cli_color_opt(cli, a))
+            continue;
         if ((r = sl_cli_opt(a, "since", true, &o->range.since)) ||
             (r = sl_cli_opt(a, "from", true, &o->range.from)) ||
             (r = sl_cli_opt(a, "to", true, &o->range.to)) ||
@@ -213,8 +214,11 @@ static int parse_query_args(struct sl_cli_args *a, struct qopts *o)
 
 int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a)
 {
+    for (int i = a->i; i < a->argc; i++)
+        if (strcmp(a->argv[i], "--tail") == 0 || strcmp(a->argv[i], "-t") == 0)
+            return sl_cli_cmd_tail(cli, a); /* logcli's query --tail */
     struct qopts o = {.limit = "30", .output = "default"};
-    int rc = parse_query_args(a, &o);
+    int rc = parse_query_args(cli, a, &o);
     if (rc)
         return rc < 0 ? 1 : 0;
     enum output out;
@@ -255,7 +259,7 @@ int sl_cli_cmd_query(struct sl_cli *cli, struct sl_cli_args *a)
     if (type && strcmp(type, "streams") != 0)
         rc = sl_cli_print_metric(doc, o.output);
     else
-        rc = print_result(doc, out, o.forward);
+        rc = print_result(doc, out, sl_cli_use_color(cli), o.forward);
     json_decref(doc);
     return rc;
 }

@@ -11,6 +11,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  query '<logql>'   run a log or metric query (sluice query --help)\n"
+    "  tail '<logql>'    follow a log query live, until Ctrl-C (sluice tail --help)\n"
     "  labels [name]     list label names, or the values of one label\n"
     "  series '<sel>'    list the label sets of the streams a selector matches\n"
     "  stats '<sel>'     streams, chunks, entries and bytes under a selector\n"
@@ -18,6 +19,8 @@ static const char usage[] =
     "Global options:\n"
     "  --addr URL        aggregator address (env SLUICE_ADDR, default " SL_CLI_DEFAULT_ADDR ")\n"
     "  --org-id T        tenant, sent as X-Scope-OrgID (env SLUICE_ORG_ID)\n"
+    "  --color           colour entries (default: only on a terminal, and not with NO_COLOR)\n"
+    "  --no-color        never colour\n"
     "  --help            this help\n"
     "  --version         print the version\n";
 
@@ -29,6 +32,8 @@ int main(int argc, char **argv)
     struct sl_cli_args a = {.argc = argc, .argv = argv, .i = 1};
     while (a.i < argc) {
         int r;
+        if (sl_cli_color_opt(&cli, &a))
+            continue;
         if ((r = sl_cli_opt(&a, "addr", true, &cli.addr)) ||
             (r = sl_cli_opt(&a, "org-id", true, &cli.org_id))) {
             if (r < 0)
@@ -47,6 +52,8 @@ int main(int argc, char **argv)
         a.i++;
         if (strcmp(arg, "query") == 0)
             return sl_cli_cmd_query(&cli, &a);
+        if (strcmp(arg, "tail") == 0)
+            return sl_cli_cmd_tail(&cli, &a);
         if (strcmp(arg, "labels") == 0)
             return sl_cli_cmd_labels(&cli, &a);
         if (strcmp(arg, "series") == 0)
