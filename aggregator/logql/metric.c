@@ -527,14 +527,20 @@ static double rate_counter(const struct sample *s, size_t n, int64_t wstart, int
     double to_end = (double)(wend - s[n - 1].ts) / 1e9;
     double sampled = (double)(s[n - 1].ts - s[0].ts) / 1e9;
     double avg = sampled / (double)(n - 1);
+    /* Prometheus' order (as Loki uses it): a sample farther than 1.1 average
+     * intervals from an edge extrapolates half an interval only; then the
+     * counter's zero point may shorten the start side further. */
+    double thr = avg * 1.1;
+    if (to_start >= thr)
+        to_start = avg / 2;
+    if (to_end >= thr)
+        to_end = avg / 2;
     if (result > 0 && s[0].v >= 0) {
         double to_zero = sampled * (s[0].v / result);
         if (to_zero < to_start)
             to_start = to_zero;
     }
-    double thr = avg * 1.1, interval = sampled;
-    interval += to_start < thr ? to_start : avg / 2;
-    interval += to_end < thr ? to_end : avg / 2;
+    double interval = sampled + to_start + to_end;
     if (sampled == 0)
         return 0;
     return result * (interval / sampled) / range_s;
