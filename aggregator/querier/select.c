@@ -401,16 +401,14 @@ static void job_run(struct prefetch *pf, struct job *j)
     j->rc = fetch_chunk(pf->sel, j->ref, pf->from, pf->through, &j->run);
 }
 
-static bool pf_work(void *ud)
+/* Runs the next pending job ahead of the scan; called and returns with
+ * the lock held. False if there is none, or the window is full. */
+static bool pf_ahead_locked(struct prefetch *pf)
 {
-    struct prefetch *pf = ud;
-    pthread_mutex_lock(&pf->mu);
     while (pf->next < pf->njobs && pf->jobs[pf->next].state != J_PENDING)
         pf->next++;
-    if (pf->stop || pf->ready >= pf->window || pf->next == pf->njobs) {
-        pthread_mutex_unlock(&pf->mu);
+    if (pf->stop || pf->ready >= pf->window || pf->next == pf->njobs)
         return false;
-    }
     struct job *j = &pf->jobs[pf->next++];
     j->state = J_RUNNING;
     pthread_mutex_unlock(&pf->mu);
@@ -424,16 +422,27 @@ static bool pf_work(void *ud)
         pf->ready++;
     }
     pthread_cond_broadcast(&pf->cv);
-    pthread_mutex_unlock(&pf->mu);
     return true;
+}
+
+static bool pf_work(void *ud)
+{
+    struct prefetch *pf = ud;
+    pthread_mutex_lock(&pf->mu);
+    bool did = pf_ahead_locked(pf);
+    pthread_mutex_unlock(&pf->mu);
+    return did;
 }
 
 /* The decoded job (moved into *out); runs it here if no worker has. */
 static int pf_take(struct prefetch *pf, struct job *j, struct run *out)
 {
     pthread_mutex_lock(&pf->mu);
+    /* While a worker decodes this one, decode the next ones here rather
+     * than wait: the scan's thread is one of the query's cores. */
     while (j->state == J_RUNNING)
-        pthread_cond_wait(&pf->cv, &pf->mu);
+        if (!pf_ahead_locked(pf))
+            pthread_cond_wait(&pf->cv, &pf->mu);
     if (j->state == J_PENDING) {
         j->state = J_RUNNING;
         pthread_mutex_unlock(&pf->mu);

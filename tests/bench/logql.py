@@ -19,6 +19,12 @@ from /proc), lines and raw bytes processed (the response's stats) and raw GB/s p
 CPU second. For scale, `zstd -d -T1` decompressing the same raw lines (compressed
 with `zstd -1`, the ingester's level) and `grep -c -F` over them run in the same run.
 
+Then the same queries over STORED chunks: POST /flush, restart the aggregator on the
+same data directory (so memory is empty and every line comes from the chunk objects
+through the index), one cold run (index files and chunks read from the store), then
+the median of 3. BENCH_LOGQL_CONCURRENCY sets querier.max_concurrency (default: the
+number of CPUs); 1 gives the serial figures.
+
     tests/bench/logql.py [BIN_DIR]
 """
 import http.client
@@ -39,6 +45,7 @@ from loki_proto import push_request, snappy_compress  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build", "bin")
 LINES = int(os.environ.get("BENCH_LOGQL_LINES", "2000000"))
+CONCURRENCY = os.environ.get("BENCH_LOGQL_CONCURRENCY", "0")
 STREAMS = 16
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -125,6 +132,55 @@ def run_query(port, pid, query, kind, start_ns, end_ns):
     return wall, cpu, summary["totalLinesProcessed"], summary["totalBytesProcessed"], data
 
 
+def start_agg(tmp, port):
+    log = open(os.path.join(tmp, "agg.log"), "ab")
+    agg = subprocess.Popen([os.path.join(BIN, "sluice-aggregator"), "--listen",
+                            f"127.0.0.1:{port}", "--data-dir", os.path.join(tmp, "agg"),
+                            "--set", "wal.enabled=false",
+                            "--set", "limits.ingestion_rate_mb=0",
+                            "--set", "limits.query_timeout=10m",
+                            "--set", f"querier.max_concurrency={CONCURRENCY}",
+                            "--set", "server.log_level=warn"], stdout=log, stderr=log)
+    for _ in range(400):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/ready")
+            if c.getresponse().status == 200:
+                return agg
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("aggregator not ready")
+
+
+def flush(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", "/flush")
+    r = c.getresponse()
+    r.read()
+    if r.status // 100 != 2:
+        raise RuntimeError(f"flush answered {r.status}")
+
+
+def run_queries(port, pid, dec, raw_bytes, start_ns, end_ns, cold):
+    print(f"  {'query':<15} {'wall s':>7} {'CPU s':>7} {'lines':>9} {'MiB':>7} "
+          f"{'GB/s/CPU':>9} {'CPU/zstd-d':>10}" + (f" {'cold wall':>9}" if cold else ""))
+    for name, query, kind in QUERIES:
+        first = run_query(port, pid, query, kind, start_ns, end_ns) if cold else None
+        runs = [run_query(port, pid, query, kind, start_ns, end_ns) for _ in range(3)]
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        lines, nbytes = runs[-1][2], runs[-1][3]
+        rate = nbytes / 1e9 / cpu if cpu > 0 else float("inf")
+        scale = cpu / (dec * nbytes / raw_bytes) if nbytes else 0
+        print(f"  {name:<15} {wall:>7.3f} {cpu:>7.2f} {lines:>9} {nbytes / 1048576:>7.0f} "
+              f"{rate:>9.2f} {scale:>10.2f}" + (f" {first[0]:>9.3f}" if cold else ""))
+        if kind == "instant":
+            res = sorted((s["metric"].get("level", ""), s["value"][1])
+                         for s in runs[-1][4]["result"])
+            print(f"      {res}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="sluice-bench-logql.")
     agg = None
@@ -139,46 +195,30 @@ def main():
         grep = min(child_cpu(["sh", "-c", f"grep -c -F 'rare literal' '{raw}' || true"],
                              stdout=subprocess.DEVNULL) for _ in range(3))
         port = free_port()
-        log = open(os.path.join(tmp, "agg.log"), "wb")
-        agg = subprocess.Popen([os.path.join(BIN, "sluice-aggregator"), "--listen",
-                                f"127.0.0.1:{port}", "--data-dir", os.path.join(tmp, "agg"),
-                                "--set", "wal.enabled=false",
-                                "--set", "limits.ingestion_rate_mb=0",
-                                "--set", "limits.query_timeout=10m",
-                                "--set", "server.log_level=warn"], stdout=log, stderr=log)
-        for _ in range(200):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/ready")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        agg = start_agg(tmp, port)
         t0 = time.monotonic()
         push_all(port, entries)
         push_s = time.monotonic() - t0
         gb = raw_bytes / 1e9
         print(f"\nlogql: {len(entries)} lines, {raw_bytes / 1048576:.0f} MiB raw, {STREAMS} streams "
-              f"in memory (pushed in {push_s:.1f} s)")
+              f"in memory (pushed in {push_s:.1f} s), querier.max_concurrency={CONCURRENCY} "
+              f"on {os.cpu_count()} CPUs")
         print(f"  zstd -d -T1 of the same lines: {dec:.2f} CPU s ({gb / dec:.2f} GB/s); "
               f"grep -c -F: {grep:.2f} CPU s ({gb / grep:.2f} GB/s)")
-        print(f"  {'query':<15} {'wall s':>7} {'CPU s':>7} {'lines':>9} {'MiB':>7} "
-              f"{'GB/s/CPU':>9} {'CPU/zstd-d':>10}")
         start_ns, end_ns = base - 60 * 10**9, base + 60 * 10**9
-        for name, query, kind in QUERIES:
-            runs = [run_query(port, agg.pid, query, kind, start_ns, end_ns) for _ in range(3)]
-            wall = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[1] for r in runs)
-            lines, nbytes = runs[-1][2], runs[-1][3]
-            rate = nbytes / 1e9 / cpu if cpu > 0 else float("inf")
-            scale = cpu / (dec * nbytes / raw_bytes) if nbytes else 0
-            print(f"  {name:<15} {wall:>7.3f} {cpu:>7.2f} {lines:>9} {nbytes / 1048576:>7.0f} "
-                  f"{rate:>9.2f} {scale:>10.2f}")
-            if kind == "instant":
-                res = sorted((s["metric"].get("level", ""), s["value"][1])
-                             for s in runs[-1][4]["result"])
-                print(f"      {res}")
+        run_queries(port, agg.pid, dec, raw_bytes, start_ns, end_ns, False)
+        del entries
+        t0 = time.monotonic()
+        flush(port)
+        agg.terminate()
+        agg.wait(120)
+        agg = start_agg(tmp, port)
+        store = os.path.join(tmp, "agg", "store", "chunks")
+        nchunks = sum(len(f) for _, _, f in os.walk(store))
+        zbytes = sum(os.path.getsize(os.path.join(d, x)) for d, _, f in os.walk(store) for x in f)
+        print(f"\nstored: flushed and restarted in {time.monotonic() - t0:.1f} s; {nchunks} chunks, "
+              f"{zbytes / 1048576:.0f} MiB; queries read the store only (cold: first run)")
+        run_queries(port, agg.pid, dec, raw_bytes, start_ns, end_ns, True)
     finally:
         if agg:
             agg.terminate()
