@@ -222,7 +222,9 @@ static int lex_one(struct lexer *lx, struct sl__logql_token *t)
         t->text = sl_bytes(lx->s + start, lx->i - start);
         return 0;
     }
-    if (c >= '0' && c <= '9') {
+    /* a number, or (Go's text/scanner) a float with no integer part: .5 */
+    if ((c >= '0' && c <= '9') ||
+        (c == '.' && lx->i + 1 < lx->n && lx->s[lx->i + 1] >= '0' && lx->s[lx->i + 1] <= '9')) {
         while (lx->i < lx->n) {
             char d = lx->s[lx->i];
             /* 1e+21, 1.5E-3: a signed exponent after a decimal mantissa */

@@ -306,6 +306,28 @@ static int validate_range(parser *p, struct sl_logql_range_expr *r, const char *
     return 0;
 }
 
+/* How many of the '(' at the current token wrap a whole range
+ * (`(({sel} |= "x" [5m]))`, as Loki's grammar allows): the depth at which the
+ * first '[' comes, 0 when the parentheses close before it. */
+static size_t range_wrap_parens(parser *p)
+{
+    size_t lead = 0;
+    while (peek_at(p, lead)->kind == SL__TOK_LPAREN)
+        lead++;
+    size_t depth = lead;
+    for (size_t k = lead;; k++) {
+        enum sl__logql_tok kind = peek_at(p, k)->kind;
+        if (kind == SL__TOK_EOF)
+            return 0;
+        if (kind == SL__TOK_LPAREN)
+            depth++;
+        else if (kind == SL__TOK_RPAREN && depth-- <= 1)
+            return 0;
+        else if (kind == SL__TOK_LBRACKET)
+            return depth < lead ? depth : lead;
+    }
+}
+
 static int parse_range_agg(parser *p, enum sl_logql_range_op op, const token *name,
                            struct sl_logql_expr **out)
 {
@@ -323,7 +345,11 @@ static int parse_range_agg(parser *p, enum sl_logql_range_op op, const token *na
         if (t->kind != SL__TOK_COMMA)
             return sl__logql_syntax_error(p, t, ",");
     }
-    /* ({sel} | pipeline) [5m] or {sel} | pipeline [5m] */
+    /* ({sel} | pipeline) [5m] or {sel} | pipeline [5m], possibly all of it
+     * in parentheses: ({sel} | pipeline [5m]) */
+    size_t wrap = range_wrap_parens(p);
+    for (size_t i = 0; i < wrap; i++)
+        next(p);
     size_t k = 0;
     while (peek_at(p, k)->kind == SL__TOK_LPAREN)
         k++;
@@ -350,6 +376,11 @@ static int parse_range_agg(parser *p, enum sl_logql_range_op op, const token *na
         peek(p)->kind == SL__TOK_NRE) {
         if ((rc = sl__logql_parse_pipeline(p, &r->log, r)))
             return rc;
+    }
+    for (size_t i = 0; i < wrap; i++) {
+        t = next(p);
+        if (t->kind != SL__TOK_RPAREN)
+            return sl__logql_syntax_error(p, t, ")");
     }
     t = next(p);
     if (t->kind != SL__TOK_RPAREN)

@@ -154,8 +154,9 @@ static int parse_unit_filter(parser *p, const token *name, const token *op,
             f->num = -f->num;
     } else if (sl__logql_parse_go_duration(v->text, &f->ival)) {
         f->kind = SL_LOGQL_LF_DURATION;
+        /* Loki's grammar signs numbers only: `d > -5s` is a syntax error */
         if (neg)
-            f->ival = -f->ival;
+            return sl__logql_error_at(p, v, "syntax error: unexpected DURATION, expecting NUMBER");
     } else if (!neg && sl__logql_parse_bytes(v->text, &bytes)) {
         f->kind = SL_LOGQL_LF_BYTES;
         f->ival = (int64_t)bytes;
