@@ -9,7 +9,9 @@
 # sluice-agent from the head and shipped (msgpack + zstd) to sluice-aggregator
 # (WAL on, fsync batch) on loopback. Reports CPU seconds per GB of log for
 # each process (user + system, from /proc), wall-clock MB/s and peak RSS,
-# beside `zstd -1` and `cat` over the same file.
+# beside `zstd -1` and `cat` over the same file. Then the same file again,
+# shipped by a fresh agent to a sink that discards every push (sink.py), for
+# the agent's own CPU and peak RSS with nothing else on the cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../build/bin}
@@ -95,6 +97,46 @@ awk -v gb="$gb" -v bytes="$bytes" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {p
     printf "  %-34s  %6.2f CPU s/GB\n", "zstd -1 (same file, this machine)", zstd / gb
     printf "  %-34s  %6.2f CPU s/GB\n", "cat (same file, this machine)", cat / gb
     printf "  agent / zstd -1 = %.2f   aggregator / zstd -1 = %.2f\n", agent / zstd, agg / zstd
+}'
+
+# ship to a discarding sink: the same pod log, read again from the head by a
+# fresh agent that ships to tests/bench/sink.py (reads every body, answers
+# 204). Only the agent runs on the cores, so its CPU and peak RSS are its own.
+kill -TERM "$agent_pid" 2>/dev/null || true
+wait "$agent_pid" 2>/dev/null || true
+/usr/bin/python3 "$here/sink.py" "$tmp/sink.port" &
+pids+=("$!")
+for _ in $(seq 100); do [ -s "$tmp/sink.port" ] && break; sleep 0.1; done
+sink_port=$(cat "$tmp/sink.port")
+sink_agent_port=$(free_port)
+t0=$(date +%s.%N)
+"$bin/sluice-agent" --set kubernetes.pods_path="$pods" --set kubernetes.node_name=bench \
+    --set positions.file="$tmp/sink-positions.json" --set server.listen="127.0.0.1:$sink_agent_port" \
+    --set client.url="http://127.0.0.1:$sink_port/api/v1/push" \
+    --set server.log_level=warn 2>"$tmp/sink-agent.log" &
+sink_agent_pid=$!
+pids+=("$sink_agent_pid")
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$sink_agent_port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+deadline=$((SECONDS + 600))
+while :; do
+    read_b=$(metric "http://127.0.0.1:$sink_agent_port" sluice_agent_bytes_read_total)
+    read_l=$(metric "http://127.0.0.1:$sink_agent_port" sluice_agent_lines_read_total)
+    sent=$(metric "http://127.0.0.1:$sink_agent_port" sluice_agent_lines_sent_total)
+    if [ "$read_b" -ge "$bytes" ] && [ "$sent" -ge "$read_l" ] && [ "$read_l" -gt 0 ]; then break; fi
+    if [ $SECONDS -gt $deadline ]; then echo "sink run timed out: read $read_b of $bytes bytes, sent $sent of $read_l" >&2; exit 1; fi
+    sleep 0.2
+done
+t1=$(date +%s.%N)
+awk -v gb="$gb" -v bytes="$bytes" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+    -v agent="$(cpu_s "$sink_agent_pid")" -v zstd="$zstd_cpu" -v rss="$(peak_rss_mib "$sink_agent_pid")" \
+    -v lines="$sent" -v sink="$(curl -fsS "http://127.0.0.1:$sink_port/stats")" 'BEGIN {
+    split(sink, s, " ")
+    printf "\nship %.0f MiB pod log, agent -> discarding sink (native msgpack+zstd, 204 for every push)\n", bytes / 1048576
+    printf "  log lines acknowledged              %d in %d pushes, %.1f MiB on the wire\n", lines, s[1], s[2] / 1048576
+    printf "  wall clock                          %.2f s  (%.1f MB/s)\n", wall, bytes / 1e6 / wall
+    printf "  %-34s  %6.2f CPU s/GB   peak RSS %s MiB\n", "sluice-agent", agent / gb, rss
+    printf "  %-34s  %6.2f CPU s/GB\n", "zstd -1 (same file, this machine)", zstd / gb
+    printf "  agent / zstd -1 = %.2f\n", agent / zstd
 }'
 
 # idle: 1,000 quiet pod logs (one line each, already read) and the agent's
