@@ -3,12 +3,14 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/discover/sources.h"
 #include "agent/pipeline/pipeline.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #define OFF(f) offsetof(struct sl_agent_config, f)
 
@@ -72,6 +74,13 @@ const struct sl_option sl_agent_options[] = {
      "longer lines (after joining partial lines) are split into entries of this size"},
     {"read.sweep_period", SL_OPT_DURATION, "10s", OFF(read_sweep_period),
      "period of the directory rescan backing up inotify"},
+    {"buffer.type", SL_OPT_STRING, "memory", OFF(buffer_type),
+     "memory (reading pauses while the receiver is down) or disk (batches are kept in "
+     "buffer.path, so rotated-away files lose nothing during an outage)"},
+    {"buffer.path", SL_OPT_STRING, "", OFF(buffer_path),
+     "directory of the disk buffer (empty: a buffer directory next to positions.file)"},
+    {"buffer.max_size", SL_OPT_SIZE, "1GiB", OFF(buffer_max_size),
+     "disk buffer size; when full the oldest batches are dropped (counted, logged)"},
 };
 
 const size_t sl_agent_noptions = sizeof(sl_agent_options) / sizeof(sl_agent_options[0]);
@@ -81,6 +90,32 @@ static int bad(struct sl_buf *err, const char *key, const char *why)
     if (err)
         sl_buf_appendf(err, "config: %s: %s", key, why);
     return SL_EINVAL;
+}
+
+/* buffer.*: type, size, and the default path next to positions.file. */
+static int validate_buffer(struct sl_agent_config *c, struct sl_buf *err)
+{
+    if (strcmp(c->buffer_type, "memory") != 0 && strcmp(c->buffer_type, "disk") != 0)
+        return bad(err, "buffer.type", "expected memory or disk");
+    if (c->buffer_max_size <= 0)
+        return bad(err, "buffer.max_size", "must be positive");
+    if (strcmp(c->buffer_type, "disk") != 0)
+        return 0;
+    if (c->buffer_max_size < 2 * c->client_batch_size)
+        return bad(err, "buffer.max_size", "must be at least twice client.batch_size");
+    if (!*c->buffer_path) {
+        const char *slash = strrchr(c->positions_file, '/');
+        struct sl_buf p = SL_BUF_INIT;
+        if (slash)
+            sl_buf_append(&p, c->positions_file, (size_t)(slash - c->positions_file) + 1);
+        sl_buf_append_str(&p, "buffer");
+        sl_free(c->buffer_path);
+        c->buffer_path = sl_buf_detach(&p, NULL);
+    }
+    struct stat st;
+    if (stat(c->buffer_path, &st) == 0 && !S_ISDIR(st.st_mode))
+        return bad(err, "buffer.path", "exists and is not a directory");
+    return 0;
 }
 
 int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, struct sl_buf *warn)
@@ -122,6 +157,9 @@ int sl_agent_config_validate(struct sl_agent_config *c, struct sl_buf *err, stru
         return bad(err, "read.sweep_period", "must be positive");
     if (c->read_rotate_wait < 0)
         return bad(err, "read.rotate_wait", "must not be negative");
+    int rc = validate_buffer(c, err);
+    if (rc != 0)
+        return rc;
     if (!*c->k8s_pods_path && warn)
         sl_buf_append_str(warn, "kubernetes.pods_path is empty: no files will be read\n");
     if (c->k8s_api_enabled && *c->k8s_api_host && strncmp(c->k8s_api_host, "https://", 8) != 0 &&

@@ -48,6 +48,10 @@ struct sl_agent_config {
     int64_t read_rotate_wait; /* ns */
     int64_t read_max_line_size;
     int64_t read_sweep_period; /* ns */
+    /* buffer */
+    char *buffer_type; /* memory | disk */
+    char *buffer_path; /* disk: "" becomes <dir of positions.file>/buffer in validate */
+    int64_t buffer_max_size;
 
     /* derived by sl_agent_config_validate() */
     enum sl_codec codec;

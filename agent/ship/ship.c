@@ -1,11 +1,13 @@
 /* Batches, one in flight, retries. Encoding and compression run on the libuv
- * thread pool (they are the CPU-heavy part); everything else on the loop. */
+ * thread pool (they are the CPU-heavy part), and so does every disk buffer
+ * call (they fsync); everything else on the loop. */
 #include "agent/ship/ship.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/buffer/buffer.h"
 #include "common/batch.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -39,6 +41,18 @@ struct ship_bstream {
     uint64_t last_cookie;
 };
 
+/* One push body and how to send it: a batch's (memory mode) or a record
+ * taken from the disk buffer. */
+struct ship_out {
+    struct sl_buf body;  /* encoded + compressed */
+    struct sl_buf token; /* bearer token, read with the body */
+    size_t lines;
+    enum sl_ship_protocol protocol;
+    enum sl_codec codec; /* Content-Encoding of body */
+    int attempts;
+    int64_t send_mono_ns;
+};
+
 struct ship_batch {
     uint64_t gen;
     struct sl_buf lines;
@@ -49,11 +63,13 @@ struct ship_batch {
     struct ship_meta *meta;
     size_t nmeta, capmeta;
     struct sl_buf metabytes;
-    struct sl_buf body;  /* encoded + compressed, filled on the thread pool */
-    struct sl_buf token; /* bearer token read with the body */
+    struct ship_out out; /* body filled on the thread pool */
     int enc_err;
-    int attempts;
-    int64_t send_mono_ns;
+    /* disk mode: result of the append (thread pool) */
+    int app_rc;
+    struct sl_buf app_err;
+    struct sl_buffer_drop evicted;
+    struct sl_buffer_stats stats;
 };
 
 struct sl_ship {
@@ -75,10 +91,27 @@ struct sl_ship {
     uv_timer_t retry_timer;
     struct sl_http_client *client;
     struct sl_metric *m_sent, *m_rejected, *m_batches, *m_batches_dropped, *m_retries,
-        *m_body_bytes, *m_duration;
+        *m_body_bytes, *m_duration, *m_last_send;
+    /* disk mode (buffer.type: disk); buf is NULL in memory mode */
+    struct sl_buffer *buf;
+    int buf_open_rc;
+    struct sl_buf buf_open_err;
+    uv_timer_t append_timer; /* retries a failed append */
+    struct ship_out dout;    /* the record being sent */
+    bool dout_ready;         /* dout holds a taken record */
+    bool take_busy;          /* take_work is queued */
+    bool take_again;         /* a record was appended while take_work ran */
+    bool take_need_done;     /* the last record is finished: done it first */
+    uv_work_t take_work;
+    int take_rc, done_rc; /* results of take_work */
+    struct sl_buf take_err;
+    struct sl_buffer_drop take_corrupt;
+    struct sl_buffer_stats take_stats;
+    struct sl_metric *m_buf_bytes, *m_buf_records, *m_buf_dropped_bytes, *m_drop_full,
+        *m_drop_corrupt, *m_buf_errors;
 };
 
-static struct sl_log_limit retry_lim, reject_lim, token_lim;
+static struct sl_log_limit retry_lim, reject_lim, token_lim, evict_lim, corrupt_lim, disk_lim;
 
 static struct ship_batch *batch_new(struct sl_ship *s)
 {
@@ -94,8 +127,9 @@ static void batch_free(struct ship_batch *b)
     sl_buf_release(&b->lines);
     sl_buf_release(&b->metabytes);
     sl_free(b->meta);
-    sl_buf_release(&b->body);
-    sl_buf_release(&b->token);
+    sl_buf_release(&b->out.body);
+    sl_buf_release(&b->out.token);
+    sl_buf_release(&b->app_err);
     sl_free(b->e);
     sl_free(b->st);
     sl_free(b);
@@ -243,6 +277,21 @@ static void encode_loki_protobuf(const struct ship_batch *b, const size_t *start
     sl_free(es);
 }
 
+/* Disk mode: the sealed batch's body becomes a record (thread pool). */
+static void append_work(uv_work_t *w)
+{
+    struct sl_ship *s = w->data;
+    struct ship_batch *b = s->sealed;
+    struct sl_buffer_meta m = {
+        .lines = (uint32_t)b->ne,
+        .protocol = (uint8_t)b->out.protocol,
+        .codec = (uint8_t)b->out.codec,
+    };
+    sl_buf_clear(&b->app_err);
+    b->app_rc = sl_buffer_append(s->buf, &m, sl_buf_bytes(&b->out.body), &b->evicted, &b->app_err);
+    sl_buffer_stats(s->buf, &b->stats);
+}
+
 static void encode_work(uv_work_t *w)
 {
     struct sl_ship *s = w->data;
@@ -262,18 +311,23 @@ static void encode_work(uv_work_t *w)
         break;
     }
     if (!b->enc_err && s->o.protocol == SL_SHIP_LOKI_PROTOBUF)
-        b->enc_err = sl_snappy_compress(&b->body, raw.data ? raw.data : "", raw.len);
+        b->enc_err = sl_snappy_compress(&b->out.body, raw.data ? raw.data : "", raw.len);
     else if (!b->enc_err)
-        b->enc_err = sl_compress(s->body_codec, &b->body, raw.data, raw.len, 0);
+        b->enc_err = sl_compress(s->body_codec, &b->out.body, raw.data, raw.len, 0);
     sl_buf_release(&raw);
     sl_free(order);
     sl_free(start);
-    if (s->o.bearer_token_file && *s->o.bearer_token_file)
-        read_token(s->o.bearer_token_file, &b->token);
+    if (s->buf) {
+        if (!b->enc_err)
+            append_work(w);
+    } else if (s->o.bearer_token_file && *s->o.bearer_token_file) {
+        read_token(s->o.bearer_token_file, &b->out.token);
+    }
 }
 
-static void send_batch(struct sl_ship *s);
+static void send_out(struct sl_ship *s, struct ship_out *o);
 static void maybe_free(struct sl_ship *s);
+static void appended(struct sl_ship *s);
 
 static void encode_done(uv_work_t *w, int status)
 {
@@ -289,7 +343,10 @@ static void encode_done(uv_work_t *w, int status)
                  sl_strerror(status ? SL_EIO : s->sealed->enc_err));
         abort();
     }
-    send_batch(s);
+    if (s->buf)
+        appended(s);
+    else
+        send_out(s, &s->sealed->out);
 }
 
 /* --- sealing --- */
@@ -300,6 +357,9 @@ static void try_seal(struct sl_ship *s)
         return;
     s->sealed = s->building;
     s->building = NULL;
+    s->sealed->out.lines = s->sealed->ne;
+    s->sealed->out.protocol = s->o.protocol;
+    s->sealed->out.codec = s->body_codec;
     uv_timer_stop(&s->wait_timer);
     s->encoding = true;
     s->work.data = s;
@@ -396,18 +456,17 @@ void sl_ship_drain(struct sl_ship *s)
 
 static void on_response(struct sl_http_response *resp, void *ud);
 
-static void send_batch(struct sl_ship *s)
+static void send_out(struct sl_ship *s, struct ship_out *b)
 {
-    struct ship_batch *b = s->sealed;
     const char *hdrs[6];
     char enc[64], tenant[SL_TENANT_MAX_LEN + 32];
     struct sl_buf auth = SL_BUF_INIT;
     size_t nh = 0;
-    hdrs[nh++] = s->o.protocol == SL_SHIP_LOKI_JSON       ? "Content-Type: application/json"
-                 : s->o.protocol == SL_SHIP_LOKI_PROTOBUF ? "Content-Type: application/x-protobuf"
-                                                          : "Content-Type: " SL_PUSH_CONTENT_TYPE;
-    if (s->body_codec != SL_CODEC_NONE) {
-        snprintf(enc, sizeof(enc), "Content-Encoding: %s", sl_codec_name(s->body_codec));
+    hdrs[nh++] = b->protocol == SL_SHIP_LOKI_JSON       ? "Content-Type: application/json"
+                 : b->protocol == SL_SHIP_LOKI_PROTOBUF ? "Content-Type: application/x-protobuf"
+                                                        : "Content-Type: " SL_PUSH_CONTENT_TYPE;
+    if (b->codec != SL_CODEC_NONE) {
+        snprintf(enc, sizeof(enc), "Content-Encoding: %s", sl_codec_name(b->codec));
         hdrs[nh++] = enc;
     }
     if (s->o.tenant && *s->o.tenant) {
@@ -438,9 +497,17 @@ static void send_batch(struct sl_ship *s)
     }
 }
 
+static void kick_sender(struct sl_ship *s);
+
 static void on_retry(uv_timer_t *t)
 {
-    send_batch(t->data);
+    struct sl_ship *s = t->data;
+    if (!s->buf)
+        send_out(s, &s->sealed->out);
+    else if (s->dout_ready)
+        send_out(s, &s->dout);
+    else
+        kick_sender(s); /* reading the buffer failed: try again */
 }
 
 static uint64_t next_rand(struct sl_ship *s)
@@ -495,18 +562,24 @@ static void finish_batch(struct sl_ship *s, bool delivered)
     s->cbs.resume(s->ud);
 }
 
+static void record_finished(struct sl_ship *s);
+
 static void on_response(struct sl_http_response *resp, void *ud)
 {
     struct sl_ship *s = ud;
-    struct ship_batch *b = s->sealed;
     if (s->closing || resp->err == SL_ECANCELED)
         return;
+    struct ship_out *b = s->buf ? &s->dout : &s->sealed->out;
     sl_histogram_observe(s->m_duration, (double)(sl_mono_ns() - b->send_mono_ns) / 1e9);
     if (resp->err == 0 && resp->status >= 200 && resp->status < 300) {
-        sl_counter_add(s->m_sent, (double)b->ne);
+        sl_counter_add(s->m_sent, (double)b->lines);
         sl_counter_inc(s->m_batches);
         sl_counter_add(s->m_body_bytes, (double)b->body.len);
-        finish_batch(s, true);
+        sl_gauge_set(s->m_last_send, (double)sl_now_ns() / 1e9);
+        if (s->buf)
+            record_finished(s);
+        else
+            finish_batch(s, true);
         return;
     }
     if (sl_http_retryable(resp)) {
@@ -515,20 +588,156 @@ static void on_response(struct sl_http_response *resp, void *ud)
         sl_log_limited(&retry_lim, SL_LOG_WARN, "push failed, will retry",
                        "status=%d err=%s attempt=%d retry_in_ms=%lld entries=%zu", resp->status,
                        resp->err ? sl_strerror(resp->err) : "none", b->attempts, (long long)ms,
-                       b->ne);
+                       b->lines);
         uv_timer_start(&s->retry_timer, on_retry, (uint64_t)ms, 0);
         return;
     }
-    size_t rej = rejected_count(resp, b->ne);
+    size_t rej = rejected_count(resp, b->lines);
     char reason[256];
     sl_log_quote(reason, sizeof(reason), resp->body.data ? resp->body.data : "", resp->body.len);
     sl_log_limited(&reject_lim, SL_LOG_ERROR, "push rejected, lines dropped",
-                   "status=%d rejected=%zu entries=%zu reason=%s", resp->status, rej, b->ne,
+                   "status=%d rejected=%zu entries=%zu reason=%s", resp->status, rej, b->lines,
                    reason);
     sl_counter_add(s->m_rejected, (double)rej);
-    sl_counter_add(s->m_sent, (double)(b->ne - rej));
+    sl_counter_add(s->m_sent, (double)(b->lines - rej));
     sl_counter_inc(s->m_batches_dropped);
-    finish_batch(s, rej < b->ne);
+    if (s->buf)
+        record_finished(s);
+    else
+        finish_batch(s, rej < b->lines);
+}
+
+/* --- disk mode: appends and the sender --- */
+
+static void set_buffer_gauges(struct sl_ship *s, const struct sl_buffer_stats *st)
+{
+    sl_gauge_set(s->m_buf_bytes, (double)st->bytes);
+    sl_gauge_set(s->m_buf_records, (double)st->records);
+}
+
+/* Counts and logs records the buffer dropped, then forgets them. */
+static void report_drop(struct sl_ship *s, struct sl_buffer_drop *d, bool full)
+{
+    if (!d->records && !d->bytes)
+        return;
+    sl_counter_add(full ? s->m_drop_full : s->m_drop_corrupt, (double)d->lines);
+    sl_counter_add(s->m_buf_dropped_bytes, (double)d->bytes);
+    if (full)
+        sl_log_limited(&evict_lim, SL_LOG_WARN,
+                       "disk buffer full (buffer.max_size), oldest records dropped",
+                       "dir=%s file=%s records=%llu lines=%llu bytes=%llu", s->o.buffer_path,
+                       d->file, (unsigned long long)d->records, (unsigned long long)d->lines,
+                       (unsigned long long)d->bytes);
+    else
+        sl_log_limited(&corrupt_lim, SL_LOG_ERROR,
+                       "disk buffer: torn or corrupt records dropped, the rest is kept",
+                       "dir=%s file=%s records=%llu lines=%llu bytes=%llu", s->o.buffer_path,
+                       d->file, (unsigned long long)d->records, (unsigned long long)d->lines,
+                       (unsigned long long)d->bytes);
+    memset(d, 0, sizeof(*d));
+}
+
+static void on_append_retry(uv_timer_t *t)
+{
+    struct sl_ship *s = t->data;
+    if (s->closing || !s->sealed)
+        return;
+    s->encoding = true;
+    s->work.data = s;
+    uv_queue_work(s->loop, &s->work, append_work, encode_done);
+}
+
+/* The sealed batch was appended (or not): its lines are durable, ack them. */
+static void appended(struct sl_ship *s)
+{
+    struct ship_batch *b = s->sealed;
+    report_drop(s, &b->evicted, true);
+    if (b->app_rc != 0) {
+        sl_counter_inc(s->m_buf_errors);
+        sl_log_limited(&disk_lim, SL_LOG_ERROR,
+                       "cannot write to the disk buffer, reading paused, will retry",
+                       "dir=%s err=\"%s\" entries=%zu", s->o.buffer_path,
+                       b->app_err.data ? b->app_err.data : sl_strerror(b->app_rc), b->ne);
+        uv_timer_start(&s->append_timer, on_append_retry, 1000, 0);
+        return;
+    }
+    set_buffer_gauges(s, &b->stats);
+    finish_batch(s, true);
+    kick_sender(s);
+}
+
+static void take_work_fn(uv_work_t *w)
+{
+    struct sl_ship *s = w->data;
+    sl_buf_clear(&s->take_err);
+    s->done_rc = s->take_need_done ? sl_buffer_done(s->buf, &s->take_err) : 0;
+    struct sl_buffer_meta m = {0};
+    s->take_rc = sl_buffer_take(s->buf, &m, &s->dout.body, &s->take_corrupt, &s->take_err);
+    sl_buffer_stats(s->buf, &s->take_stats);
+    if (s->take_rc != 0)
+        return;
+    s->dout.lines = m.lines;
+    s->dout.protocol = (enum sl_ship_protocol)m.protocol;
+    s->dout.codec = (enum sl_codec)m.codec;
+    s->dout.attempts = 0;
+    sl_buf_clear(&s->dout.token);
+    if (s->o.bearer_token_file && *s->o.bearer_token_file)
+        read_token(s->o.bearer_token_file, &s->dout.token);
+}
+
+static void take_done_fn(uv_work_t *w, int status)
+{
+    struct sl_ship *s = w->data;
+    s->take_busy = false;
+    if (s->closing) {
+        maybe_free(s);
+        return;
+    }
+    bool again = s->take_again;
+    s->take_again = false;
+    if (s->take_need_done && s->done_rc != 0)
+        sl_log_limited(&disk_lim, SL_LOG_ERROR,
+                       "cannot save the disk buffer position; the record may be sent again",
+                       "dir=%s err=\"%s\"", s->o.buffer_path, s->take_err.data);
+    s->take_need_done = false;
+    report_drop(s, &s->take_corrupt, false);
+    set_buffer_gauges(s, &s->take_stats);
+    if (status == 0 && s->take_rc == 0) {
+        s->dout_ready = true;
+        send_out(s, &s->dout);
+    } else if (status == 0 && s->take_rc == SL_ENOENT) {
+        if (again)
+            kick_sender(s); /* appended while we looked */
+    } else {
+        sl_counter_inc(s->m_buf_errors);
+        sl_log_limited(&disk_lim, SL_LOG_ERROR, "cannot read the disk buffer, will retry",
+                       "dir=%s err=\"%s\"", s->o.buffer_path,
+                       s->take_err.data ? s->take_err.data : sl_strerror(s->take_rc));
+        uv_timer_start(&s->retry_timer, on_retry, 1000, 0);
+    }
+}
+
+/* Starts taking the next record unless one is being taken or sent. */
+static void kick_sender(struct sl_ship *s)
+{
+    if (!s->buf || s->closing || s->dout_ready)
+        return;
+    if (s->take_busy) {
+        s->take_again = true;
+        return;
+    }
+    s->take_busy = true;
+    s->take_work.data = s;
+    uv_queue_work(s->loop, &s->take_work, take_work_fn, take_done_fn);
+}
+
+/* The record in dout was delivered or dropped for good. */
+static void record_finished(struct sl_ship *s)
+{
+    s->dout_ready = false;
+    s->take_need_done = true;
+    sl_buf_clear(&s->dout.body);
+    kick_sender(s);
 }
 
 /* --- lifecycle --- */
@@ -550,6 +759,50 @@ static char *dup_opt(const char *v)
     return sl_strdup(v ? v : "");
 }
 
+static void register_buffer_metrics(struct sl_ship *s, struct sl_metrics *m)
+{
+    s->m_buf_bytes = sl_metric_with(sl_metrics_gauge(
+        m, "sluice_agent_buffer_bytes",
+        "Bytes of records in the disk buffer not yet sent (0 in memory mode).", NULL));
+    s->m_buf_records = sl_metric_with(
+        sl_metrics_gauge(m, "sluice_agent_buffer_records",
+                         "Records (batches) in the disk buffer not yet sent.", NULL));
+    s->m_buf_dropped_bytes = sl_metric_with(sl_metrics_counter(
+        m, "sluice_agent_buffer_dropped_bytes_total",
+        "Disk buffer bytes dropped (buffer.max_size reached, or torn or corrupt records).", NULL));
+    s->m_buf_errors =
+        sl_metric_with(sl_metrics_counter(m, "sluice_agent_buffer_errors_total",
+                                          "Failed disk buffer writes and reads (retried).", NULL));
+    struct sl_metric_family *dropped = sl_metrics_counter(m, "sluice_agent_lines_dropped_total",
+                                                          "Lines dropped, by reason.", "reason");
+    s->m_drop_full = sl_metric_with(dropped, "buffer_full");
+    s->m_drop_corrupt = sl_metric_with(dropped, "buffer_corrupt");
+    sl_gauge_set(s->m_buf_bytes, 0);
+    sl_gauge_set(s->m_buf_records, 0);
+}
+
+/* Opens the disk buffer (at start, on the loop: recovery reads it once) and
+ * starts sending what an earlier run left in it. */
+static void open_buffer(struct sl_ship *s)
+{
+    struct sl_buffer_opts bo = {.dir = s->o.buffer_path, .max_size = s->o.buffer_max_size};
+    struct sl_buffer_drop corrupt = {0};
+    s->buf_open_rc = sl_buffer_open(&bo, &s->buf, &corrupt, &s->buf_open_err);
+    if (s->buf_open_rc != 0) {
+        sl_error("cannot open the disk buffer", "dir=%s err=\"%s\"", s->o.buffer_path,
+                 s->buf_open_err.data);
+        return;
+    }
+    report_drop(s, &corrupt, false);
+    struct sl_buffer_stats st;
+    sl_buffer_stats(s->buf, &st);
+    set_buffer_gauges(s, &st);
+    sl_info("disk buffer opened", "dir=%s records=%llu lines=%llu bytes=%llu max_size=%llu",
+            s->o.buffer_path, (unsigned long long)st.records, (unsigned long long)st.lines,
+            (unsigned long long)st.bytes, (unsigned long long)s->o.buffer_max_size);
+    kick_sender(s);
+}
+
 struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
                             const struct sl_ship_cbs *cbs, void *ud, struct sl_metrics *m)
 {
@@ -560,6 +813,7 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
     s->o.tenant = dup_opt(o->tenant);
     s->o.bearer_token_file = dup_opt(o->bearer_token_file);
     s->o.ca_file = dup_opt(o->ca_file);
+    s->o.buffer_path = dup_opt(o->buffer_path);
     switch (o->protocol) {
     case SL_SHIP_LOKI_JSON: /* Loki reads gzip (and deflate), not zstd */
         s->body_codec = o->codec == SL_CODEC_NONE ? SL_CODEC_NONE : SL_CODEC_GZIP;
@@ -576,8 +830,10 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
     s->rng = (uint64_t)sl_now_ns() | 1;
     uv_timer_init(loop, &s->wait_timer);
     uv_timer_init(loop, &s->retry_timer);
+    uv_timer_init(loop, &s->append_timer);
     s->wait_timer.data = s;
     s->retry_timer.data = s;
+    s->append_timer.data = s;
     struct sl_http_client_opts co = {
         .ca_file = *s->o.ca_file ? s->o.ca_file : NULL,
         .insecure_skip_verify = o->insecure_skip_verify,
@@ -600,15 +856,37 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
         m, "sluice_agent_sent_bytes_total", "Compressed push body bytes acknowledged.", NULL));
     s->m_duration = sl_metric_with(sl_metrics_histogram(m, "sluice_agent_request_duration_seconds",
                                                         "Push request duration.", NULL, NULL, 0));
+    s->m_last_send = sl_metric_with(
+        sl_metrics_gauge(m, "sluice_agent_last_send_timestamp_seconds",
+                         "Unix time of the last batch the receiver acknowledged (2xx).", NULL));
+    register_buffer_metrics(s, m);
+    if (o->buffer_disk)
+        open_buffer(s);
     return s;
+}
+
+int sl_ship_start(struct sl_ship *s, struct sl_buf *err)
+{
+    if (s->buf_open_rc == 0)
+        return 0;
+    if (err)
+        sl_buf_appendf(err, "buffer.path: cannot open the disk buffer: %s",
+                       s->buf_open_err.data ? s->buf_open_err.data : sl_strerror(s->buf_open_rc));
+    return s->buf_open_rc;
 }
 
 static void maybe_free(struct sl_ship *s)
 {
-    if (s->pending_closes > 0 || s->encoding)
+    if (s->pending_closes > 0 || s->encoding || s->take_busy)
         return;
     batch_free(s->building);
     batch_free(s->sealed);
+    sl_buffer_free(s->buf);
+    sl_buf_release(&s->buf_open_err);
+    sl_buf_release(&s->take_err);
+    sl_buf_release(&s->dout.body);
+    sl_buf_release(&s->dout.token);
+    sl_free((char *)s->o.buffer_path);
     sl_free((char *)s->o.url);
     sl_free((char *)s->o.tenant);
     sl_free((char *)s->o.bearer_token_file);
@@ -628,7 +906,8 @@ void sl_ship_free(struct sl_ship *s)
     s->closing = true;
     sl_http_client_free(s->client);
     s->client = NULL;
-    s->pending_closes = 2;
+    s->pending_closes = 3;
     uv_close((uv_handle_t *)&s->wait_timer, on_closed);
     uv_close((uv_handle_t *)&s->retry_timer, on_closed);
+    uv_close((uv_handle_t *)&s->append_timer, on_closed);
 }

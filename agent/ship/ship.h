@@ -12,9 +12,23 @@
  *   loki-protobuf  Loki's PushRequest (common/lokipb.h) in a snappy block
  *                  (common/snappy.h), as Promtail sends it; codec is ignored.
  *
- * At most one batch is in flight and one is being built, so memory is
- * bounded: sl_ship_full() turns true when the building batch is full while
- * another is in flight, and the caller must stop reading until cbs->resume.
+ * Memory mode (the default): at most one batch is in flight and one is
+ * being built, so memory is bounded: sl_ship_full() turns true when the
+ * building batch is full while another is in flight, and the caller must stop
+ * reading until cbs->resume. cbs->ack runs when the receiver answered.
+ *
+ * Disk mode (buffer_disk): a sealed batch is encoded and appended to the disk
+ * buffer (agent/buffer/buffer.h, fsync'd) on the thread pool, and cbs->ack
+ * runs as soon as it is durable; reading goes on during an outage. A sender
+ * takes the oldest record, POSTs it with the same retry rules, and marks it
+ * done. When the buffer reaches buffer_max_size its oldest records are
+ * dropped (sluice_agent_lines_dropped_total{reason="buffer_full"}); torn or
+ * corrupt records found are dropped (reason="buffer_corrupt"); both are
+ * logged with the segment file. Memory holds the building batch, the one
+ * being appended and the record being sent. sl_ship_full() is true only
+ * while the building batch is full and the previous one is still being
+ * written (or the disk fails: then appends are retried every second).
+ * Records left from an earlier run are sent first, in order.
  *
  * Replies: 2xx acknowledges every entry. 429, 5xx and transport errors are
  * retried with exponential backoff (backoff_min doubling up to backoff_max,
@@ -23,7 +37,10 @@
  * sluice_agent_lines_dropped_total{reason="rejected"} (a 400 with
  * {"rejected": N} counts N, the rest were kept and count as sent) and the
  * server's reason is logged. Either way, cbs->ack is then called once per
- * stream of the batch, in order, so positions can advance.
+ * stream of the batch, in order, so positions can advance (disk mode: after
+ * the append, see above).
+ *
+ * sluice_agent_last_send_timestamp_seconds is the unix time of the last 2xx.
  *
  * Threading: one loop; call from the loop thread; callbacks run there. */
 #ifndef SL_AGENT_SHIP_H
@@ -34,6 +51,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/bytes.h"
 #include "common/compress.h"
 #include "common/labels.h"
@@ -72,6 +90,9 @@ struct sl_ship_opts {
     int64_t timeout_ns;
     int64_t backoff_min_ns;
     int64_t backoff_max_ns;
+    bool buffer_disk;         /* buffer.type: disk */
+    const char *buffer_path;  /* directory of the disk buffer (buffer_disk) */
+    uint64_t buffer_max_size; /* bytes of unsent records kept (buffer_disk) */
 };
 
 struct sl_ship_cbs {
@@ -87,6 +108,10 @@ struct sl_ship;
 /* Strings in o are copied. Registers its metrics in m. */
 struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
                             const struct sl_ship_cbs *cbs, void *ud, struct sl_metrics *m);
+/* Reports a disk buffer that could not be opened in sl_ship_new (the ship then
+ * works in memory mode): returns 0, or SL_EIO / SL_EINVAL with
+ * "buffer.path: ..." in err. Call once after sl_ship_new. */
+int sl_ship_start(struct sl_ship *s, struct sl_buf *err);
 /* Adds one entry (line copied). May seal the batch. */
 void sl_ship_add(struct sl_ship *s, struct sl_ship_stream *st, int64_t ts_ns, struct sl_bytes line,
                  uint64_t cookie);
