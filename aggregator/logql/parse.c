@@ -64,8 +64,9 @@ static const struct {
     {"sort_desc", SL_LOGQL_V_SORT_DESC},
 };
 
-static const char *const unsupported_funcs[] = {"approx_topk", "count_values", "quantile", "absent",
-                                                "first_over_time_sketch"};
+static const char *const unsupported_funcs[] = {
+    "approx_topk",           "count_values", "quantile", "absent", "first_over_time_sketch",
+    "approx_count_distinct", "variants"};
 
 const struct sl__logql_token *sl__logql_peek(const parser *p, size_t ahead)
 {

@@ -8,6 +8,7 @@
  *   labelFilter := term ((and | ',' | or | juxtaposition) term)*, "or" binding loosest
  *   term := '(' labelFilter ')' | IDENT op STRING | IDENT cmp NUMBER|DURATION|BYTES
  *         | IDENT ('='|'!=') ip '(' STRING ')' */
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -134,6 +135,21 @@ static bool cmp_of(enum sl__logql_tok k, enum sl_logql_cmp *c)
 }
 
 /* name cmp value, where value is a number, a duration or a size. */
+/* Loki's lexer reads a duration as far as duration units go, so in `1mb`
+ * (lower case) the token is the duration 1m and `b` is left over: a syntax
+ * error, where 1MB and 1kb are bytes. */
+static bool duration_then_more(struct sl_bytes t)
+{
+    size_t i = 0;
+    while (i < t.len && (isdigit((unsigned char)t.ptr[i]) || t.ptr[i] == '.'))
+        i++;
+    size_t d = i;
+    while (i < t.len && strchr("nsumhdwy", t.ptr[i]))
+        i++;
+    int64_t ns;
+    return i > d && i < t.len && sl__logql_parse_go_duration(sl_bytes(t.ptr, i), &ns);
+}
+
 static int parse_unit_filter(parser *p, const token *name, const token *op,
                              struct sl_logql_label_filter *f)
 {
@@ -145,6 +161,8 @@ static int parse_unit_filter(parser *p, const token *name, const token *op,
         return sl__logql_syntax_error(p, v, "STRING or NUMBER or DURATION or BYTES");
     if (!cmp_of(op->kind, &f->cmp))
         return sl__logql_syntax_error(p, op, NULL);
+    if (duration_then_more(v->text))
+        return sl__logql_error_at(p, v, "syntax error: unexpected IDENTIFIER");
     f->m.name = name->text;
     f->text = v->text;
     uint64_t bytes;
@@ -510,7 +528,7 @@ static int parse_unwrap(parser *p, struct sl_logql_range_expr *r)
     return 0;
 }
 
-static const char *const unsupported_stages[] = {"distinct"};
+static const char *const unsupported_stages[] = {"distinct", "xml"};
 
 /* After a '|'. */
 static int parse_pipe_stage(parser *p, struct sl_logql_log_expr *e, struct sl_logql_range_expr *r,
