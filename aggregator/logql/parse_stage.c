@@ -141,13 +141,11 @@ static bool cmp_of(enum sl__logql_tok k, enum sl_logql_cmp *c)
 static bool duration_then_more(struct sl_bytes t)
 {
     size_t i = 0;
-    while (i < t.len && (isdigit((unsigned char)t.ptr[i]) || t.ptr[i] == '.'))
-        i++;
-    size_t d = i;
-    while (i < t.len && strchr("nsumhdwy", t.ptr[i]))
+    while (i < t.len &&
+           (isdigit((unsigned char)t.ptr[i]) || t.ptr[i] == '.' || strchr("nsumhdwy", t.ptr[i])))
         i++;
     int64_t ns;
-    return i > d && i < t.len && sl__logql_parse_go_duration(sl_bytes(t.ptr, i), &ns);
+    return i < t.len && sl__logql_parse_go_duration(sl_bytes(t.ptr, i), &ns);
 }
 
 static int parse_unit_filter(parser *p, const token *name, const token *op,
