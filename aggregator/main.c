@@ -305,6 +305,7 @@ static int open_store(struct app *app)
                                  .metrics = app->metrics,
                                  .codec = codec == SL_CODEC_NONE ? SL_CODEC_ZSTD : codec,
                                  .level = (int)c->ing_chunk_compression_level,
+                                 .stored_block_size = (size_t)c->ing_chunk_stored_block_size,
                                  .check_period_ns = c->ing_flush_check_period_ns,
                                  .index_upload_period_ns = c->ing_index_upload_period_ns};
     rc = sl_flusher_start(&fo, &app->flusher);

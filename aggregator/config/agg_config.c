@@ -76,6 +76,10 @@ const struct sl_option sl_agg_options[] = {
     {"ingester.chunk_compression_level", SL_OPT_INT, "0", OFF(ing_chunk_compression_level),
      "compression level of stored chunks, applied by the flush workers; 0: the codec's "
      "default (zstd 9, gzip 6); zstd 1 stores the ingester's level-1 blocks as they are"},
+    {"ingester.chunk_stored_block_size", SL_OPT_SIZE, "1MiB", OFF(ing_chunk_stored_block_size),
+     "raw bytes per block of stored chunks: when recompressing, the flush joins consecutive "
+     "blocks up to this size (better ratio; a query decompresses whole blocks); 0: keep the "
+     "ingester's blocks"},
     {"ingester.shutdown_flush_timeout", SL_OPT_DURATION, "30s",
      OFF(ing_shutdown_flush_timeout_ns),
      "longest flush on shutdown; what is not stored by then stays in the WAL for the next start"},
@@ -199,6 +203,8 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
         return bad(err, "compactor.interval", "must be positive");
     if (c->compactor_orphan_grace_period_ns < 0)
         return bad(err, "compactor.orphan_grace_period", "must not be negative");
+    if (c->ing_chunk_stored_block_size < 0 || c->ing_chunk_stored_block_size > (64 << 20))
+        return bad(err, "ingester.chunk_stored_block_size", "must be between 0 and 64MiB");
     if (c->ing_shutdown_flush_timeout_ns <= 0)
         return bad(err, "ingester.shutdown_flush_timeout", "must be positive");
     if (c->ing_chunk_compression_level < 0 ||

@@ -56,6 +56,7 @@ struct sl_agg_config {
     bool ing_flush_on_shutdown;
     int64_t ing_index_upload_period_ns;
     int64_t ing_chunk_compression_level;
+    int64_t ing_chunk_stored_block_size;
     int64_t ing_shutdown_flush_timeout_ns;
     /* ring */
     struct sl_strlist ring_members;

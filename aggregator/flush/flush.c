@@ -25,6 +25,7 @@
 #include "common/mem.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
+#include "common/wire.h"
 
 #define BACKOFF_MIN_NS (500 * SL_NS_PER_MS)
 #define BACKOFF_MAX_NS (10 * SL_NS_PER_SEC)
@@ -75,6 +76,11 @@ struct wctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     struct sl_buf raw, z;
+    /* the stored block being assembled from ingester blocks */
+    struct sl_buf acc;
+    struct sl_chunk_block_info bi;
+    int64_t last_ts; /* of its last entry */
+    bool open;
 };
 
 /* ---- jobs ---- */
@@ -122,27 +128,80 @@ static int block_raw(struct wctx *w, const struct sl_ingester_block *b)
     return 0;
 }
 
-/* Adds ingester block b to the chunk, recompressed at the flusher's level
- * unless that is the ingester's own (zstd 1: copied as it is). */
+/* Compresses the assembled block w->acc at the flusher's level and adds it. */
+static int emit(struct sl_flusher *f, struct wctx *w, struct sl_chunk_writer *cw)
+{
+    if (!w->open)
+        return 0;
+    w->open = false;
+    w->bi.raw_len = (uint32_t)w->acc.len;
+    if (f->o.codec != SL_CODEC_ZSTD)
+        return sl_chunk_writer_add_raw(cw, &w->bi, w->acc.data, w->acc.len);
+    size_t bound = ZSTD_compressBound(w->acc.len);
+    sl_buf_clear(&w->z);
+    char *p = sl_buf_reserve(&w->z, bound);
+    size_t n = ZSTD_compressCCtx(w->cctx, p, bound, w->acc.data, w->acc.len, f->o.level);
+    if (ZSTD_isError(n))
+        return SL_EINVAL;
+    sl_buf_commit(&w->z, n);
+    return sl_chunk_writer_add_compressed(cw, &w->bi, w->z.data, w->z.len);
+}
+
+/* Timestamp of the last of the count entries of a payload. */
+static int payload_last_ts(const struct sl_buf *raw, int64_t min_ts, uint32_t count, int64_t *out)
+{
+    const char *p = raw->data, *end = raw->data + raw->len;
+    int64_t prev = min_ts;
+    for (uint32_t i = 0; i < count; i++) {
+        struct sl_chunk_entry e;
+        if (sl_chunk_payload_next(&p, end, &prev, false, &e) != 0)
+            return SL_ECORRUPT;
+    }
+    *out = prev;
+    return p == end ? 0 : SL_ECORRUPT;
+}
+
+/* Adds ingester block b to the chunk. zstd level 1 (the ingester's own):
+ * copied as it is. Otherwise decompressed and appended to the block being
+ * assembled when it does not overlap it in time and the result stays within
+ * stored_block_size (a payload continues across the join: only the first
+ * timestamp delta of b is rewritten, relative to the last entry before it),
+ * else that block is compressed at the configured level and b starts the
+ * next. */
 static int add_block(struct sl_flusher *f, struct wctx *w, struct sl_chunk_writer *cw,
                      const struct sl_ingester_block *b)
 {
     struct sl_chunk_block_info bi = {b->count, b->min_ts, b->max_ts, (uint32_t)b->raw_len, 0};
     if (f->o.codec == SL_CODEC_ZSTD && f->o.level == 1)
         return sl_chunk_writer_add_compressed(cw, &bi, b->z, b->zlen);
+    int64_t last;
     int rc = block_raw(w, b);
+    if (rc == 0)
+        rc = payload_last_ts(&w->raw, b->min_ts, b->count, &last);
     if (rc != 0)
         return rc;
-    if (f->o.codec != SL_CODEC_ZSTD)
-        return sl_chunk_writer_add_raw(cw, &bi, w->raw.data, w->raw.len);
-    size_t bound = ZSTD_compressBound(w->raw.len);
-    sl_buf_clear(&w->z);
-    char *p = sl_buf_reserve(&w->z, bound);
-    size_t n = ZSTD_compressCCtx(w->cctx, p, bound, w->raw.data, w->raw.len, f->o.level);
-    if (ZSTD_isError(n))
-        return SL_EINVAL;
-    sl_buf_commit(&w->z, n);
-    return sl_chunk_writer_add_compressed(cw, &bi, w->z.data, w->z.len);
+    if (w->open && b->min_ts >= w->bi.max_ts && w->acc.len + w->raw.len <= f->o.stored_block_size &&
+        (uint64_t)w->bi.entries + b->count <= UINT32_MAX) {
+        const char *p = w->raw.data, *end = w->raw.data + w->raw.len;
+        uint64_t d0;
+        if (sl_get_uvarint(&p, end, &d0) != 0)
+            return SL_ECORRUPT;
+        uint64_t first = (uint64_t)b->min_ts + d0; /* wraps as the decoder does */
+        sl_buf_put_uvarint(&w->acc, first - (uint64_t)w->last_ts);
+        sl_buf_append(&w->acc, p, (size_t)(end - p));
+        w->bi.entries += b->count;
+        w->bi.max_ts = b->max_ts;
+        w->last_ts = last;
+        return 0;
+    }
+    if ((rc = emit(f, w, cw)) != 0)
+        return rc;
+    sl_buf_clear(&w->acc);
+    sl_buf_append(&w->acc, w->raw.data, w->raw.len);
+    w->bi = bi;
+    w->last_ts = last;
+    w->open = true;
+    return 0;
 }
 
 /* Builds the chunk object of j into out; *raw_bytes: its payload bytes. */
@@ -155,10 +214,13 @@ static int build_chunk(struct sl_flusher *f, struct wctx *w, struct job *j, stru
     sl_chunk_writer_init(&cw, f->o.codec, f->o.level, sl_buf_bytes(&canon));
     int rc = 0;
     *raw_bytes = 0;
+    w->open = false;
     for (size_t i = 0; i < j->nblocks && rc == 0; i++) {
         rc = add_block(f, w, &cw, &j->blocks[i]);
         *raw_bytes += j->blocks[i].raw_len;
     }
+    if (rc == 0)
+        rc = emit(f, w, &cw);
     if (rc == 0)
         rc = sl_chunk_writer_finish(&cw, out, meta);
     else
@@ -247,7 +309,7 @@ static void wait_until(struct sl_flusher *f, int64_t mono_deadline)
 static void *worker_main(void *arg)
 {
     struct sl_flusher *f = arg;
-    struct wctx w = {ZSTD_createCCtx(), ZSTD_createDCtx(), SL_BUF_INIT, SL_BUF_INIT};
+    struct wctx w = {.cctx = ZSTD_createCCtx(), .dctx = ZSTD_createDCtx()};
     if (!w.cctx || !w.dctx) {
         /* zstd's contexts are plain allocations: out of memory, as sl_malloc */
         sl_error("flush: cannot allocate zstd contexts", NULL);
@@ -298,6 +360,7 @@ static void *worker_main(void *arg)
     ZSTD_freeDCtx(w.dctx);
     sl_buf_release(&w.raw);
     sl_buf_release(&w.z);
+    sl_buf_release(&w.acc);
     return NULL;
 }
 
@@ -557,6 +620,8 @@ int sl_flusher_start(const struct sl_flusher_opts *o, struct sl_flusher **out)
     f->o = *o;
     if (f->o.level == 0)
         f->o.level = o->codec == SL_CODEC_ZSTD ? SL_FLUSH_ZSTD_LEVEL : SL_FLUSH_GZIP_LEVEL;
+    if (f->o.stored_block_size > SL_CHUNK_MAX_BLOCK_RAW)
+        f->o.stored_block_size = SL_CHUNK_MAX_BLOCK_RAW;
     f->writer = o->writer ? sl_strdup(o->writer) : default_writer();
     f->o.writer = f->writer;
     f->queue_tail = &f->queue;

@@ -47,6 +47,10 @@ struct sl_flusher_opts {
                                      * recompresses each block on the workers */
     int64_t check_period_ns;        /* ingester.flush_check_period (30 s) */
     int64_t index_upload_period_ns; /* ingester.index_upload_period (5 m) */
+    size_t stored_block_size;       /* ingester.chunk_stored_block_size: when
+                                     * recompressing, consecutive ingester blocks
+                                     * that do not overlap in time are joined up
+                                     * to this many raw bytes; 0: never joined */
     int concurrency;                /* worker threads; 0: 4 */
     const char *writer;             /* index file name prefix; NULL: host name */
 };

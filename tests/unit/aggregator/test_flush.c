@@ -90,6 +90,7 @@ static int count_entry(const struct sl_chunk_entry *e, void *ud)
 
 static int append_line(const struct sl_chunk_entry *e, void *ud)
 {
+    sl_buf_appendf(ud, "%lld ", (long long)e->ts);
     sl_buf_append(ud, e->line.ptr, e->line.len);
     sl_buf_append_char(ud, '\n');
     return 0;
@@ -258,7 +259,8 @@ static void test_wal_purge(void **state)
 /* Pushes the same lines to a fresh ingester and flushes them at level;
  * returns the chunk object's size and appends its lines (one per entry) to
  * lines. */
-static size_t flush_at_level(int level, struct sl_buf *lines, struct sl_buf *metrics)
+static size_t flush_at_level(int level, size_t stored_block_size, struct sl_buf *lines,
+                             struct sl_buf *metrics, uint32_t *nblocks)
 {
     struct sl_metrics *m = sl_metrics_new();
     struct sl_ingester_opts io = {.block_size = 16384, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
@@ -280,6 +282,7 @@ static size_t flush_at_level(int level, struct sl_buf *lines, struct sl_buf *met
                                  .metrics = m,
                                  .codec = SL_CODEC_ZSTD,
                                  .level = level,
+                                 .stored_block_size = stored_block_size,
                                  .check_period_ns = 3600 * SL_NS_PER_SEC,
                                  .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
                                  .writer = "test"};
@@ -294,7 +297,13 @@ static size_t flush_at_level(int level, struct sl_buf *lines, struct sl_buf *met
     struct sl_chunk_reader r;
     assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
     assert_int_equal(r.codec, SL_CODEC_ZSTD);
-    assert_true(r.nblocks > 3); /* the ingester's blocks, each with its own time bounds */
+    *nblocks = r.nblocks;
+    /* every block's bounds hold its entries: a scan of a sub-range skips */
+    struct count sub = {0, INT64_MIN};
+    assert_int_equal(
+        sl_chunk_reader_scan(&r, T0 + 1000 * 1000, T0 + 1000 * 1100, count_entry, &sub), 0);
+    assert_int_equal(sub.entries, 100);
+    assert_true(r.blocks_skipped > 0);
     assert_int_equal(sl_chunk_reader_scan(&r, INT64_MIN, INT64_MAX, append_line, lines), 0);
     size_t size = obj.len;
     sl_metrics_render(m, metrics);
@@ -317,19 +326,34 @@ static void test_flush_level(void **state)
 {
     (void)state;
     struct sl_buf l1 = SL_BUF_INIT, l9 = SL_BUF_INIT, m1 = SL_BUF_INIT, m9 = SL_BUF_INIT;
-    size_t z1 = flush_at_level(1, &l1, &m1);
-    size_t z9 = flush_at_level(9, &l9, &m9);
-    size_t zdef = flush_at_level(0, &l9, &m9); /* 0: the default, level 9 */
+    uint32_t n1, n9, ndef, njoined;
+    size_t z1 = flush_at_level(1, 65536, &l1, &m1, &n1); /* level 1: blocks copied */
+    size_t z9 = flush_at_level(9, 0, &l9, &m9, &n9);
+    size_t zdef = flush_at_level(0, 0, &l9, &m9, &ndef); /* 0: the default, level 9 */
     assert_int_equal(l1.len * 2, l9.len);
     assert_memory_equal(l1.data, l9.data, l1.len);
     assert_memory_equal(l1.data, l9.data + l1.len, l1.len);
     assert_true(z9 < z1 * 95 / 100); /* ~9% on these lines */
+    assert_true(n1 > 8);             /* the ingester's 16 KiB blocks */
+    assert_int_equal(n9, n1);
+    assert_int_equal(ndef, n1);
+    /* joined into 64 KiB blocks: the same entries and timestamps */
+    struct sl_buf lj = SL_BUF_INIT, mj = SL_BUF_INIT;
+    size_t zj = flush_at_level(9, 65536, &lj, &mj, &njoined);
+    assert_int_equal(lj.len, l1.len);
+    assert_memory_equal(lj.data, l1.data, l1.len);
+    assert_true(njoined <= n1 / 4 + 1 && njoined < n1);
+    assert_true(zj <= z9);
+    sl_buf_release(&lj);
+    sl_buf_release(&mj);
     assert_int_equal(zdef, z9);
     /* raw bytes stored: every entry's line plus its two varints */
     char *p = strstr(m9.data, "\nsluice_aggregator_chunk_stored_raw_bytes_total ");
     assert_non_null(p);
     double raw = strtod(p + strlen("\nsluice_aggregator_chunk_stored_raw_bytes_total "), NULL);
-    assert_true(raw > (double)l1.len - 3000 && raw < (double)l1.len + 3000 * 4);
+    /* l1 holds per entry a 19-digit timestamp, a space and a newline */
+    double lines_len = (double)l1.len - 3000 * 21;
+    assert_true(raw > lines_len + 3000 * 2 && raw < lines_len + 3000 * 5);
     assert_non_null(strstr(m9.data, "sluice_aggregator_flush_compress_cpu_seconds_total "));
     sl_buf_release(&l1);
     sl_buf_release(&l9);
