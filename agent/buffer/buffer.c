@@ -30,6 +30,8 @@ struct seg {
 
 struct sl_buffer {
     pthread_mutex_t mu;
+    int refs; /* opens of this directory (guarded by open_mu) */
+    struct sl_buffer *next_open;
     char *dir;
     uint64_t max_size;
     uint64_t segment_size;
@@ -39,6 +41,7 @@ struct sl_buffer {
     uint64_t r_off; /* ... and offset of the oldest live record */
     bool taken;
     uint64_t t_seq, t_off; /* start of the taken record */
+    uint64_t t_len, t_lines;
     uint64_t live_bytes, live_records, live_lines;
     int wfd; /* last segment, open for appends; -1 before the first */
     int rfd; /* segment rseq, open for reading; -1 when none */
@@ -48,6 +51,12 @@ struct sl_buffer {
     uint64_t saved_off;
     bool saved_valid;
 };
+
+/* Buffers open in this process, by directory: a second open of one (a new
+ * shipper after a configuration reload, while the old one still finishes its
+ * disk work) shares the instance instead of recovering it under its feet. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sl_buffer *open_list;
 
 /* --- little-endian helpers --- */
 
@@ -248,6 +257,8 @@ static int cleanup(struct sl_buffer *b, struct sl_buf *err)
 
 /* --- open and recovery --- */
 
+static void destroy(struct sl_buffer *b);
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -413,6 +424,18 @@ int sl_buffer_open(const struct sl_buffer_opts *o, struct sl_buffer **out,
             sl_buf_appendf(err, "create directory %s: %s", o->dir, strerror(errno));
         return SL_EIO;
     }
+    pthread_mutex_lock(&open_mu);
+    for (struct sl_buffer *o2 = open_list; o2; o2 = o2->next_open) {
+        if (strcmp(o2->dir, o->dir) == 0) {
+            o2->refs++;
+            pthread_mutex_lock(&o2->mu);
+            o2->max_size = o->max_size;
+            pthread_mutex_unlock(&o2->mu);
+            pthread_mutex_unlock(&open_mu);
+            *out = o2;
+            return 0;
+        }
+    }
     struct sl_buffer *b = SL_NEW(struct sl_buffer);
     pthread_mutex_init(&b->mu, NULL);
     b->dir = sl_strdup(o->dir);
@@ -426,9 +449,14 @@ int sl_buffer_open(const struct sl_buffer_opts *o, struct sl_buffer **out,
     b->r_off = SL_BUFFER_SEG_HDR;
     int rc = recover(b, corrupt, err);
     if (rc != 0) {
-        sl_buffer_free(b);
+        pthread_mutex_unlock(&open_mu);
+        destroy(b);
         return rc;
     }
+    b->refs = 1;
+    b->next_open = open_list;
+    open_list = b;
+    pthread_mutex_unlock(&open_mu);
     *out = b;
     return 0;
 }
@@ -437,6 +465,21 @@ void sl_buffer_free(struct sl_buffer *b)
 {
     if (!b)
         return;
+    pthread_mutex_lock(&open_mu);
+    bool last = --b->refs == 0;
+    if (last) {
+        struct sl_buffer **pp = &open_list;
+        while (*pp != b)
+            pp = &(*pp)->next_open;
+        *pp = b->next_open;
+    }
+    pthread_mutex_unlock(&open_mu);
+    if (last)
+        destroy(b);
+}
+
+static void destroy(struct sl_buffer *b)
+{
     if (b->wfd >= 0)
         close(b->wfd);
     if (b->rfd >= 0)
@@ -582,6 +625,10 @@ static int take_locked(struct sl_buffer *b, struct sl_buffer_meta *m, struct sl_
             return SL_ENOENT;
         struct seg *s = &b->segs[b->r_idx];
         int fd = read_fd(b, s->seq, err);
+        if (fd == SL_ENOENT) { /* deleted under us: what it held is gone */
+            skip_rest(b, corrupt);
+            continue;
+        }
         if (fd < 0)
             return SL_EIO;
         uint8_t rh[SL_BUFFER_REC_HDR];
@@ -613,6 +660,8 @@ static int take_locked(struct sl_buffer *b, struct sl_buffer_meta *m, struct sl_
         b->taken = true;
         b->t_seq = s->seq;
         b->t_off = b->r_off;
+        b->t_len = SL_BUFFER_REC_HDR + n;
+        b->t_lines = lines <= s->lines ? lines : s->lines;
         advance(b, SL_BUFFER_REC_HDR + n, 1, lines <= s->lines ? lines : s->lines);
         return 0;
     io_fail:
@@ -629,6 +678,36 @@ int sl_buffer_take(struct sl_buffer *b, struct sl_buffer_meta *m, struct sl_buf 
     int rc = b->taken ? SL_EEXIST : take_locked(b, m, body, corrupt, err);
     pthread_mutex_unlock(&b->mu);
     return rc;
+}
+
+void sl_buffer_untake(struct sl_buffer *b, struct sl_buffer_drop *dropped)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->taken) {
+        size_t i = 0;
+        while (i < b->nseg && b->segs[i].seq != b->t_seq)
+            i++;
+        /* The record comes back only if nothing was evicted after it (the
+         * live region must stay one run); else it goes the way they went. */
+        uint64_t end = b->t_off + b->t_len;
+        bool next_to_r =
+            i < b->nseg &&
+            ((b->r_idx == i && b->r_off == end) ||
+             (b->r_idx == i + 1 && b->r_off == SL_BUFFER_SEG_HDR && b->segs[i].size == end));
+        if (next_to_r) {
+            b->r_idx = i;
+            b->r_off = b->t_off;
+            b->segs[i].records++;
+            b->segs[i].lines += b->t_lines;
+            b->live_bytes += b->t_len;
+            b->live_records++;
+            b->live_lines += b->t_lines;
+        } else {
+            drop_note(dropped, b->t_seq, 1, b->t_lines, b->t_len);
+        }
+        b->taken = false;
+    }
+    pthread_mutex_unlock(&b->mu);
 }
 
 int sl_buffer_done(struct sl_buffer *b, struct sl_buf *err)

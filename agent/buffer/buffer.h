@@ -114,6 +114,11 @@ int sl_buffer_append(struct sl_buffer *b, const struct sl_buffer_meta *m, struct
 int sl_buffer_take(struct sl_buffer *b, struct sl_buffer_meta *m, struct sl_buf *body,
                    struct sl_buffer_drop *corrupt, struct sl_buf *err);
 
+/* The taken record was not sent (the caller stops): it is the oldest live
+ * record again, or, if records after it were dropped for max_size meanwhile,
+ * it is dropped too and added to *dropped (may be NULL). */
+void sl_buffer_untake(struct sl_buffer *b, struct sl_buffer_drop *dropped);
+
 /* The taken record is delivered (or dropped for good): persists the new
  * position and deletes segments left behind. Returns 0 or SL_EIO (then the
  * record may be sent again after a restart; the buffer itself moves on). */
@@ -122,7 +127,11 @@ int sl_buffer_done(struct sl_buffer *b, struct sl_buf *err);
 /* Thread-safe snapshot. */
 void sl_buffer_stats(struct sl_buffer *b, struct sl_buffer_stats *out);
 
-/* Closes the files; a taken record not done is kept for the next open. */
+/* Closes the files; a taken record not done is kept for the next open.
+ * Several opens of one directory in a process share one instance (a new
+ * shipper after a configuration reload may open it before the old one is
+ * freed): it is closed by the last sl_buffer_free, and the later opens do not
+ * recover it again (their corrupt stats stay empty) but set its max_size. */
 void sl_buffer_free(struct sl_buffer *b);
 
 /* Scans a segment image (the bytes of one segment file) the way open does,

@@ -690,6 +690,7 @@ static void take_done_fn(uv_work_t *w, int status)
     struct sl_ship *s = w->data;
     s->take_busy = false;
     if (s->closing) {
+        s->dout_ready = status == 0 && s->take_rc == 0; /* maybe_free puts it back */
         maybe_free(s);
         return;
     }
@@ -708,6 +709,9 @@ static void take_done_fn(uv_work_t *w, int status)
     } else if (status == 0 && s->take_rc == SL_ENOENT) {
         if (again)
             kick_sender(s); /* appended while we looked */
+    } else if (status == 0 && s->take_rc == SL_EEXIST) {
+        /* the shipper this one replaced (reload) still holds a record */
+        uv_timer_start(&s->retry_timer, on_retry, 200, 0);
     } else {
         sl_counter_inc(s->m_buf_errors);
         sl_log_limited(&disk_lim, SL_LOG_ERROR, "cannot read the disk buffer, will retry",
@@ -881,6 +885,13 @@ static void maybe_free(struct sl_ship *s)
         return;
     batch_free(s->building);
     batch_free(s->sealed);
+    if (s->buf && s->take_need_done)
+        sl_buffer_done(s->buf, NULL); /* delivered: a resend at worst if this fails */
+    else if (s->buf && s->dout_ready) {
+        struct sl_buffer_drop d = {0};
+        sl_buffer_untake(s->buf, &d); /* not delivered: the next shipper sends it */
+        report_drop(s, &d, true);
+    }
     sl_buffer_free(s->buf);
     sl_buf_release(&s->buf_open_err);
     sl_buf_release(&s->take_err);

@@ -384,6 +384,72 @@ static void test_bad_opts(void **state)
     sl_buf_release(&err);
 }
 
+static void test_untake(void **state)
+{
+    (void)state;
+    struct sl_buffer *b = open_buf(10 * 1016 + 100, 64 << 10, NULL);
+    for (int i = 0; i < 3; i++)
+        append(b, i, 992, NULL);
+    take_expect(b, 0, 992, false);
+    struct sl_buffer_drop d = {0};
+    sl_buffer_untake(b, &d); /* not sent: first again */
+    assert_int_equal(d.records, 0);
+    struct sl_buffer_stats st;
+    sl_buffer_stats(b, &st);
+    assert_int_equal(st.records, 3);
+    assert_int_equal(st.bytes, 3 * 1016);
+    take_expect(b, 0, 992, false);
+    /* records after it evicted meanwhile: it cannot come back alone */
+    for (int i = 3; i < 13; i++)
+        append(b, i, 992, NULL);
+    sl_buffer_untake(b, &d);
+    assert_int_equal(d.records, 1);
+    assert_int_equal(d.lines, 1);
+    for (int i = 3; i < 13; i++)
+        take_expect(b, i, 992, true);
+    expect_empty(b);
+    sl_buffer_free(b);
+}
+
+static void test_shared_open(void **state)
+{
+    (void)state;
+    struct sl_buffer *a = open_buf(1 << 20, 0, NULL);
+    append(a, 0, 10, NULL);
+    take_expect(a, 0, 10, false);
+    struct sl_buffer *b = open_buf(1 << 20, 0, NULL); /* the same instance */
+    struct sl_buf body = SL_BUF_INIT;
+    struct sl_buffer_meta m;
+    assert_int_equal(sl_buffer_take(b, &m, &body, NULL, NULL), SL_EEXIST);
+    sl_buffer_untake(a, NULL);
+    sl_buffer_free(a);
+    take_expect(b, 0, 10, true);
+    expect_empty(b);
+    sl_buf_release(&body);
+    sl_buffer_free(b);
+}
+
+static void test_segment_deleted(void **state)
+{
+    (void)state;
+    struct sl_buffer *b = open_buf(16 << 20, 64 << 10, NULL);
+    for (int i = 0; i < 10; i++) /* 8 per segment */
+        append(b, i, 8000, NULL);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%016x.seg", dir, 1);
+    assert_int_equal(unlink(path), 0);
+    struct sl_buffer_drop d = {0};
+    struct sl_buf body = SL_BUF_INIT;
+    struct sl_buffer_meta m;
+    assert_int_equal(sl_buffer_take(b, &m, &body, &d, NULL), 0);
+    assert_int_equal(d.records, 8);
+    assert_int_equal(m.lines, 9); /* record 8 */
+    assert_int_equal(sl_buffer_done(b, NULL), 0);
+    take_expect(b, 9, 8000, true);
+    sl_buf_release(&body);
+    sl_buffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +463,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_opts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
