@@ -751,6 +751,9 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
         .timeout_ns = cfg->client_timeout,
         .backoff_min_ns = cfg->client_backoff_min,
         .backoff_max_ns = cfg->client_backoff_max,
+        .buffer_disk = strcmp(cfg->buffer_type, "disk") == 0,
+        .buffer_path = cfg->buffer_path,
+        .buffer_max_size = (uint64_t)cfg->buffer_max_size,
     };
     sl_ship_protocol_parse(cfg->client_protocol, &so.protocol); /* validated */
     struct sl_ship_cbs cbs = {on_ack, on_resume};
@@ -793,6 +796,9 @@ int sl_agent_start(struct sl_agent *a, struct sl_buf *err)
     } else {
         sl_info("positions loaded", "file=%s entries=%zu", cfg->positions_file, a->pos.n);
     }
+    rc = sl_ship_start(a->ship, err); /* the disk buffer, if configured */
+    if (rc != 0)
+        return rc;
     struct sl_http_server_opts ho = {.metrics = a->metrics, .metrics_prefix = "sluice_agent"};
     a->http = sl_http_server_new(a->loop, &ho);
     sl_http_server_route(a->http, "GET", "/metrics", false, h_metrics, a);
