@@ -21,12 +21,22 @@ struct sl_agent;
 
 /* cfg is borrowed and must outlive the agent (it is validated already). */
 struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg);
+/* Where cfg came from (--config and --set, in order; borrowed, must outlive
+ * the agent). On SIGHUP it is loaded again: an invalid configuration is
+ * logged with its offending key and counted in
+ * sluice_agent_config_reloads_total{result="failure"}, and the agent runs
+ * on; a valid one is applied once what is in flight is acknowledged (at most
+ * client.timeout): files, pipeline, labels and client settings change, read
+ * positions carry over, server.listen and positions.file keep their values
+ * (with a warning). Without a source, SIGHUP only counts a failure. */
+void sl_agent_set_source(struct sl_agent *a, const char *file, const char *const *sets,
+                         size_t nsets);
 /* Loads positions, listens, starts discovery. Returns 0 or an SL_E* code with
  * a reason in err. */
 int sl_agent_start(struct sl_agent *a, struct sl_buf *err);
 /* Graceful stop: stop reading, deliver what is buffered for at most
  * client.timeout, save positions, close every handle (the loop then runs
- * out). Also triggered by SIGINT/SIGTERM. */
+ * out). Also triggered by SIGINT/SIGTERM; abandons a reload under way. */
 void sl_agent_stop(struct sl_agent *a);
 /* After the loop has returned. */
 void sl_agent_free(struct sl_agent *a);

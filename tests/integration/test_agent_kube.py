@@ -2,7 +2,9 @@
 Kubernetes API (list + watch shapes of the real server; no API server can be
 installed here): allowlisted pod labels reach the streams, a pod announced by
 a watch event gets them too, a 410 makes the agent list again, and with the
-API gone lines keep flowing with path labels while the error counter moves."""
+API gone lines keep flowing with path labels while the error counter moves;
+a pod the API learns of only after its log was opened gets its labels on the
+lines read from then on."""
 import time
 
 import pytest
@@ -108,3 +110,37 @@ def test_api_down_at_start(workdir, procs, aggregator, pods_path, kube):
     assert "app" not in s and s["pod"] == "web-1"
     assert gauge(agent, "sluice_agent_kube_api_errors_total") >= 1
     assert gauge(agent, "sluice_agent_kube_pods") == 0
+
+
+def test_pod_labels_that_come_after_the_file(workdir, procs, aggregator, pods_path, kube):
+    """The API learns of a pod only after the agent opened its log (the pod
+    was just created, or the API was slow): lines read before carry the path
+    labels, lines read after the pod is known carry its labels too."""
+    base = time.time_ns() - 30 * 10**9
+    # There at start, its pod unknown to the first list.
+    write(pods_path, "shop", "early-1", "uid-e", "early before", base)
+    agent = start_agent(workdir, procs, aggregator, pods_path, kube)
+    wait_for(lambda: kube.count(lambda r: "watch=" in r[0]) >= 1, 15, what="watch started")
+    # Created while the agent runs, its pod still unknown.
+    write(pods_path, "shop", "fresh-1", "uid-f", "fresh before", base + 1)
+    assert "app" not in stream_of(aggregator, "early-1", "early before")
+    assert "app" not in stream_of(aggregator, "fresh-1", "fresh before")
+    assert gauge(agent, "sluice_agent_files_pod_labels_late_total") == 0
+
+    kube.add_pod("uid-e", "shop", "early-1", "node-1", {"app": "early"})
+    kube.add_pod("uid-f", "shop", "fresh-1", "node-1",
+                 {"app": "fresh", "app.kubernetes.io/name": "f"})
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 2, 15, what="watch ADDED")
+    write(pods_path, "shop", "early-1", "uid-e", "early after", base + 2)
+    write(pods_path, "shop", "fresh-1", "uid-f", "fresh after", base + 3)
+    s = stream_of(aggregator, "early-1", "early after")
+    assert s["app"] == "early" and s["pod"] == "early-1" and s["namespace"] == "shop"
+    s = stream_of(aggregator, "fresh-1", "fresh after")
+    assert s["app"] == "fresh" and s["app_kubernetes_io_name"] == "f" and s["container"] == "c"
+    assert gauge(agent, "sluice_agent_files_pod_labels_late_total") == 2
+    # Each line once: the early ones stay under the path labels.
+    for pod in ("early-1", "fresh-1"):
+        got = [(line, "app" in st) for _, st, line in aggregator.lines(f'{{pod="{pod}"}}', 600)]
+        prefix = pod.split("-")[0]
+        assert sorted(got) == [(f"{prefix} after", True), (f"{prefix} before", False)], got
+    assert "pod labels arrived after the file was opened" in agent.logs()

@@ -1,0 +1,217 @@
+"""Operating the agent: SIGHUP reloads its configuration file (labels, pipeline
+stages, sources and client settings change; every line goes out exactly once;
+a broken file keeps the running configuration and is counted), and
+sluice_agent_file_bytes_behind{path} / sluice_agent_bytes_behind say how far
+the receiver is behind each file. Lines are raw (timestamped when read), so a
+line read twice would show up twice: the aggregator cannot fold it away."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from conftest import BIN, Agent, free_port, metric_value, wait_for
+
+TAGS = ("keep", "drop-a", "drop-b", "keep", "keep")
+
+
+def config(path, env, drop, includes, url, extra=""):
+    inc = ", ".join(f'"{i}"' for i in includes)
+    text = (f"files:\n  - include: [{inc}]\n    format: raw\n    labels: {{job: reload}}\n"
+            f"pipeline:\n  - static_labels: {{env: {env}}}\n"
+            f"  - drop: {{expression: '{drop}', drop_counter_reason: reload_test}}\n"
+            "client:\n  batch_wait: 200ms\n  timeout: 2s\n  backoff: {min: 100ms, max: 1s}\n")
+    text += f"  url: {url}\n"
+    text += extra
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)  # the agent never reads half a file
+
+
+def start_agent(workdir, procs, aggregator, cfg_path, pods_path):
+    """The agent with only --config plus ports and paths, so the file decides
+    everything a reload may change."""
+    a = Agent(workdir, aggregator.url, pods_path)
+    a.args = [os.path.join(BIN, "sluice-agent"), "--config", cfg_path,
+              "--set", f"server.listen=127.0.0.1:{a.port}",
+              "--set", f"positions.file={a.positions}",
+              "--set", "positions.sync_period=1s",
+              "--set", f"kubernetes.pods_path={pods_path}",
+              "--set", "kubernetes.node_name=node-1",
+              "--set", "read.sweep_period=1s"]
+    procs.append(a)
+    return a.start()
+
+
+def metric(agent, name, labels=None):
+    return metric_value(agent.metrics(), name, labels) or 0
+
+
+def reloads(agent, result):
+    return metric(agent, "sluice_agent_config_reloads_total", {"result": result})
+
+
+def received(aggregator):
+    """{n: [(env, line), ...]} of every numbered line stored."""
+    out = {}
+    for _, s, line in aggregator.lines('{job="reload"}', since_s=900, limit=1000000):
+        if line.startswith("n="):
+            n = int(line.split()[0][2:])
+            out.setdefault(n, []).append((s.get("env"), line))
+    return out
+
+
+class Writer(threading.Thread):
+    """Appends numbered lines n=<i> tag=<t> to one file, ~200 a second."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.n = 0
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        with open(self.path, "a") as f:
+            while not self.stop_ev.is_set():
+                with self.lock:
+                    for _ in range(4):
+                        f.write(f"n={self.n} tag={TAGS[self.n % len(TAGS)]}\n")
+                        self.n += 1
+                    f.flush()
+                time.sleep(0.02)
+
+    def written(self):
+        with self.lock:
+            return self.n
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(10)
+        with open(self.path, "a") as f:  # a last line every configuration keeps
+            f.write(f"n={self.n} tag=keep last\n")
+        self.n += 1
+        return self.n
+
+
+def test_sighup_reload_mid_stream(workdir, procs, aggregator, pods_path):
+    logs = os.path.join(workdir, "logs")
+    other = os.path.join(workdir, "other")
+    os.makedirs(logs)
+    os.makedirs(other)
+    cfg = os.path.join(workdir, "agent.yaml")
+    push = f"{aggregator.url}/api/v1/push"
+    config(cfg, "blue", "drop-a", [f"{logs}/*.log"], push)
+    # Not configured before the reload: read only after it.
+    with open(os.path.join(other, "b.log"), "w") as f:
+        f.write("second source line\n")
+    agent = start_agent(workdir, procs, aggregator, cfg, pods_path)
+    assert metric(agent, "sluice_agent_config_last_reload_success_timestamp_seconds") > 0
+
+    w = Writer(os.path.join(logs, "a.log"))
+    w.start()
+    wait_for(lambda: len(received(aggregator)) >= 150, 30, interval=0.2, what="150 lines")
+    # Every line up to the newest one stored was read under the first configuration.
+    before = max(received(aggregator))
+
+    config(cfg, "green", "drop-b", [f"{logs}/*.log", f"{other}/*.log"], push)
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(agent, "success") == 1, 30, what="reload counted")
+    after = w.written()  # lines from here on were read under the second one
+    time.sleep(1.5)
+
+    # A broken file: the agent keeps running on the second configuration.
+    with open(cfg, "a") as f:
+        f.write("read:\n  rotate_wait: soon\n")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(agent, "failure") == 1, 30, what="failed reload counted")
+    assert agent.alive()
+    assert reloads(agent, "success") == 1
+    assert metric(agent, "sluice_agent_config_last_reload_successful") == 0
+    assert "read.rotate_wait" in agent.logs()
+    assert "configuration reload failed" in agent.logs()
+    time.sleep(1)
+    total = w.finish()
+
+    def all_in():
+        got = received(aggregator)
+        return got if total - 1 in got else None
+    got = wait_for(all_in, 30, interval=0.3, what="the last line")
+    assert after > before + 1
+    for n in range(total):
+        tag = TAGS[n % len(TAGS)]
+        seen = got.get(n, [])
+        assert len(seen) <= 1, f"line {n} arrived {len(seen)} times: {seen}"
+        env = seen[0][0] if seen else None
+        if n <= before:  # first configuration: env=blue, drop-a dropped
+            assert (env == "blue") if tag != "drop-a" else not seen, (n, tag, seen)
+        elif n >= after:  # second configuration: env=green, drop-b dropped
+            assert (env == "green") if tag != "drop-b" else not seen, (n, tag, seen)
+        else:  # read around the reload: under one of the two, consistently
+            if tag == "keep":
+                assert env in ("blue", "green"), (n, seen)
+            elif seen:
+                assert env == ("green" if tag == "drop-a" else "blue"), (n, tag, seen)
+    # The new source is read, under the new labels.
+    b = [s for _, s, line in aggregator.lines('{job="reload"}', since_s=900)
+         if line == "second source line"]
+    assert len(b) == 1 and b[0]["env"] == "green"
+    # Drops of both configurations were counted under their reason.
+    dropped = metric(agent, "sluice_agent_lines_dropped_total", {"reason": "reload_test"})
+    assert dropped == sum(1 for n in range(total) if TAGS[n % len(TAGS)] != "keep"
+                          and n not in got)
+    assert "configuration reloaded" in agent.logs()
+    assert agent.stop() == 0
+
+
+def test_reload_client_url_and_bytes_behind(workdir, procs, aggregator, pods_path):
+    """The agent starts pointed at a port where nothing listens: nothing is
+    acknowledged, so each file is behind by its size. A reload with the right
+    URL delivers every line once and the gauges fall to 0; a deleted file's
+    series goes once it is released."""
+    logs = os.path.join(workdir, "logs")
+    os.makedirs(logs)
+    dead = f"http://127.0.0.1:{free_port()}/api/v1/push"
+    cfg = os.path.join(workdir, "agent.yaml")
+    config(cfg, "blue", "never-matches", [f"{logs}/*.log"], dead)
+    paths = [os.path.join(logs, f"{name}.log") for name in ("x", "y")]
+    for i, p in enumerate(paths):
+        with open(p, "w") as f:
+            for k in range(50 * (i + 1)):
+                f.write(f"n={i * 1000 + k} tag=keep {'x' * k}\n")
+    agent = start_agent(workdir, procs, aggregator, cfg, pods_path)
+    sizes = [os.path.getsize(p) for p in paths]
+    wait_for(lambda: metric(agent, "sluice_agent_bytes_read_total") == sum(sizes), 20,
+             what="files read")
+    text = agent.metrics()
+    for p, size in zip(paths, sizes):
+        assert metric_value(text, "sluice_agent_file_bytes_behind", {"path": p}) == size
+    assert metric_value(text, "sluice_agent_bytes_behind") == sum(sizes)
+    promtool_ok(text)
+
+    config(cfg, "blue", "never-matches", [f"{logs}/*.log"], f"{aggregator.url}/api/v1/push")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(agent, "success") == 1, 30, what="reload counted")
+    wait_for(lambda: metric(agent, "sluice_agent_bytes_behind") == 0, 30, what="caught up")
+    got = received(aggregator)
+    assert sorted(got) == sorted([k for k in range(50)] + [1000 + k for k in range(100)])
+    assert all(len(v) == 1 for v in got.values()), "a line arrived twice"
+    text = agent.metrics()
+    assert metric_value(text, "sluice_agent_file_bytes_behind", {"path": paths[0]}) == 0
+    promtool_ok(text)
+
+    os.unlink(paths[0])
+    wait_for(lambda: metric_value(agent.metrics(), "sluice_agent_file_bytes_behind",
+                                  {"path": paths[0]}) is None, 20, what="series removed")
+    assert metric_value(agent.metrics(), "sluice_agent_file_bytes_behind",
+                        {"path": paths[1]}) == 0
+
+
+def promtool_ok(text):
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, f"promtool rejected the agent's /metrics:\n{p.stdout}\n{p.stderr}"
+    for name in ("sluice_agent_config_reloads_total",
+                 "sluice_agent_config_last_reload_success_timestamp_seconds",
+                 "sluice_agent_file_bytes_behind", "sluice_agent_bytes_behind"):
+        assert f"# TYPE {name} " in text, name
