@@ -831,7 +831,8 @@ static void conn_drive(struct sl_http_conn *c)
         start_reading(c);
         return;
     }
-    while (!c->closing && !c->handling && !c->writing && c->in.len > 0) {
+    /* A handler may switch protocols (upgraded) inside dispatch: stop then. */
+    while (!c->closing && !c->handling && !c->writing && !c->upgraded && c->in.len > 0) {
         c->err_status = 0;
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data, c->in.len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "common/http_server.h"
 #include "common/mem.h"
 #include "common/websocket.h"
 
@@ -241,12 +242,125 @@ static void test_bad_frames(void **state)
     expect_bad("\x81\x82\0\0\0\0\xc3\x28", 8, 1007, 0);
 }
 
+/* ---- the HTTP server's upgrade, on a socket-less connection ---- */
+
+struct up {
+    struct sl_buf got; /* bytes the protocol received */
+    struct sl_http_conn *conn;
+};
+
+static void up_on_data(struct sl_http_conn *c, const char *p, size_t n, void *ud)
+{
+    struct up *u = ud;
+    assert_ptr_equal(c, u->conn);
+    sl_buf_append(&u->got, p, n);
+}
+
+static void up_on_closed(void *ud)
+{
+    (void)ud;
+}
+
+static const struct sl_http_upgrade_ops up_ops = {.on_data = up_on_data, .on_closed = up_on_closed};
+
+static void h_upgrade(struct sl_http_request *req, void *ud)
+{
+    struct up *u = ud;
+    const struct sl_bytes *key = sl_http_req_header(req, "Sec-WebSocket-Key");
+    if (!key || !sl_ws_key_valid(*key)) {
+        sl_http_respond_text(req, 400, "not a websocket handshake");
+        return;
+    }
+    char accept[SL_WS_ACCEPT_LEN];
+    sl_ws_accept_key(*key, accept);
+    sl_http_req_add_header(req, "Upgrade", "websocket");
+    sl_http_req_add_header(req, "Connection", "Upgrade");
+    sl_http_req_add_header(req, "Sec-WebSocket-Accept", accept);
+    u->conn = sl_http_respond_upgrade(req, &up_ops, u);
+    assert_non_null(u->conn);
+}
+
+#define HANDSHAKE                                                                                  \
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"                 \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+/* 101 with the accept key and no body headers; bytes after the request
+ * (even in the same read) go to the protocol, not to the HTTP parser; the
+ * protocol's writes follow the 101. A refused handshake stays HTTP. */
+static void test_server_upgrade(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct sl_http_server *srv = sl_http_server_new(&loop, NULL);
+    struct up u = {.got = SL_BUF_INIT};
+    sl_http_server_route(srv, "GET", "/ws", false, h_upgrade, &u);
+    struct sl_http_conn *c = sl__http_conn_new_detached(srv);
+
+    struct sl_buf in = SL_BUF_INIT;
+    sl_buf_append_str(&in, HANDSHAKE);
+    sl_ws_frame_append(&in, SL_WS_TEXT, true, "first", 5, MASK);
+    assert_int_equal(sl__http_conn_feed(c, in.data, in.len), 0);
+    assert_non_null(u.conn);
+    const struct sl_buf *out = sl__http_conn_output(c);
+    const char *want = "HTTP/1.1 101 Switching Protocols\r\n";
+    assert_true(out->len > strlen(want));
+    assert_memory_equal(out->data, want, strlen(want));
+    assert_non_null(strstr(out->data, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert_non_null(strstr(out->data, "Upgrade: websocket\r\n"));
+    assert_null(strstr(out->data, "Content-Length"));
+    assert_null(strstr(out->data, "Connection: close"));
+    assert_memory_equal(out->data + out->len - 4, "\r\n\r\n", 4);
+    size_t head = out->len;
+
+    /* A second frame arrives; the protocol sees both, in order. */
+    sl_buf_clear(&in);
+    sl_ws_frame_append(&in, SL_WS_TEXT, true, "second", 6, MASK);
+    assert_int_equal(sl__http_conn_feed(c, in.data, in.len), 0);
+    struct sl_ws_parser p;
+    sl_ws_parser_init(&p, 0);
+    sl_ws_parser_feed(&p, u.got.data, u.got.len);
+    struct sl_ws_msg m;
+    assert_int_equal(sl_ws_parser_next(&p, &m), 1);
+    assert_int_equal(m.payload.len, 5);
+    assert_memory_equal(m.payload.ptr, "first", 5);
+    assert_int_equal(sl_ws_parser_next(&p, &m), 1);
+    assert_memory_equal(m.payload.ptr, "second", 6);
+    assert_int_equal(sl_ws_parser_next(&p, &m), 0);
+    sl_ws_parser_release(&p);
+
+    /* The protocol writes after the 101. */
+    struct sl_buf f = SL_BUF_INIT;
+    sl_ws_frame_append(&f, SL_WS_TEXT, true, "hi", 2, NULL);
+    sl_http_upgraded_write(u.conn, &f);
+    assert_int_equal(f.len, 0); /* taken */
+    assert_int_equal(out->len, head + 4);
+    assert_memory_equal(out->data + head, "\x81\x02hi", 4);
+    sl__http_conn_free_detached(c);
+
+    /* No key: an ordinary 400, and the connection closes (no upgrade). */
+    struct sl_http_conn *c2 = sl__http_conn_new_detached(srv);
+    static const char bad[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n\r\n";
+    assert_int_equal(sl__http_conn_feed(c2, bad, sizeof bad - 1), 1);
+    assert_memory_equal(sl__http_conn_output(c2)->data, "HTTP/1.1 400", 12);
+    sl__http_conn_free_detached(c2);
+
+    sl_buf_release(&in);
+    sl_buf_release(&f);
+    sl_buf_release(&u.got);
+    sl_http_server_close(srv, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_key),   cmocka_unit_test(test_rfc_examples),
-        cmocka_unit_test(test_lengths),      cmocka_unit_test(test_fragmentation),
-        cmocka_unit_test(test_close_frames), cmocka_unit_test(test_bad_frames),
+        cmocka_unit_test(test_accept_key),     cmocka_unit_test(test_rfc_examples),
+        cmocka_unit_test(test_lengths),        cmocka_unit_test(test_fragmentation),
+        cmocka_unit_test(test_close_frames),   cmocka_unit_test(test_bad_frames),
+        cmocka_unit_test(test_server_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
