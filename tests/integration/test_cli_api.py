@@ -1,6 +1,7 @@
 """Read API extras and the `sluice` CLI over them: status/buildinfo,
 index/stats (from memory and after /flush, from the store), gzip answers,
-and the CLI's series, stats and metric query outputs."""
+and the CLI's series, stats and metric query outputs, and its colours (on a
+terminal only, logcli's palette, NO_COLOR, --color, --no-color)."""
 import gzip
 import json
 import os
@@ -126,3 +127,76 @@ def test_cli_series_stats_and_metric_outputs(aggregator):
     # a log query still prints entries
     logs = sluice(aggregator, "query", "--since", "1h", "--limit", "2", SEL).splitlines()
     assert len(logs) == 2 and logs[0].endswith("info line 0005")
+
+
+PALETTE = ["96", "36", "92", "32", "95", "35", "93", "33", "91", "31"]  # logcli's, in order
+
+
+def fnv32(s):
+    h = 2166136261
+    for b in s.encode():
+        h = (h * 16777619) & 0xFFFFFFFF
+        h ^= b
+    return h
+
+
+def run_on_tty(args, env=None, timeout=60):
+    """Runs sluice with stdout on a pseudo-terminal; returns (rc, output)."""
+    import pty
+    master, slave = pty.openpty()
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    e["TERM"] = "xterm"
+    e.update(env or {})
+    p = subprocess.Popen([os.path.join(BIN, "sluice"), *args], stdout=slave,
+                         stderr=subprocess.PIPE, env=e)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    rc = p.wait(timeout)
+    return rc, out.decode().replace("\r\n", "\n")
+
+
+def test_cli_colours_on_a_terminal_only(aggregator):
+    base = time.time_ns() - 60 * 10**9
+    push(aggregator, "cli", "info", base, 2)
+    push(aggregator, "cli", "error", base, 1)
+    args = ["--addr", aggregator.url, "query", "--since", "1h", "--forward", SEL]
+    # piped: plain
+    plain = sluice(aggregator, "query", "--since", "1h", "--forward", SEL)
+    assert "\x1b[" not in plain and len(plain.splitlines()) == 3
+    # on a terminal: timestamp blue, labels in their stream's colour, line as is
+    rc, out = run_on_tty(args)
+    assert rc == 0, out
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    for line, want in zip(lines, plain.splitlines()):
+        ts, labels, text = want.split(" ", 1)[0], *want.split(" ", 1)[1].rsplit("} ", 1)
+        labels += "}"
+        colour = PALETTE[fnv32(labels) % len(PALETTE)]
+        assert line == f"\x1b[34m{ts}\x1b[0m \x1b[{colour}m{labels}\x1b[0m {text}", line
+    # two streams, two colour codes (the hash differs)
+    codes = {l.split("\x1b[")[3].split("m")[0] for l in lines}
+    want_codes = {PALETTE[fnv32(f'{{app="cli", env="t", level="{lv}"}}') % 10]
+                  for lv in ("info", "error")}
+    assert codes == want_codes
+    # NO_COLOR and --no-color turn colours off on a terminal; --color forces them in a pipe
+    rc, out = run_on_tty(args, env={"NO_COLOR": "1"})
+    assert rc == 0 and "\x1b[" not in out and len(out.splitlines()) == 3
+    rc, out = run_on_tty(["--no-color", *args])
+    assert rc == 0 and "\x1b[" not in out
+    forced = sluice(aggregator, "query", "--color", "--since", "1h", "--forward", SEL)
+    assert forced.splitlines() == lines
+    # raw and jsonl are never coloured
+    rc, out = run_on_tty([*args[:-1], "--output", "raw", SEL])
+    assert rc == 0 and "\x1b[" not in out
+    assert sorted(out.splitlines()) == ["error line 0000", "info line 0000", "info line 0001"]
