@@ -159,3 +159,81 @@ def test_same_answers_from_the_store(loaded):
     agg.start()
     assert [instant(agg, q, t)["result"] for q in queries] == before
     assert streams(agg, base, '{app="web"} | json | status == 404 | keep app, user') == logs_before
+
+
+def bad_query(agg, query, t):
+    r = requests.get(agg.url + "/loki/api/v1/query", params={"query": query, "time": str(t)},
+                     timeout=30)
+    assert r.status_code == 400, r.text
+    return r.text
+
+
+def test_loki_semantics_end_to_end(loaded):
+    """Behaviours where Loki differs from a naive (or Prometheus-like)
+    reading, checked over HTTP against answers computed from the pushed
+    data."""
+    agg, base = loaded
+    t = base + 59
+    api = [{"err": i % 3 == 0, "dur": i * 10} for i in range(60)]
+    # `,` takes the rest of the filter as its right operand, `and` binds
+    # tighter than `or`, and a pipe starts a new stage
+    want_comma = sum(1 for a in api if a["err"] and (False or a["dur"] >= 500))
+    want_and = sum(1 for a in api if (a["err"] and False) or a["dur"] >= 500)
+    assert want_comma != want_and
+    for query, want in [
+            ('level="error", status="200" or dur >= 500ms', want_comma),
+            ('level="error" status="200" or dur >= 500ms', want_comma),
+            ('level="error" and status="200" or dur >= 500ms', want_and),
+            ('(level="error", status="200") or dur >= 500ms', want_and),
+            ('status="200" or dur >= 500ms | level="error"',
+             sum(1 for a in api if a["err"] and a["dur"] >= 500))]:
+        data = instant(agg, 'sum(count_over_time({app="api"} | logfmt | %s [1m]))' % query, t)
+        got = float(data["result"][0]["value"][1]) if data["result"] else 0
+        assert got == want, query
+    # a zero divisor gives NaN, scalar comparisons give 0/1 without bool
+    data = instant(agg, "vector(1) / 0", t)
+    assert data["result"] == [{"metric": {}, "value": [t, "NaN"]}]
+    data = instant(agg, "sum(count_over_time({app=\"api\"}[1m])) % 0", t)
+    assert data["result"][0]["value"][1] == "NaN"
+    data = instant(agg, "7 > 2", t)
+    assert data["resultType"] == "scalar" and data["result"] == [t, "1"]
+    # sort_desc keeps its order through an operation with a scalar
+    data = instant(agg, 'sort_desc(sum by (level) (count_over_time({app="api"} | logfmt '
+                        '| drop dur, msg, status [1m]))) * 2', t)
+    assert [(s["metric"]["level"], s["value"][1]) for s in data["result"]] == \
+        [("info", "80"), ("error", "40")]
+    # errors: Loki's wording and position
+    assert "parse error at line 1, col 2: syntax error: unexpected IDENTIFIER, expecting " \
+        "NUMBER" in bad_query(agg, '-rate({app="api"}[1m])', t)
+    assert "__error__ is a string label and cannot be compared with __error__>0" in \
+        bad_query(agg, 'count_over_time({app="api"} | logfmt | __error__ > 0 [1m])', t)
+    assert "parse error at line 1, col 38: syntax error: unexpected $end, expecting STRING" in \
+        bad_query(agg, 'count_over_time({app="api"} | json x=', t)
+    assert "found duplicate series on the right hand-side" in bad_query(
+        agg, 'sum by (app) (count_over_time({env="prod"}[1m])) / ignoring (app) '
+             'sum by (app) (count_over_time({env="prod"}[1m]))', t)
+
+
+def test_duplicate_keys_and_conversions(workdir, procs):
+    """A key repeated in a line keeps its first value; conversion errors carry
+    Go's messages."""
+    agg = Aggregator(workdir)
+    procs.append(agg)
+    agg.start()
+    base = (int(time.time()) - 600) // 60 * 60
+    lines = [[str((base + 1) * 10**9), '{"k":"first","k":"second","n":"1"}'],
+             [str((base + 2) * 10**9), 'k=one k=two d=90'],
+             [str((base + 3) * 10**9), 'k=x d=1500ms']]
+    r = agg.push_json([{"stream": {"app": "dup"}, "values": lines}])
+    assert r.status_code == 204, r.text
+    t = base + 10
+    data = instant(agg, 'count_over_time({app="dup"} |= "first" | json | keep k [1m])', t)
+    assert [s["metric"] for s in data["result"]] == [{"k": "first"}]
+    data = instant(agg, 'count_over_time({app="dup"} |= "one" | logfmt | keep k [1m])', t)
+    assert [s["metric"] for s in data["result"]] == [{"k": "one"}]
+    text = bad_query(agg, 'max_over_time({app="dup"} != "{" | logfmt | unwrap duration(d) [1m])', t)
+    assert "SampleExtractionErr" in text
+    assert 'time: missing unit in duration \\"90\\"' in text
+    data = instant(agg, 'max_over_time({app="dup"} != "{" | logfmt | unwrap duration(d) '
+                        '| __error__="" [1m]) by (app)', t)
+    assert data["result"] == [{"metric": {"app": "dup"}, "value": [t, "1.5"]}]
