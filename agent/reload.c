@@ -13,9 +13,7 @@ static void keep(char **next, const char *cur, const char *key, struct sl_buf *w
     if (!strcmp(*next, cur))
         return;
     if (warn)
-        sl_buf_appendf(warn,
-                       "%s cannot change without a restart: keeping \"%s\" (the file says "
-                       "\"%s\")\n",
+        sl_buf_appendf(warn, "%s cannot change without a restart: keeping %s (the file says %s)\n",
                        key, cur, *next);
     sl_free(*next);
     *next = sl_strdup(cur);
@@ -37,6 +35,8 @@ int sl_reload_load(const struct sl_reload_source *src, const struct sl_agent_con
     }
     keep(&out->server_listen, cur->server_listen, "server.listen", warn);
     keep(&out->positions_file, cur->positions_file, "positions.file", warn);
+    /* Batches buffered under the old path would wait there for a restart. */
+    keep(&out->buffer_path, cur->buffer_path, "buffer.path", warn);
     return 0;
 }
 

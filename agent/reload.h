@@ -25,7 +25,8 @@ struct sl_reload_source {
 };
 
 /* Loads src into *out (zeroed first), validates it, and carries over from cur
- * the keys that cannot change live (server.listen, positions.file): for each
+ * the keys that cannot change live (server.listen, positions.file,
+ * buffer.path): for each
  * that differs, out keeps cur's value and a line naming the key goes to warn.
  * Validation notes go to warn too. Returns 0 (the caller releases out with
  * sl_config_release), or SL_EINVAL / SL_ENOENT with one line naming the key

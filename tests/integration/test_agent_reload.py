@@ -215,3 +215,40 @@ def promtool_ok(text):
                  "sluice_agent_config_last_reload_success_timestamp_seconds",
                  "sluice_agent_file_bytes_behind", "sluice_agent_bytes_behind"):
         assert f"# TYPE {name} " in text, name
+
+
+def test_reload_with_disk_buffer(workdir, procs, aggregator, pods_path):
+    """buffer.type disk, receiver unreachable: batches wait in the buffer (the
+    files count as read). A reload pointing at the aggregator hands the buffer
+    to the new shipper, which delivers every line once; a new buffer.path in
+    the file is refused with a warning (its batches would be stranded)."""
+    logs = os.path.join(workdir, "logs")
+    os.makedirs(logs)
+    buf = os.path.join(workdir, "buffer")
+    disk = f"buffer:\n  type: disk\n  path: {buf}\n"
+    cfg = os.path.join(workdir, "agent.yaml")
+    config(cfg, "blue", "never-matches", [f"{logs}/*.log"],
+           f"http://127.0.0.1:{free_port()}/api/v1/push", extra=disk)
+    with open(os.path.join(logs, "a.log"), "w") as f:
+        for k in range(300):
+            f.write(f"n={k} tag=keep\n")
+    agent = start_agent(workdir, procs, aggregator, cfg, pods_path)
+    size = os.path.getsize(os.path.join(logs, "a.log"))
+    # On disk counts as acknowledged for positions: nothing is behind.
+    wait_for(lambda: metric(agent, "sluice_agent_bytes_read_total") == size
+             and metric(agent, "sluice_agent_bytes_behind") == 0, 20, what="buffered")
+    assert len(received(aggregator)) == 0
+
+    config(cfg, "green", "never-matches", [f"{logs}/*.log"], f"{aggregator.url}/api/v1/push",
+           extra=f"buffer:\n  type: disk\n  path: {buf}-elsewhere\n")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(agent, "success") == 1, 30, what="reload counted")
+    wait_for(lambda: len(received(aggregator)) == 300, 30, interval=0.3, what="300 lines")
+    wait_for(lambda: metric(agent, "sluice_agent_buffer_records") == 0, 20, what="buffer empty")
+    got = received(aggregator)
+    assert sorted(got) == list(range(300))
+    assert all(len(v) == 1 for v in got.values()), "a line arrived twice"
+    # Read before the reload: the lines keep the labels they were read with.
+    assert {v[0][0] for v in got.values()} == {"blue"}
+    assert "buffer.path cannot change without a restart" in agent.logs()
+    assert not os.path.exists(f"{buf}-elsewhere")
