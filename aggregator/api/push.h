@@ -66,8 +66,14 @@ struct sl_push_api *sl_push_api_new(struct sl_http_server *srv, struct sl_ingest
                                     const struct sl_push_opts *o);
 void sl_push_api_free(struct sl_push_api *p);
 
-/* Decodes a Loki JSON push body into out; strings are copied into arena.
- * Returns 0 or SL_EINVAL with a reason naming the position in err. */
+/* Decodes a Loki JSON push body into out (push_json.c: yajl's streaming
+ * parser, straight into the batch). Keys "streams", "stream" and "values" in
+ * any order; unknown keys are skipped. Arrays and strings that had escapes
+ * are allocated from arena; other strings point into body, which must
+ * outlive out. Returns 0, or SL_EINVAL with a reason naming the position in
+ * err (may be NULL): a syntax error ("line L column C: ..."), else the first
+ * of: the root, then each stream in order (its labels, its values, then its
+ * entries in order). */
 int sl_push_json_decode(struct sl_arena *arena, const void *body, size_t n, struct sl_batch *out,
                         struct sl_buf *err);
 

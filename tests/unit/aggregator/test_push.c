@@ -79,6 +79,111 @@ static void test_json_errors(void **state)
     sl_buf_release(&err);
 }
 
+/* Loki's clients send keys in any order and Loki ignores unknown ones. */
+static void test_json_key_order_unknown_keys_escapes(void **state)
+{
+    (void)state;
+    struct sl_arena a;
+    sl_arena_init(&a, 0);
+    struct sl_batch b;
+    struct sl_buf err = SL_BUF_INIT;
+    const char *body = "{\"extra\":{\"x\":[1,2.5,true,null,{\"y\":\"z\"}]},"
+                       "\"streams\":[{\"values\":[[\"-5\",\"a \\\"q\\\" \\u00e9 \\ud83d\\ude00\"],"
+                       "[\"+7\",\"plain\",{}]],\"hash\":123,\"stream\":{\"app\":\"a\\/b\"}}]}";
+    assert_int_equal(decode(body, &a, &b, &err), 0);
+    assert_int_equal(b.nstreams, 1);
+    assert_int_equal(b.nentries, 2);
+    assert_true(sl_bytes_eq_str(b.streams[0].labels.items[0].name, "app"));
+    assert_true(sl_bytes_eq_str(b.streams[0].labels.items[0].value, "a/b"));
+    assert_int_equal(b.streams[0].entries[0].ts_ns, -5);
+    assert_true(sl_bytes_eq_str(b.streams[0].entries[0].line, "a \"q\" \xc3\xa9 \xf0\x9f\x98\x80"));
+    assert_int_equal(b.streams[0].entries[1].ts_ns, 7);
+    assert_int_equal(b.streams[0].entries[1].nmeta, 0);
+    assert_int_equal(b.line_bytes, b.streams[0].entries[0].line.len + 5);
+    /* A plain line is not copied: it points into the body. */
+    const char *plain = strstr(body, "plain");
+    assert_ptr_equal(b.streams[0].entries[1].line.ptr, plain);
+    sl_buf_release(&err);
+    sl_arena_release(&a);
+}
+
+/* What jansson refused stays refused, with the same precedence of errors. */
+static void test_json_strictness_and_precedence(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"streams\":[],\"streams\":[]}",                  /* duplicate key */
+        "{\"x\":{\"a\":1,\"a\":1},\"streams\":[]}",         /* ... anywhere */
+        "{\"streams\":[{\"stream\":{\"\\u0000\":\"v\"}}]}", /* NUL in a key */
+        "{\"streams\":[{\"stream\":{\"a\":\"\\ud800\"}}]}", /* lone surrogate */
+        "{\"streams\":[{\"stream\":{\"a\":\"\\udc00\"}}]}",
+        "{\"streams\":[{\"stream\":{\"a\":\"\\ud800\\u0041\"}}]}",
+        "{\"streams\":[{\"stream\":{\"a\":\"\xc0\x80\"}}]}",     /* overlong */
+        "{\"streams\":[{\"stream\":{\"a\":\"\xed\xa0\x80\"}}]}", /* UTF-8 surrogate */
+        "{\"x\":9223372036854775808,\"streams\":[]}",            /* integer overflow */
+        "{\"x\":1e400,\"streams\":[]}",                          /* real overflow */
+        "{\"streams\":\v[]}",                                    /* not JSON whitespace */
+        "{\"streams\":[]} x",
+    };
+    struct sl_buf err = SL_BUF_INIT;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sl_arena a;
+        sl_arena_init(&a, 0);
+        struct sl_batch b;
+        assert_int_equal(decode(bad[i], &a, &b, &err), SL_EINVAL);
+        assert_true(err.len > 0);
+        sl_arena_release(&a);
+    }
+    struct sl_arena a;
+    sl_arena_init(&a, 0);
+    struct sl_batch b;
+    /* Accepted at the limits. */
+    assert_int_equal(decode("{\"x\":[-9223372036854775808,1e-400],\"streams\":[]}", &a, &b, &err),
+                     0);
+    /* Deeper than 2048 values is refused, as before. */
+    struct sl_buf deep = SL_BUF_INIT;
+    sl_buf_append_str(&deep, "{\"streams\":[],\"x\":");
+    for (int i = 0; i < 2046; i++)
+        sl_buf_append_str(&deep, "[");
+    sl_buf_append_str(&deep, "1");
+    for (int i = 0; i < 2046; i++)
+        sl_buf_append_str(&deep, "]");
+    sl_buf_append_str(&deep, "}");
+    assert_int_equal(decode(deep.data, &a, &b, &err), 0);
+    sl_buf_clear(&deep);
+    sl_buf_append_str(&deep, "{\"streams\":[],\"x\":");
+    for (int i = 0; i < 2047; i++)
+        sl_buf_append_str(&deep, "[");
+    sl_buf_append_str(&deep, "1");
+    for (int i = 0; i < 2047; i++)
+        sl_buf_append_str(&deep, "]");
+    sl_buf_append_str(&deep, "}");
+    assert_int_equal(decode(deep.data, &a, &b, &err), SL_EINVAL);
+    assert_non_null(strstr(err.data, "depth"));
+    sl_buf_release(&deep);
+    /* The labels of a stream are reported before its entries, wherever the
+     * keys are; an earlier stream before a later one. */
+    decode("{\"streams\":[{\"values\":[[\"x\",\"y\"]],\"stream\":{\"a\":1}},{\"stream\":3}]}", &a,
+           &b, &err);
+    assert_string_equal(err.data, "streams[0].stream: expected an object of strings");
+    decode("{\"streams\":[{\"values\":[[\"1\",\"y\"],[\"1\",2,3,4],[\"x\"]]}]}", &a, &b, &err);
+    assert_string_equal(err.data, "streams[0].stream: expected an object of strings");
+    decode("{\"streams\":[{\"stream\":{},\"values\":[[\"1\",\"y\"],[\"x\",2,3,4],[\"x\"]]}]}", &a,
+           &b, &err);
+    assert_string_equal(err.data, "streams[0].values[1]: expected [\"<ns>\", \"<line>\"]");
+    decode("{\"streams\":[{\"stream\":{},\"values\":[[\"1\",\"y\",{\"m\":1}]]}]}", &a, &b, &err);
+    assert_string_equal(err.data, "streams[0].values[0]: metadata must be an object of strings");
+    decode("{\"streams\":[{\"stream\":{},\"values\":{}}]}", &a, &b, &err);
+    assert_string_equal(err.data, "streams[0].values: expected an array");
+    decode("{\"streams\":[{\"stream\":{},\"values\":[]}, 7]}", &a, &b, &err);
+    assert_string_equal(err.data, "streams[1]: expected an object");
+    /* A syntax error anywhere wins over the first semantic one. */
+    decode("{\"streams\":[{\"stream\":5}],\"x\":tru}", &a, &b, &err);
+    assert_non_null(strstr(err.data, "line 1 column"));
+    sl_arena_release(&a);
+    sl_buf_release(&err);
+}
+
 static int count_entries(const struct sl_stream_info *s, struct sl_stream_reader *r, void *ud)
 {
     (void)r;
@@ -130,6 +235,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_ok),
         cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_key_order_unknown_keys_escapes),
+        cmocka_unit_test(test_json_strictness_and_precedence),
         cmocka_unit_test(test_record_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
