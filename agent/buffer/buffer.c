@@ -43,8 +43,9 @@ struct sl_buffer {
     uint64_t t_seq, t_off; /* start of the taken record */
     uint64_t t_len, t_lines;
     uint64_t live_bytes, live_records, live_lines;
-    int wfd; /* last segment, open for appends; -1 before the first */
-    int rfd; /* segment rseq, open for reading; -1 when none */
+    uint64_t version; /* of the stats, see sl_buffer_stats */
+    int wfd;          /* last segment, open for appends; -1 before the first */
+    int rfd;          /* segment rseq, open for reading; -1 when none */
     uint64_t rseq;
     uint64_t next_seq;  /* of the next segment: above every seq ever used */
     uint64_t saved_seq; /* last persisted state */
@@ -726,5 +727,6 @@ void sl_buffer_stats(struct sl_buffer *b, struct sl_buffer_stats *out)
     out->records = b->live_records;
     out->lines = b->live_lines;
     out->segments = b->nseg;
+    out->version = ++b->version;
     pthread_mutex_unlock(&b->mu);
 }

@@ -88,6 +88,7 @@ struct sl_buffer_stats {
     uint64_t records; /* live records */
     uint64_t lines;   /* lines of the live records */
     uint64_t segments;
+    uint64_t version; /* grows with every change: the newer of two snapshots */
 };
 
 /* Opens (or creates) the buffer in o->dir and recovers it (see above). What

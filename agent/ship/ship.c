@@ -107,6 +107,7 @@ struct sl_ship {
     struct sl_buf take_err;
     struct sl_buffer_drop take_corrupt;
     struct sl_buffer_stats take_stats;
+    uint64_t stats_version; /* of the snapshot the gauges show */
     struct sl_metric *m_buf_bytes, *m_buf_records, *m_buf_dropped_bytes, *m_drop_full,
         *m_drop_corrupt, *m_buf_errors;
 };
@@ -611,6 +612,9 @@ static void on_response(struct sl_http_response *resp, void *ud)
 
 static void set_buffer_gauges(struct sl_ship *s, const struct sl_buffer_stats *st)
 {
+    if (st->version < s->stats_version)
+        return; /* an older snapshot whose callback ran late */
+    s->stats_version = st->version;
     sl_gauge_set(s->m_buf_bytes, (double)st->bytes);
     sl_gauge_set(s->m_buf_records, (double)st->records);
 }
