@@ -9,11 +9,13 @@
  * nothing for entries newer than the stream's blocks, the common case. For an
  * out-of-order entry only the blocks whose [min, max] covers its timestamp are
  * candidates, and each block carries a Bloom filter of (timestamp, XXH3 of the
- * line), built the first time the block is a candidate (one decompression in
- * the block's life): a block is decompressed and compared entry by entry only
- * when its filter says "maybe", which is a true duplicate (a client retry) or
- * a false positive (about 1 %). Blocks are decompressed with one reused zstd
- * context per tenant on the push path and per scan on the read path. */
+ * line): once a stream has had an out-of-order entry, its blocks get their
+ * filter when they are cut, from the head; an older block gets it the first
+ * time it is a candidate (one decompression in the block's life). A block is
+ * decompressed and compared entry by entry only when its filter says "maybe":
+ * a true duplicate (a client retry) or a false positive (about 0.05 % per
+ * probe). Blocks are decompressed with one reused zstd context per tenant on
+ * the push path and per scan on the read path. */
 #include "aggregator/ingester/ingester.h"
 
 #include <pthread.h>
@@ -36,10 +38,11 @@
 /* Per-entry overhead counted towards the head's raw size (two varints). */
 #define ENTRY_OVERHEAD 8
 /* Duplicate filter of a block: BLOOM_BITS_PER_ENTRY bits per entry and
- * BLOOM_K probes give about 1 % false positives (each costs one block
- * decompression) for 1.25 bytes per entry, ~3 % of the compressed block. */
-#define BLOOM_BITS_PER_ENTRY 10
-#define BLOOM_K              7
+ * BLOOM_K probes give about 0.05 % false positives per probe (each costs one
+ * block decompression) for 2 bytes per entry, ~6 % of the compressed block;
+ * only streams that received out-of-order entries have filters. */
+#define BLOOM_BITS_PER_ENTRY 16
+#define BLOOM_K              10
 
 struct hent {
     int64_t ts;
@@ -85,6 +88,7 @@ struct stream {
     struct block *blocks;
     size_t nblocks, capblocks;
     int64_t blocks_max_ts; /* max over blocks, for the duplicate check */
+    bool ooo;              /* an entry had to be checked against the blocks */
     struct head head;
     int64_t min_ts, max_ts;
     size_t entries;
@@ -201,8 +205,8 @@ static int block_views(const struct block *b, const struct sl_buf *raw, uint32_t
     return p == end ? 0 : SL_ECORRUPT;
 }
 
-/* Builds b's filter from its decoded views. */
-static void bloom_build(struct block *b, const struct view *v, size_t n)
+/* An empty filter sized for n entries. */
+static void bloom_alloc(struct block *b, size_t n)
 {
     uint64_t bits = ((uint64_t)n * BLOOM_BITS_PER_ENTRY + 63) / 64 * 64;
     if (bits == 0)
@@ -211,13 +215,22 @@ static void bloom_build(struct block *b, const struct view *v, size_t n)
         bits = UINT32_MAX / 2 / 64 * 64;
     b->bloom = sl_calloc(bits / 64, sizeof(uint64_t));
     b->bloom_bits = (uint32_t)bits;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t key = entry_key(v[k].ts, v[k].p, v[k].len);
-        for (unsigned i = 0; i < BLOOM_K; i++) {
-            uint32_t bit = bloom_bit(key, i, b->bloom_bits);
-            b->bloom[bit / 64] |= 1ULL << (bit % 64);
-        }
+}
+
+static void bloom_add(struct block *b, uint64_t key)
+{
+    for (unsigned i = 0; i < BLOOM_K; i++) {
+        uint32_t bit = bloom_bit(key, i, b->bloom_bits);
+        b->bloom[bit / 64] |= 1ULL << (bit % 64);
     }
+}
+
+/* Builds b's filter from its decoded views. */
+static void bloom_build(struct block *b, const struct view *v, size_t n)
+{
+    bloom_alloc(b, n);
+    for (size_t k = 0; k < n; k++)
+        bloom_add(b, entry_key(v[k].ts, v[k].p, v[k].len));
 }
 
 static void head_views(const struct head *h, uint32_t src, struct view **v, size_t *n, size_t *cap)
@@ -261,6 +274,11 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     b->count = (uint32_t)h->n;
     b->bloom = NULL;
     b->bloom_bits = 0;
+    if (s->ooo) { /* its entries will be checked: build the filter now, from the head */
+        bloom_alloc(b, h->n);
+        for (size_t i = 0; i < h->n; i++)
+            bloom_add(b, entry_key(h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len));
+    }
     b->raw_len = raw.len;
     b->z = sl_buf_detach(&z, &b->zlen);
     if (s->nblocks == 1 || b->max_ts > s->blocks_max_ts)
@@ -477,6 +495,7 @@ static bool stream_has(struct stream *s, struct dup_cache *c, int64_t ts, struct
     if (s->nblocks == 0 || ts > s->blocks_max_ts)
         return false;
     uint64_t key = entry_key(ts, line.ptr, line.len);
+    s->ooo = true;
     for (size_t i = s->nblocks; i-- > 0;)
         if (ts >= s->blocks[i].min_ts && ts <= s->blocks[i].max_ts &&
             block_has(c, s, i, ts, line, key))

@@ -174,11 +174,27 @@ def run_format(fmt, mode, chunks, tmp):
         replay(port, work)
         wall, cpu = time.monotonic() - t0, cpu_s(agg.pid) - cpu0
         rss = peak_rss_mib(agg.pid)
+        dedup = dedup_metrics(port)
     finally:
         agg.terminate()
         agg.wait(60)
         log.close()
-    return wall, cpu, rss, wire
+    return wall, cpu, rss, wire, dedup
+
+
+def dedup_metrics(port):
+    """The ingester's out-of-order duplicate-check counters, summed."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    out = {}
+    for line in text.splitlines():
+        for name in ("dedup_block_reads", "dedup_filter_false_positives", "blocks_cut",
+                     "lines_duplicate"):
+            if line.startswith(f"sluice_aggregator_ingester_{name}_total") or \
+                    line.startswith(f"sluice_aggregator_{name}_total"):
+                out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def main():
@@ -200,10 +216,16 @@ def main():
         modes = os.environ.get("BENCH_LOKI_MODES", "in-order,shared")
         for fmt in formats.split(","):
             for mode in modes.split(","):
-                wall, cpu, rss, wire = run_format(fmt, mode, chunks, tmp)
+                wall, cpu, rss, wire, dedup = run_format(fmt, mode, chunks, tmp)
                 print(f"  {fmt:<18} {mode:<9} {wire / 1048576:>9.1f} "
                       f"{raw_bytes / 1e6 / wall:>7.1f} {cpu / gb:>9.2f} {cpu / zstd:>9.2f} "
                       f"{rss:>6.1f} MiB", flush=True)
+                if mode == "shared":
+                    print("  " + " " * 28 + "blocks cut {:.0f}, read for duplicate checks {:.0f}, "
+                          "filter false positives {:.0f}, duplicates {:.0f}".format(
+                              dedup.get("blocks_cut", 0), dedup.get("dedup_block_reads", 0),
+                              dedup.get("dedup_filter_false_positives", 0),
+                              dedup.get("lines_duplicate", 0)), flush=True)
         print(f"  {'zstd -1 -T1':<18} {'':<9} {'':>9} {'':>7} {zstd / gb:>9.2f} {1:>9.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
