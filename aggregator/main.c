@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "aggregator/api/push.h"
@@ -552,8 +553,12 @@ static int run(struct app *app)
             sl_wal_close(app->wal, NULL, NULL);
         uv_run(&app->loop, UV_RUN_DEFAULT);
     }
-    if (!stop_store(app))
-        return rc == 0 ? 0 : 1; /* threads still use the rest: exit without freeing */
+    if (!stop_store(app)) {
+        /* Threads still run inside the store: neither free what they use nor
+         * run exit handlers (library clean-ups) under them. */
+        fflush(NULL);
+        _exit(rc == 0 ? 0 : 1);
+    }
     if (app->query)
         sl_query_api_free(app->query);
     sl_push_api_free(app->push);

@@ -183,3 +183,47 @@ def test_chunk_compression_level_is_checked(workdir):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert "chunk_compression_level: 19" in r.stdout
+
+
+def test_shutdown_does_not_wait_for_a_hung_s3_endpoint(workdir, procs):
+    """An S3 endpoint that accepts connections and never answers holds a flush
+    worker inside a request for up to timeout x retries: the shutdown still ends
+    within ingester.shutdown_flush_timeout (plus a second for the workers), and
+    a restart against a working S3 stores everything from the WAL."""
+    import socket
+    from aws_fake import S3RVER_KEY, S3rver
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # never accepted: requests hang until the client's timeout
+    s3 = None
+    try:
+        def s3_args(url):
+            return ["--set", "storage.backend=s3", "--set", "storage.s3.bucket=logs",
+                    "--set", f"storage.s3.endpoint={url}", "--set", "storage.s3.path_style=true",
+                    "--set", f"storage.s3.access_key_id={S3RVER_KEY}",
+                    "--set", f"storage.s3.secret_access_key={S3RVER_KEY}",
+                    "--set", "storage.s3.timeout=60s", "--set", "storage.s3.max_retries=5"]
+        agg = Aggregator(workdir, extra=["--set", "ingester.shutdown_flush_timeout=2s",
+                                         "--set", "ingester.flush_check_period=1h",
+                                         *s3_args(f"http://127.0.0.1:{hole.getsockname()[1]}")])
+        procs.append(agg)
+        agg.start()
+        push_lines(agg, "api", time.time_ns() - 600 * 10**9, 800)
+        t0 = time.monotonic()
+        assert agg.stop(timeout=60) == 0
+        took = time.monotonic() - t0
+        assert took < 20, took
+        log = agg.logs()
+        assert "flush on shutdown incomplete" in log and "entries_not_flushed=800" in log
+
+        s3 = S3rver(workdir).start()
+        agg.args = [f"storage.s3.endpoint={s3.url}" if a.startswith("storage.s3.endpoint=")
+                    else a for a in agg.args]
+        agg.start()
+        flush(agg)
+        assert any(k.startswith("chunks/") for k in s3.object_keys())
+        assert len(all_lines(agg)) == 800
+    finally:
+        hole.close()
+        if s3:
+            s3.stop()
