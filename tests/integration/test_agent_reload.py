@@ -88,7 +88,10 @@ class Writer(threading.Thread):
     def finish(self):
         self.stop_ev.set()
         self.join(10)
-        with open(self.path, "a") as f:  # a last line every configuration keeps
+        with open(self.path, "a") as f:  # up to a last line every configuration keeps
+            while TAGS[self.n % len(TAGS)] != "keep":
+                f.write(f"n={self.n} tag={TAGS[self.n % len(TAGS)]}\n")
+                self.n += 1
             f.write(f"n={self.n} tag=keep last\n")
         self.n += 1
         return self.n
