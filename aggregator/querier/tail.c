@@ -1,12 +1,14 @@
 /* Live tail over WebSocket. Each tail polls the querier (sl_querier_run, the
  * same path as query_range, so memory and store are merged and the pipeline
- * is Loki's) on the thread pool from its cursor, then, on the loop thread,
- * skips what it already sent, frames the rest and writes it.
+ * is Loki's) on the thread pool, then, on the loop thread, skips what it
+ * already sent, frames the rest and writes it.
  *
- * Why a cursor of (timestamp, hashes of the entries sent at it): the window
- * of a poll starts at the newest timestamp sent (inclusive), so entries that
- * share it with ones already sent and arrive later are not lost, and the
- * hashes keep the ones already sent from going out twice.
+ * Why the window of a poll starts a grace period before the watermark (the
+ * end of the last complete poll) and a set of hashes of what was sent since:
+ * entries that arrive late (another agent's batch with older timestamps, or
+ * one sharing a timestamp with entries already sent) are still found and
+ * sent, and the hashes keep anything from going out twice. delay_for moves
+ * the window's end back, so entries late by less than it are sent in order.
  *
  * A tail's memory ends when three things are over: its connection (the
  * server's on_closed), its timer (uv_close callback) and any poll in flight
@@ -40,6 +42,10 @@
 #define DEF_QUEUED_BYTES    (4u << 20)
 #define DEF_PER_TENANT      10
 #define DEF_TIMEOUT_NS      (60 * SL_NS_PER_SEC)
+/* How late (beyond delay_for) an entry may arrive and still be sent: a
+ * poll re-reads this much before its watermark. Agents ship in batches of
+ * about a second; Promtail's default batch wait is 1 s as well. */
+#define DEF_LATE_GRACE_NS (5 * SL_NS_PER_SEC)
 /* Entries per poll after the first: a backlog is read in batches, the next
  * one right after the previous was written. */
 #define POLL_BATCH 1000
@@ -57,8 +63,14 @@ struct sl_tail_api {
     size_t ntails;      /* in the list */
     size_t nactive;     /* connection still open */
     bool freeing;
-    struct sl_metric *m_active, *m_sent, *m_dropped, *m_poll_errors;
+    struct sl_metric *m_active, *m_sent, *m_dropped, *m_poll_errors, *m_late;
     struct sl_log_limit log_drop, log_err;
+};
+
+/* An entry already handled (sent or dropped); h == 0 marks a free slot. */
+struct seen {
+    uint64_t h;
+    int64_t ts;
 };
 
 /* One entry of a poll's answer. */
@@ -94,9 +106,11 @@ struct tail {
     size_t tenant_len, query_len;
     int64_t start_ns, delay_ns, limit, deadline_mono_ns;
     bool initial_done;
-    int64_t cursor; /* newest timestamp sent (or dropped) */
-    uint64_t *seen; /* hashes of the entries at cursor already handled */
-    size_t nseen, capseen;
+    int64_t low;       /* nothing older is sent (start, or the initial batch's cut) */
+    int64_t watermark; /* end of the last poll that saw everything before it */
+    int64_t newest;    /* newest timestamp sent (or dropped) */
+    struct seen *seen; /* open addressing: what was sent since watermark - grace */
+    size_t seen_n, seen_cap;
     struct sl_ws_parser wsp;
     struct poll poll;
     /* drops not yet reported to the client: a JSON array body, no brackets */
@@ -303,24 +317,57 @@ static uint64_t entry_hash(const struct poll *p, const struct entry *e)
     uint64_t h = sl_xxh3(buf, sl + 1 + e->len);
     if (buf != stack)
         sl_free(buf);
-    return h;
+    return h ? h : 1; /* 0 marks a free slot */
 }
+
+/* ---- the set of entries already handled ---- */
 
 static bool seen_has(const struct tail *t, uint64_t h)
 {
-    for (size_t i = 0; i < t->nseen; i++)
-        if (t->seen[i] == h)
+    if (!t->seen_cap)
+        return false;
+    for (size_t i = h & (t->seen_cap - 1);; i = (i + 1) & (t->seen_cap - 1)) {
+        if (t->seen[i].h == h)
             return true;
-    return false;
+        if (t->seen[i].h == 0)
+            return false;
+    }
 }
 
-static void seen_add(struct tail *t, uint64_t h)
+static void seen_put(struct seen *tab, size_t cap, uint64_t h, int64_t ts)
 {
-    if (t->nseen == t->capseen) {
-        t->capseen = t->capseen ? 2 * t->capseen : 16;
-        t->seen = sl_reallocarray(t->seen, t->capseen, sizeof *t->seen);
-    }
-    t->seen[t->nseen++] = h;
+    size_t i = h & (cap - 1);
+    while (tab[i].h)
+        i = (i + 1) & (cap - 1);
+    tab[i] = (struct seen){h, ts};
+}
+
+/* Rebuilds the table with room for want entries, keeping those with
+ * ts >= floor. */
+static void seen_rebuild(struct tail *t, size_t want, int64_t floor)
+{
+    size_t cap = 16;
+    while (cap < 2 * want)
+        cap *= 2;
+    struct seen *tab = sl_calloc(cap, sizeof *tab);
+    size_t n = 0;
+    for (size_t i = 0; i < t->seen_cap; i++)
+        if (t->seen[i].h && t->seen[i].ts >= floor) {
+            seen_put(tab, cap, t->seen[i].h, t->seen[i].ts);
+            n++;
+        }
+    sl_free(t->seen);
+    t->seen = tab;
+    t->seen_cap = cap;
+    t->seen_n = n;
+}
+
+static void seen_add(struct tail *t, uint64_t h, int64_t ts)
+{
+    if (2 * (t->seen_n + 1) > t->seen_cap)
+        seen_rebuild(t, t->seen_n + 1, INT64_MIN);
+    seen_put(t->seen, t->seen_cap, h, ts);
+    t->seen_n++;
 }
 
 static void note_drop(struct tail *t, const struct poll *p, const struct entry *e)
@@ -374,19 +421,19 @@ static size_t tail_send(struct tail *t)
     size_t queued = sl_http_upgraded_queued(t->conn);
     struct frame f = {.b = SL_BUF_INIT, .cur_stream = -1};
     sl_buf_append_str(&f.b, "{\"streams\":[");
-    size_t dropped_now = 0;
+    size_t dropped_now = 0, late = 0;
     for (size_t i = 0; i < p->nents; i++) {
         const struct entry *e = &p->ents[i];
-        if (e->ts < t->cursor)
-            continue; /* the initial batch reaches back before start */
-        uint64_t h = entry_hash(p, e);
-        if (e->ts == t->cursor && seen_has(t, h))
+        if (e->ts < t->low)
             continue;
-        if (e->ts > t->cursor) {
-            t->cursor = e->ts;
-            t->nseen = 0;
-        }
-        seen_add(t, h);
+        uint64_t h = entry_hash(p, e);
+        if (seen_has(t, h))
+            continue;
+        seen_add(t, h, e->ts);
+        if (e->ts < t->newest)
+            late++;
+        else
+            t->newest = e->ts;
         if (queued + f.b.len > bound) {
             note_drop(t, p, e);
             dropped_now++;
@@ -406,6 +453,8 @@ static size_t tail_send(struct tail *t)
         t->ndropped = 0;
     }
     sl_buf_append_char(&f.b, '}');
+    if (late && api->m_late)
+        sl_counter_add(api->m_late, (double)late);
     if (dropped_now) {
         if (api->m_dropped)
             sl_counter_add(api->m_dropped, (double)dropped_now);
@@ -438,13 +487,25 @@ static void poll_done(uv_work_t *w, int status)
     }
     int64_t next_ms = api->o.poll_interval_ms;
     if (status == 0 && p->res.status == 200) {
-        bool initial = p->initial;
-        t->initial_done = true;
         size_t n = tail_send(t);
-        /* A full batch: more are waiting; read on unless the client lags. */
-        if (!initial && n >= (size_t)p->qr.limit &&
-            sl_http_upgraded_queued(t->conn) <= api->o.max_queued_bytes)
-            next_ms = 0;
+        bool full = n >= (size_t)p->qr.limit;
+        if (p->initial) {
+            /* The newest `limit` entries: older ones are never sent. The
+             * backward query saw everything up to its end. */
+            t->initial_done = true;
+            if (full && n)
+                t->low = p->ents[0].ts + 1;
+            t->watermark = p->qr.end_ns;
+        } else if (!full) {
+            t->watermark = p->qr.end_ns;
+        } else {
+            /* More are waiting: read on unless the client lags. */
+            if (p->ents[n - 1].ts > t->watermark)
+                t->watermark = p->ents[n - 1].ts;
+            if (sl_http_upgraded_queued(t->conn) <= api->o.max_queued_bytes)
+                next_ms = 0;
+        }
+        seen_rebuild(t, t->seen_n, t->watermark - api->o.late_grace_ns);
     } else {
         if (api->m_poll_errors)
             sl_counter_inc(api->m_poll_errors);
@@ -491,14 +552,15 @@ static void on_tick(uv_timer_t *h)
         p->qr.start_ns = t->start_ns;
         p->qr.limit = t->limit;
         p->qr.forward = false;
-        t->cursor = t->start_ns;
+        t->low = t->newest = t->watermark = t->start_ns;
     } else {
-        p->qr.start_ns = t->cursor;
-        p->qr.limit = POLL_BATCH + (int64_t)t->nseen;
+        int64_t from = t->watermark - api->o.late_grace_ns;
+        p->qr.start_ns = from > t->low ? from : t->low;
+        p->qr.limit = POLL_BATCH + (int64_t)t->seen_n;
         p->qr.forward = true;
     }
     p->qr.end_ns = end;
-    if (end <= p->qr.start_ns) {
+    if (end <= p->qr.start_ns) { /* start is in the future */
         t->initial_done = true;
         tail_schedule(t, api->o.poll_interval_ms);
         return;
@@ -749,6 +811,8 @@ struct sl_tail_api *sl_tail_api_new(struct sl_http_server *srv, struct sl_ingest
         api->o.max_tails_per_tenant = DEF_PER_TENANT;
     if (api->o.query_timeout_ns <= 0)
         api->o.query_timeout_ns = DEF_TIMEOUT_NS;
+    if (api->o.late_grace_ns <= 0)
+        api->o.late_grace_ns = DEF_LATE_GRACE_NS;
     if (m) {
         api->m_active = sl_metric_with(
             sl_metrics_gauge(m, "sluice_aggregator_tail_active", "Live tails open.", NULL));
@@ -759,6 +823,11 @@ struct sl_tail_api *sl_tail_api_new(struct sl_http_server *srv, struct sl_ingest
                                "Entries not sent to a live tail whose client reads too slowly "
                                "(reported to it in dropped_entries).",
                                NULL));
+        api->m_late = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_tail_late_entries_total",
+            "Entries sent to a live tail after newer ones: they arrived later than delay_for, "
+            "within the grace period.",
+            NULL));
         api->m_poll_errors = sl_metric_with(
             sl_metrics_counter(m, "sluice_aggregator_tail_poll_errors_total",
                                "Live tail polls that failed (retried at the next tick).", NULL));

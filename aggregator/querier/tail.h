@@ -13,12 +13,14 @@
  *   {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]},...],
  *    "dropped_entries":[{"labels":{...},"timestamp":"<ns>"},...]}
  * with consecutive entries of one stream grouped, so reading the streams in
- * order gives the entries in order. The tail follows a cursor (the newest
- * timestamp sent, and which entries at that timestamp were sent): nothing is
- * sent twice, and an entry is sent once its timestamp is older than now
+ * order gives the entries in order. Nothing is sent twice (a set of what was
+ * sent recently). An entry is sent once its timestamp is older than now
  * minus delay_for, so entries that arrive up to delay_for late still come in
- * order. The poll reads memory and the store (querier/select.h) on the
- * libuv thread pool.
+ * order; one that arrives later than that, but within late_grace (5 s) of
+ * the last poll, is still sent, after newer ones (counted in
+ * sluice_aggregator_tail_late_entries_total); later still, it is not sent.
+ * Each poll re-reads late_grace worth of entries for that. The poll reads
+ * memory and the store (querier/select.h) on the libuv thread pool.
  *
  * A client that does not read: once more than max_queued_bytes wait to be
  * written, further entries are dropped, counted in
@@ -31,6 +33,7 @@
  * Metrics: sluice_aggregator_tail_active (gauge),
  * sluice_aggregator_tail_entries_sent_total,
  * sluice_aggregator_tail_dropped_entries_total,
+ * sluice_aggregator_tail_late_entries_total,
  * sluice_aggregator_tail_poll_errors_total (a poll that failed, e.g. a store
  * error or a timeout; retried at the next tick).
  *
@@ -60,6 +63,7 @@ struct sl_tail_opts {
     int64_t poll_interval_ms;  /* 0: 1000 */
     size_t max_queued_bytes;   /* per connection; 0: 4 MiB */
     int max_tails_per_tenant;  /* 0: 10 */
+    int64_t late_grace_ns;     /* 0: 5 s (see above) */
 };
 
 /* Registers GET /loki/api/v1/tail on srv. ing and m (may be NULL) must

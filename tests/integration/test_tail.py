@@ -163,6 +163,21 @@ def test_tail_delay_for_holds_lines_back_and_orders_late_ones(aggregator):
     assert waited >= 2.0, f"sent after {waited:.2f}s despite delay_for=3"
 
 
+def test_tail_late_entries_within_grace_still_come(aggregator):
+    r = Reader(open_tail(aggregator, limit=10))
+    a = push(aggregator, ["A"])
+    r.until(lambda: len(r.entries) >= 1, what="A")
+    # another agent's batch, a second late: already past delay_for (0), still sent
+    b = push(aggregator, ["B, a second late"], labels={"pod": "other"}, base_ns=a[0][0] - 10**9)
+    r.until(lambda: len(r.entries) >= 2, what="the late entry")
+    assert [(e[0], e[2]) for e in r.entries] == a + b
+    late = metric_value(aggregator.metrics(), "sluice_aggregator_tail_late_entries_total")
+    assert late == 1
+    # a minute late is beyond the 5 s grace: not sent (see docs/query.md)
+    push(aggregator, ["C, a minute late"], base_ns=a[0][0] - 60 * 10**9)
+    assert r.quiet_for(2.5) == []
+
+
 def test_tail_refuses_bad_requests_before_upgrading(aggregator):
     def refused(query=SEL, **params):
         with pytest.raises(websocket.WebSocketBadStatusException) as e:
