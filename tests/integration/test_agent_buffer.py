@@ -8,6 +8,7 @@ instead: its memory stays bounded while the files grow, and it catches up once
 the aggregator is back."""
 import os
 import re
+import signal
 import threading
 import time
 
@@ -305,3 +306,40 @@ def test_memory_mode_bounded_while_aggregator_down(workdir, procs, pods_path):
         header = len(cri_line(base, "stdout", "F", ""))  # with the newline
         assert got[0][2].startswith(f"seq={n:06d} ")
         assert len(got[0][2]) == line_len - header
+
+
+def test_disk_buffer_kept_across_reload(workdir, procs, pods_path):
+    """SIGHUP rebuilds the shipper: the new one carries on with the same disk
+    buffer (a record the old one was sending goes back to the front)."""
+    agg = Aggregator(workdir)
+    procs.append(agg)
+    cfg = os.path.join(workdir, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write("buffer: {type: disk}\nclient: {batch_size: 16KiB}\n")
+    agent = Agent(workdir, agg.url, pods_path,
+                  extra=("--config", cfg, "--set", "client.backoff.max=1s"))
+    procs.append(agent)
+    agent.start()
+    path = pod_log_path(pods_path, "reload", "pod-0", "uid-0", "app")
+    base = time.time_ns() - 60 * 10**9
+    with open(path, "w") as f:
+        for n in range(5000):
+            f.write(fixed_line(base + n * 1000, n))
+    wait_for(lambda: agent_metric(agent, "sluice_agent_bytes_read_total") >= 5000 * 128, 60,
+             what="agent read the file")
+    wait_for(lambda: agent_metric(agent, "sluice_agent_buffer_records") > 0, 30,
+             what="records in the buffer")
+    for i in range(3):
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: agent.logs().count("configuration reloaded") > i, 30,
+                 what="reload done")
+    with open(path, "a") as f:
+        for n in range(5000, 6000):
+            f.write(fixed_line(base + n * 1000, n))
+    agg.start()
+    wait_for(lambda: agent_metric(agent, "sluice_agent_lines_sent_total") >= 6000, 90,
+             what="every line sent")
+    got = seqs_in(agg, '{namespace="reload"}')
+    assert sorted(set(got)) == list(range(6000))
+    assert len(got) == 6000
+    assert agent_metric(agent, "sluice_agent_buffer_errors_total") == 0
