@@ -38,7 +38,8 @@ struct push_ctx {
     struct sl_http_request *req;
     struct sl_bytes tenant;
     char *tenant_z;     /* for metric labels */
-    struct sl_buf body; /* decompressed body, views of the batch point here */
+    struct sl_buf body; /* decompressed body, when it was compressed */
+    struct sl_bytes in; /* the decoded body: body, or the request's own */
     struct sl_rejects rej;
     size_t accepted;
 };
@@ -297,7 +298,7 @@ static int ctx_decompress(struct push_ctx *c)
     if (ce && sl_codec_parse(ce->ptr, ce->len, &codec) != 0) {
         status = 415;
         sl_buf_append_str(&msg, "unsupported Content-Encoding; use zstd, gzip or none");
-    } else {
+    } else if (codec != SL_CODEC_NONE) { /* none: decoded in place, no copy */
         int rc = sl_decompress(codec, &c->body, req->body.data, req->body.len,
                                SL_PUSH_MAX_DECODED_BYTES);
         if (rc == SL_ETOOBIG) {
@@ -310,8 +311,11 @@ static int ctx_decompress(struct push_ctx *c)
                            sl_strerror(rc));
         }
     }
-    if (!status)
+    if (!status) {
+        c->in = codec == SL_CODEC_NONE ? sl_bytes(req->body.data, req->body.len)
+                                       : sl_buf_bytes(&c->body);
         return 0;
+    }
     refuse_body(c, status, &msg);
     return -1;
 }
@@ -342,7 +346,7 @@ static void handle_native(struct sl_http_request *req, void *ud)
         return;
     struct sl_batch b;
     struct sl_buf err = SL_BUF_INIT;
-    if (sl_batch_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
+    if (sl_batch_decode(&req->arena, c->in.ptr, c->in.len, &b, &err) != 0) {
         reject_body(c, "msgpack", &err);
         sl_buf_release(&err);
         return;
@@ -357,7 +361,7 @@ static void handle_native(struct sl_http_request *req, void *ud)
 static void handle_loki_proto(struct push_ctx *c)
 {
     struct sl_buf raw = SL_BUF_INIT, msg = SL_BUF_INIT;
-    int rc = sl_snappy_decompress(&raw, c->body.data ? c->body.data : "", c->body.len,
+    int rc = sl_snappy_decompress(&raw, c->in.ptr ? c->in.ptr : "", c->in.len,
                                   SL_PUSH_MAX_DECODED_BYTES);
     if (rc != 0) {
         sl_buf_release(&raw);
@@ -372,9 +376,10 @@ static void handle_loki_proto(struct push_ctx *c)
     }
     sl_buf_release(&c->body);
     c->body = raw;
+    c->in = sl_buf_bytes(&c->body);
     struct sl_arena *a = &c->req->arena;
     struct sl_lokipb_push p;
-    if (sl_lokipb_decode(a, c->body.data, c->body.len, &p, &msg) != 0) {
+    if (sl_lokipb_decode(a, c->in.ptr, c->in.len, &p, &msg) != 0) {
         reject_body(c, "protobuf", &msg);
         sl_buf_release(&msg);
         return;
@@ -426,7 +431,7 @@ static void handle_loki(struct sl_http_request *req, void *ud)
     }
     struct sl_batch b;
     struct sl_buf err = SL_BUF_INIT;
-    if (sl_push_json_decode(&req->arena, c->body.data, c->body.len, &b, &err) != 0) {
+    if (sl_push_json_decode(&req->arena, c->in.ptr, c->in.len, &b, &err) != 0) {
         reject_body(c, "JSON", &err);
         sl_buf_release(&err);
         return;
