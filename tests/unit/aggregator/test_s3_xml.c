@@ -35,6 +35,9 @@ static void test_list(void **state)
     assert_int_equal(l.items[0].size, 434234);
     assert_string_equal(l.items[1].key, "chunks/a/odd & <key> \xc3\xa9\xc3\xa9");
     assert_int_equal(l.items[1].size, 0);
+    /* LastModified is the object's write time; absent: 0 */
+    assert_int_equal(l.items[0].mtime_ns, 1700000000LL * 1000000000LL);
+    assert_int_equal(l.items[1].mtime_ns, 0);
     assert_true(l.truncated);
     assert_string_equal(l.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
     sl_s3_list_release(&l);
@@ -59,6 +62,15 @@ static void test_list(void **state)
                            "</ListBucketResult>"),
                          &l),
         SL_EINVAL);
+    sl_s3_list_release(&l);
+    /* An unreadable date is no error: the object just has no known age. */
+    assert_int_equal(
+        sl_s3_list_parse(S("<ListBucketResult><Contents><Key>k</Key><LastModified>yesterday"
+                           "</LastModified></Contents></ListBucketResult>"),
+                         &l),
+        0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.items[0].mtime_ns, 0);
     sl_s3_list_release(&l);
     assert_int_equal(sl_s3_list_parse(S("<ListBucketResult><Name>x</Nam></ListBucketResult>"), &l),
                      SL_EINVAL);

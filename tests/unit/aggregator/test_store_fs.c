@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -127,6 +130,40 @@ static int stop_at_two(const char *key, uint64_t size, void *ud)
     return ++*n == 2 ? 42 : 0;
 }
 
+struct dated {
+    int n;
+    int64_t mtime[4];
+};
+
+static int on_object(const struct sl_store_object *o, void *ud)
+{
+    struct dated *d = ud;
+    assert_true(d->n < 4);
+    d->mtime[d->n++] = o->mtime_ns;
+    return 0;
+}
+
+/* Listing with write times: the file's mtime. */
+static void test_list_objects(void **state)
+{
+    (void)state;
+    struct sl_store *s = open_fs(NULL);
+    int64_t before = (int64_t)time(NULL) * 1000000000LL;
+    assert_int_equal(sl_store_put(s, "chunks/t/a", "x", 1, NULL), 0);
+    assert_int_equal(sl_store_put(s, "chunks/t/b", "y", 1, NULL), 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/chunks/t/b", dir);
+    struct timespec ts[2] = {{1700000000, 5}, {1700000000, 5}};
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    struct dated d = {0};
+    assert_int_equal(sl_store_list_objects(s, "chunks/", on_object, &d, NULL), 0);
+    assert_int_equal(d.n, 2);
+    assert_true(d.mtime[0] >= before - 1000000000LL &&
+                d.mtime[0] <= (int64_t)time(NULL) * 1000000000LL + 1000000000LL);
+    assert_int_equal(d.mtime[1], 1700000000LL * 1000000000LL + 5);
+    sl_store_close(s);
+}
+
 static void test_list(void **state)
 {
     (void)state;
@@ -168,6 +205,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
