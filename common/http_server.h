@@ -132,7 +132,10 @@ void sl_http_respond_text(struct sl_http_request *req, int status, const char *f
  * invalid once it returns. When the server closes, ops->on_shutdown (if not
  * NULL) is called so the protocol can say goodbye (e.g. a close frame) and
  * call sl_http_upgraded_close; without it the connection is closed at once.
- * Returns NULL (and on_closed never runs) if the client is already gone. */
+ * Returns NULL (and on_closed never runs) if the client is already gone.
+ * On a detached connection (below) writes go to its output buffer, bytes
+ * that came with the request wait for the next feed, and on_closed never
+ * runs. */
 struct sl_http_upgrade_ops {
     void (*on_data)(struct sl_http_conn *c, const char *p, size_t n, void *ud);
     void (*on_shutdown)(struct sl_http_conn *c, void *ud);
