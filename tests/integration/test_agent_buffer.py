@@ -6,6 +6,7 @@ aggregator is down, and an agent killed with SIGKILL; a small buffer.max_size
 drops the oldest batches (counted). The default memory mode stops reading
 instead: its memory stays bounded while the files grow, and it catches up once
 the aggregator is back."""
+import json
 import os
 import re
 import signal
@@ -172,7 +173,7 @@ def test_disk_buffer_survives_sigkill(workdir, procs, pods_path):
 
     def saved():
         with open(positions) as f:
-            return str(size) in f.read()
+            return [e["offset"] for e in json.load(f)["files"]] == [size]
     wait_for(saved, 30, what="positions saved at the end of the file")
     assert agent_metric(agent, "sluice_agent_buffer_records") > 0
     # The log file goes away: the disk buffer holds the only copy.
@@ -226,6 +227,7 @@ def test_disk_buffer_full_drops_oldest(workdir, procs, pods_path):
         return sent + dropped == total and metric_value(m, "sluice_agent_buffer_records") == 0
     wait_for(accounted, 60, what="every line sent or counted as dropped")
     sent = agent_metric(agent, "sluice_agent_lines_sent_total")
+    dropped = agent_metric(agent, "sluice_agent_lines_dropped_total", {"reason": "buffer_full"})
     got = seqs_in(agg, '{namespace="full"}')
     assert len(got) == sent
     assert len(set(got)) == len(got)
