@@ -25,7 +25,6 @@
 #include <zstd.h>
 
 #include "common/buf.h"
-#include "common/compress.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -109,12 +108,19 @@ struct tenant {
     struct stream **buckets;
     size_t nbuckets, nstreams;
     struct sl_metric *m_streams;
-    ZSTD_DCtx *dctx; /* push path's block decompression, under the write lock */
 };
 
 struct sl_ingester {
     struct sl_ingester_opts o;
     pthread_mutex_t mu; /* guards the tenant list */
+    /* zstd contexts and scratch buffers reused by every block cut and by the
+     * push path's duplicate checks (a fresh context costs an allocation of
+     * ~1 MiB and its page faults per block); taken with trylock: a caller
+     * that finds them busy (the flusher's cut while a push cuts) uses its own. */
+    pthread_mutex_t zmu;
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    struct sl_buf zraw, zout;
     struct tenant *tenants;
     size_t nstreams;        /* atomic */
     uint64_t next_chunk_id; /* atomic */
@@ -143,15 +149,19 @@ struct view {
     uint32_t idx; /* position within the source */
 };
 
+static void zstd_oom(void)
+{
+    sl_error("ingester: out of memory for a zstd context", NULL);
+    abort();
+}
+
 /* Decompresses b into raw with dctx (created on first use into *dctx; the
  * caller frees it). The size is known, so one call without streaming. */
 static int block_decode(const struct block *b, ZSTD_DCtx **dctx, struct sl_buf *raw)
 {
     sl_buf_clear(raw);
-    if (!*dctx && !(*dctx = ZSTD_createDCtx())) {
-        sl_error("ingester: out of memory for a zstd context", NULL);
-        abort();
-    }
+    if (!*dctx && !(*dctx = ZSTD_createDCtx()))
+        zstd_oom();
     char *dst = sl_buf_reserve(raw, b->raw_len ? b->raw_len : 1);
     size_t r = ZSTD_decompressDCtx(*dctx, dst, b->raw_len, b->z, b->zlen);
     if (ZSTD_isError(r) || r != b->raw_len)
@@ -244,24 +254,72 @@ static void head_views(const struct head *h, uint32_t src, struct view **v, size
             (struct view){h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len, src, (uint32_t)i};
 }
 
+/* Decompresses b into raw with the ingester's shared context when it is
+ * free, else with a fresh one. */
+static int block_decode_shared(struct sl_ingester *ing, const struct block *b, struct sl_buf *raw)
+{
+    if (pthread_mutex_trylock(&ing->zmu) != 0) {
+        ZSTD_DCtx *d = NULL;
+        int rc = block_decode(b, &d, raw);
+        ZSTD_freeDCtx(d);
+        return rc;
+    }
+    int rc = block_decode(b, &ing->dctx, raw);
+    pthread_mutex_unlock(&ing->zmu);
+    return rc;
+}
+
+/* Encodes the head as a block payload and compresses it into *z (exact
+ * size, owned by the caller). */
+static int head_compress(struct sl_ingester *ing, const struct head *h, char **z, size_t *zlen,
+                         size_t *raw_len)
+{
+    bool shared = pthread_mutex_trylock(&ing->zmu) == 0;
+    struct sl_buf lraw = SL_BUF_INIT, lout = SL_BUF_INIT;
+    struct sl_buf *raw = shared ? &ing->zraw : &lraw, *out = shared ? &ing->zout : &lout;
+    ZSTD_CCtx *cctx = shared ? ing->cctx : NULL;
+    if (!cctx && !(cctx = ZSTD_createCCtx()))
+        zstd_oom();
+    if (shared)
+        ing->cctx = cctx;
+    sl_buf_clear(raw);
+    int64_t prev = h->e[0].ts;
+    for (size_t i = 0; i < h->n; i++) {
+        sl_buf_put_uvarint(raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
+        sl_buf_put_uvarint(raw, h->e[i].len);
+        sl_buf_append(raw, h->data.data + h->e[i].off, h->e[i].len);
+        prev = h->e[i].ts;
+    }
+    sl_buf_clear(out);
+    size_t bound = ZSTD_compressBound(raw->len);
+    char *p = sl_buf_reserve(out, bound);
+    size_t r = ZSTD_compressCCtx(cctx, p, bound, raw->data, raw->len, BLOCK_ZSTD_LEVEL);
+    int rc = ZSTD_isError(r) ? SL_EINVAL : 0;
+    if (rc == 0) {
+        *z = sl_memdup(p, r);
+        *zlen = r;
+        *raw_len = raw->len;
+    }
+    if (shared) {
+        pthread_mutex_unlock(&ing->zmu);
+    } else {
+        ZSTD_freeCCtx(cctx);
+        sl_buf_release(&lraw);
+        sl_buf_release(&lout);
+    }
+    return rc;
+}
+
 static void stream_cut(struct sl_ingester *ing, struct stream *s)
 {
     struct head *h = &s->head;
     if (h->n == 0)
         return;
-    struct sl_buf raw = SL_BUF_INIT, z = SL_BUF_INIT;
-    int64_t prev = h->e[0].ts;
-    for (size_t i = 0; i < h->n; i++) {
-        sl_buf_put_uvarint(&raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
-        sl_buf_put_uvarint(&raw, h->e[i].len);
-        sl_buf_append(&raw, h->data.data + h->e[i].off, h->e[i].len);
-        prev = h->e[i].ts;
-    }
-    if (sl_zstd_compress(&z, raw.data, raw.len, BLOCK_ZSTD_LEVEL) != 0) {
+    char *z;
+    size_t zlen, raw_len;
+    if (head_compress(ing, h, &z, &zlen, &raw_len) != 0) {
         /* Cannot happen short of a zstd bug; keep the head rather than lose it. */
         sl_error("ingester: block compression failed", "entries=%zu", h->n);
-        sl_buf_release(&raw);
-        sl_buf_release(&z);
         return;
     }
     if (s->nblocks == s->capblocks) {
@@ -279,8 +337,9 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
         for (size_t i = 0; i < h->n; i++)
             bloom_add(b, entry_key(h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len));
     }
-    b->raw_len = raw.len;
-    b->z = sl_buf_detach(&z, &b->zlen);
+    b->raw_len = raw_len;
+    b->z = z;
+    b->zlen = zlen;
     if (s->nblocks == 1 || b->max_ts > s->blocks_max_ts)
         s->blocks_max_ts = b->max_ts;
     s->open_zbytes += b->zlen;
@@ -289,7 +348,6 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
         sl_gauge_add(ing->m_block_bytes, (double)b->zlen);
         sl_gauge_add(ing->m_head_bytes, -(double)h->data.len);
     }
-    sl_buf_release(&raw);
     sl_buf_clear(&h->data);
     h->n = 0;
     h->raw = 0;
@@ -415,8 +473,7 @@ static struct stream *tenant_add(struct sl_ingester *ing, struct tenant *t,
 /* One decoded block kept for the duplicate checks of one push call. */
 struct dup_cache {
     struct sl_ingester *ing;
-    ZSTD_DCtx **dctx; /* the tenant's */
-    size_t b;         /* block index + 1; 0: none (indexes stay valid during a push) */
+    size_t b; /* block index + 1; 0: none (indexes stay valid during a push) */
     struct sl_buf raw;
     struct view *v;
     size_t n, cap;
@@ -446,7 +503,7 @@ static bool cache_load(struct dup_cache *c, struct block *b, size_t bi)
         return true;
     c->b = 0;
     c->n = 0;
-    if (block_decode(b, c->dctx, &c->raw) != 0 ||
+    if (block_decode_shared(c->ing, b, &c->raw) != 0 ||
         block_views(b, &c->raw, 0, &c->v, &c->n, &c->cap) != 0) {
         sl_error("ingester: corrupt block in memory", "entries=%u", b->count);
         return false;
@@ -569,7 +626,7 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
         s = tenant_add(ing, t, labels, fp);
     }
     int64_t window = ing->o.max_chunk_age_ns / 2;
-    struct dup_cache c = {.ing = ing, .dctx = &t->dctx};
+    struct dup_cache c = {.ing = ing};
     int64_t now = sl_mono_ns();
     if (s->open_entries == 0) {
         /* Entries accepted now reach the WAL in this segment or a later one. */
@@ -976,6 +1033,9 @@ struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_
     if (ing->o.max_chunk_age_ns <= 0)
         ing->o.max_chunk_age_ns = 2 * 3600 * 1000000000LL;
     pthread_mutex_init(&ing->mu, NULL);
+    pthread_mutex_init(&ing->zmu, NULL);
+    sl_buf_init(&ing->zraw);
+    sl_buf_init(&ing->zout);
     if (m) {
         ing->f_streams = sl_metrics_gauge(m, "sluice_aggregator_streams_active",
                                           "Streams in memory, per tenant.", "tenant");
@@ -1020,11 +1080,15 @@ void sl_ingester_free(struct sl_ingester *ing)
             }
         }
         sl_free(t->buckets);
-        ZSTD_freeDCtx(t->dctx);
         pthread_rwlock_destroy(&t->lock);
         sl_free(t->name);
         sl_free(t);
     }
     pthread_mutex_destroy(&ing->mu);
+    ZSTD_freeCCtx(ing->cctx);
+    ZSTD_freeDCtx(ing->dctx);
+    sl_buf_release(&ing->zraw);
+    sl_buf_release(&ing->zout);
+    pthread_mutex_destroy(&ing->zmu);
     sl_free(ing);
 }
