@@ -59,8 +59,10 @@ struct sl_compactor_stats {
 /* Starts the background thread (when interval_ns > 0; the first run is one
  * interval after start). Returns 0 or SL_EINVAL. */
 int sl_compactor_start(const struct sl_compactor_opts *o, struct sl_compactor **out);
-/* One run now, as of now_ns (wall clock; 0: the current time). stats may be
- * NULL. Returns 0 or the first store/index error (the run goes on with the
+/* One run now, as of now_ns (wall clock; 0: the current time, which is what
+ * every caller but a test should pass: now_ns also anchors the orphan grace
+ * period, and a time ahead of the store's clock would let step 6 take chunks
+ * in flight). stats may be NULL. Returns 0 or the first store/index error (the run goes on with the
  * other prefixes, what failed is retried next run). */
 int sl_compactor_run(struct sl_compactor *c, int64_t now_ns, struct sl_compactor_stats *stats);
 /* Stops the thread (waits for a run in progress) and frees c. */
