@@ -361,6 +361,71 @@ static void test_flush_level(void **state)
     sl_buf_release(&m9);
 }
 
+static int count_in(const struct sl_chunk_entry *e, void *ud)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Blocks that overlap in time (out-of-order entries) are not joined: every
+ * entry comes back and a time-range scan finds each one. */
+static void test_flush_overlap_not_joined(void **state)
+{
+    (void)state;
+    struct sl_ingester_opts io = {.block_size = 1024, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, NULL);
+    char line[64];
+    for (int i = 0; i < 100; i++) { /* ts 1000..1099 (+T0), several blocks */
+        snprintf(line, sizeof line, "in order entry number %04d of the first run", i);
+        push(ing, "{app=\"api\"}", T0 + 1000 + i, line);
+    }
+    for (int i = 0; i < 100; i++) { /* ts 500..599: older, within the window */
+        snprintf(line, sizeof line, "late entry number %04d of the second run", i);
+        push(ing, "{app=\"api\"}", T0 + 500 + i, line);
+    }
+    struct sl_store *st = open_store();
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .codec = SL_CODEC_ZSTD,
+                                 .level = 3,
+                                 .stored_block_size = 1 << 20,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    assert_int_equal(sl_flusher_flush(f, 20 * SL_NS_PER_SEC), 0);
+    struct keys k = {0};
+    assert_int_equal(sl_store_list(st, "chunks/t1/", on_key, &k, NULL), 0);
+    int total = 0, late = 0, early = 0;
+    uint32_t blocks = 0;
+    for (int c = 0; c < k.n; c++) {
+        struct sl_buf obj = SL_BUF_INIT;
+        assert_int_equal(sl_store_get(st, k.k[c], &obj, NULL), 0);
+        struct sl_chunk_reader r;
+        assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
+        blocks += r.nblocks;
+        for (uint32_t i = 1; i < r.nblocks; i++) { /* joined only where in order */
+            struct sl_chunk_block_info a, b;
+            sl_chunk_reader_block(&r, i - 1, &a);
+            sl_chunk_reader_block(&r, i, &b);
+            assert_true(b.min_ts < a.max_ts);
+        }
+        assert_int_equal(sl_chunk_reader_scan(&r, INT64_MIN, INT64_MAX, count_in, &total), 0);
+        assert_int_equal(sl_chunk_reader_scan(&r, T0 + 500, T0 + 600, count_in, &late), 0);
+        assert_int_equal(sl_chunk_reader_scan(&r, T0 + 1000, T0 + 1100, count_in, &early), 0);
+        sl_buf_release(&obj);
+    }
+    assert_true(blocks >= 2);
+    assert_int_equal(total, 200);
+    assert_int_equal(late, 100);
+    assert_int_equal(early, 100);
+    sl_flusher_stop(f);
+    sl_store_close(st);
+    sl_ingester_free(ing);
+}
+
 /* What a timed-out flush left behind is reported; a bounded stop ends the
  * threads and frees the flusher. */
 static void test_pending_and_stop_within(void **state)
@@ -437,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_overlap_not_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_and_stop_within, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_wal_seq, setup, teardown),
     };
