@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -345,3 +346,29 @@ def test_disk_buffer_kept_across_reload(workdir, procs, pods_path):
     assert sorted(set(got)) == list(range(6000))
     assert len(got) == 6000
     assert agent_metric(agent, "sluice_agent_buffer_errors_total") == 0
+
+
+def test_check_config_buffer_keys(workdir):
+    agent = os.path.join(BIN, "sluice-agent")
+    pos = os.path.join(workdir, "state", "positions.json")
+
+    def check(*sets):
+        args = [agent, "--check-config", "--set", f"positions.file={pos}"]
+        for s in sets:
+            args += ["--set", s]
+        return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+    r = check("buffer.type=disk")
+    assert r.returncode == 0, r.stderr
+    assert os.path.join(workdir, "state", "buffer") in r.stdout  # default: next to positions
+    assert "max_size: 1GiB" in r.stdout
+    r = check()
+    assert r.returncode == 0 and "type: memory" in r.stdout
+    r = check("buffer.type=tape")
+    assert r.returncode == 1 and "buffer.type" in r.stderr
+    r = check("buffer.type=disk", "client.batch_size=1MiB", "buffer.max_size=1MiB")
+    assert r.returncode == 1 and "buffer.max_size" in r.stderr
+    afile = os.path.join(workdir, "afile")
+    open(afile, "w").close()
+    r = check("buffer.type=disk", f"buffer.path={afile}")
+    assert r.returncode == 1 and "buffer.path" in r.stderr
