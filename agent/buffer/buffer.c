@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -51,6 +52,7 @@ struct sl_buffer {
     uint64_t saved_seq; /* last persisted state */
     uint64_t saved_off;
     bool saved_valid;
+    int64_t saved_mono_ms; /* when the state was last written */
 };
 
 /* Buffers open in this process, by directory: a second open of one (a new
@@ -243,14 +245,30 @@ static int persist(struct sl_buffer *b, struct sl_buf *err)
 }
 
 /* Deletes the segments before the oldest one still needed, then persists. */
-static int cleanup(struct sl_buffer *b, struct sl_buf *err)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deletes the segments before the oldest one still needed. The state is
+ * written first when segments go (so it never points before what is left),
+ * else at most every SL_BUFFER_STATE_PERIOD_MS (a state write costs several
+ * fsyncs: once per record would slow the catch-up after an outage), or when
+ * forced. A crash before the next write resends what was done since. */
+static int cleanup(struct sl_buffer *b, bool force, struct sl_buf *err)
 {
     if (b->nseg == 0)
         return 0;
     uint64_t floor = b->taken ? b->t_seq : b->segs[b->r_idx].seq;
-    /* The state goes first: a crash in between must not point at a deleted
-     * segment (open copes with that too, but this keeps it exact). */
-    int rc = persist(b, err);
+    bool drop = b->nseg > 1 && b->segs[0].seq < floor;
+    int64_t now = mono_ms();
+    int rc = 0;
+    if (drop || force || now - b->saved_mono_ms >= SL_BUFFER_STATE_PERIOD_MS) {
+        rc = persist(b, err);
+        b->saved_mono_ms = now;
+    }
     while (b->nseg > 1 && b->segs[0].seq < floor)
         remove_seg(b, 0);
     return rc;
@@ -408,7 +426,7 @@ static int recover(struct sl_buffer *b, struct sl_buffer_drop *corrupt, struct s
     b->r_idx = 0;
     if (b->nseg)
         normalize(b);
-    return b->nseg ? cleanup(b, err) : 0;
+    return b->nseg ? cleanup(b, true, err) : 0;
 }
 
 int sl_buffer_open(const struct sl_buffer_opts *o, struct sl_buffer **out,
@@ -481,6 +499,8 @@ void sl_buffer_free(struct sl_buffer *b)
 
 static void destroy(struct sl_buffer *b)
 {
+    if (b->nseg && b->refs == 0)
+        cleanup(b, true, NULL); /* the last close: the state is exact */
     if (b->wfd >= 0)
         close(b->wfd);
     if (b->rfd >= 0)
@@ -604,7 +624,7 @@ int sl_buffer_append(struct sl_buffer *b, const struct sl_buffer_meta *m, struct
     }
     int rc = 0;
     if (evicting)
-        cleanup(b, NULL); /* a failed state write only means a resend later */
+        cleanup(b, false, NULL); /* a failed state write only means a resend later */
     if (b->wfd < 0 || (b->segs[b->nseg - 1].size + need > b->segment_size &&
                        b->segs[b->nseg - 1].size > SL_BUFFER_SEG_HDR))
         rc = new_segment(b, err);
@@ -715,7 +735,7 @@ int sl_buffer_done(struct sl_buffer *b, struct sl_buf *err)
 {
     pthread_mutex_lock(&b->mu);
     b->taken = false;
-    int rc = cleanup(b, err);
+    int rc = cleanup(b, false, err);
     pthread_mutex_unlock(&b->mu);
     return rc;
 }

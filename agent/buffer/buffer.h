@@ -15,10 +15,11 @@
  * State (24 bytes): magic "SLBUFPOS", u64 segment seq, u32 offset, u32 crc32c
  * of the 20 bytes before it. Integers are little-endian.
  *
- * The state is written atomically (temporary file, fsync, rename) whenever a
- * taken record is done; segments before the state's segment are deleted. A
- * crash between a send and the state write resends that record (the
- * aggregator drops identical entries).
+ * The state is written atomically (temporary file, fsync, rename) when a
+ * taken record is done, at most once per SL_BUFFER_STATE_PERIOD_MS, always
+ * before segments are deleted (those before the state's segment), and at the
+ * last close. A crash resends the records done since the last state write
+ * (the aggregator drops identical entries).
  *
  * Opening scans every segment from the state's position and checks each
  * record's crc: a torn or corrupt record ends its segment there (the file is
@@ -56,6 +57,10 @@
 /* Largest payload accepted when reading: a length above this is corruption
  * (a batch is at most client.batch_size of lines, far below). */
 #define SL_BUFFER_MAX_RECORD (256u << 20)
+/* The state is written at most this often (and whenever segments are
+ * deleted, and at the last close): each write costs a file and a directory
+ * fsync; a crash resends what was delivered since the last write. */
+#define SL_BUFFER_STATE_PERIOD_MS 1000
 /* Segments are never cut larger than this (fewer, larger files are cheaper;
  * but a fully sent segment is only deleted as a whole). */
 #define SL_BUFFER_MAX_SEGMENT (64u << 20)

@@ -450,6 +450,35 @@ static void test_segment_deleted(void **state)
     sl_buffer_free(b);
 }
 
+/* A crash (no last close) right after records were done: they come back
+ * (sent again), nothing that was not done is missing. */
+static void test_crash_resends(void **state)
+{
+    (void)state;
+    struct sl_buffer *b = open_buf(1 << 20, 0, NULL);
+    for (int i = 0; i < 5; i++)
+        append(b, i, 30, NULL);
+    take_expect(b, 0, 30, true);
+    take_expect(b, 1, 30, true);
+    char cmd[1400], copy[300];
+    snprintf(copy, sizeof(copy), "%s/crash", dir);
+    snprintf(cmd, sizeof(cmd), "mkdir '%s' && cp '%s'/*.seg '%s'/state '%s'/", copy, dir, dir,
+             copy);
+    assert_int_equal(system(cmd), 0); /* the disk as a crash now would leave it */
+    sl_buffer_free(b);
+    struct sl_buffer_opts o = {.dir = copy, .max_size = 1 << 20};
+    struct sl_buffer_drop corrupt = {0};
+    assert_int_equal(sl_buffer_open(&o, &b, &corrupt, NULL), 0);
+    assert_int_equal(corrupt.records, 0);
+    struct sl_buffer_stats st;
+    sl_buffer_stats(b, &st);
+    assert_true(st.records >= 3 && st.records <= 5);
+    for (int i = 5 - (int)st.records; i < 5; i++)
+        take_expect(b, i, 30, true);
+    expect_empty(b);
+    sl_buffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_untake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_resends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
