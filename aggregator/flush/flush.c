@@ -480,9 +480,15 @@ static void remove_wal(struct sl_flusher *f)
     struct sl_wal *wal = f->wal;
     if (wal) {
         /* Under mu, so sl_flusher_set_wal(NULL) waits for us. */
-        uint64_t seq;
-        if (!sl_ingester_min_wal_seq(f->o.ing, &seq))
-            seq = UINT64_MAX; /* memory is empty: all but the current segment */
+        /* Read before looking at memory: entries reach memory before their
+         * record is written, so when memory is empty every record of the
+         * segments older than this one is stored. */
+        uint64_t cur = sl_wal_segment(wal), seq;
+        if (!sl_ingester_min_wal_seq(f->o.ing, &seq)) {
+            seq = cur;
+            /* closed now, so that the next round can delete it too */
+            sl_wal_rotate(wal);
+        }
         sl_wal_remove_before(wal, seq);
     }
     pthread_mutex_unlock(&f->mu);

@@ -48,6 +48,7 @@ struct sl_wal {
     struct rec *pend, **pend_tail; /* to the writer, under mu */
     struct rec *done, **done_tail; /* to the loop, under mu */
     bool stop;                     /* under mu */
+    bool rotate_req;               /* under mu: sl_wal_rotate */
     int failed;                    /* atomic */
 
     /* writer thread only (after start) */
@@ -473,13 +474,30 @@ static void write_batch(struct sl_wal *w, struct rec *list)
     }
 }
 
+/* sl_wal_rotate: a segment holding records is closed and a new one
+ * started, so that the old one can be deleted once its entries are stored. */
+static void rotate_requested(struct sl_wal *w)
+{
+    if (w->cur_size > SL_WAL_HEADER_SIZE && !sl_wal_failed(w) && rotate(w) != 0) {
+        sl_error("wal: cannot start a new segment", "error=\"%s\"", strerror(errno));
+        __atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct sl_wal *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pend && !w->stop)
+        while (!w->pend && !w->stop && !w->rotate_req)
             pthread_cond_wait(&w->cv, &w->mu);
+        if (w->rotate_req) {
+            w->rotate_req = false;
+            pthread_mutex_unlock(&w->mu);
+            rotate_requested(w);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         if (!w->pend)
             break;
         struct rec *list = w->pend;
@@ -633,6 +651,16 @@ int sl_wal_purge(const char *dir, uint64_t before, size_t *removed)
     if (removed)
         *removed = k;
     return rc;
+}
+
+void sl_wal_rotate(struct sl_wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->started && !w->stop) {
+        w->rotate_req = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
 }
 
 int sl_wal_remove_before(struct sl_wal *w, uint64_t seq)

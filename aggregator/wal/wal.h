@@ -95,6 +95,13 @@ void sl_wal_append(struct sl_wal *w, const void *payload, size_t n, sl_wal_done_
  * in a later one. 0 before sl_wal_start. Any thread. */
 uint64_t sl_wal_segment(const struct sl_wal *w);
 
+/* Asks the writer thread to close the segment being written, when it holds
+ * a record, and start a new one (asynchronously). The flusher calls it once
+ * memory holds nothing: the old segment, whose entries are all stored, can
+ * then be deleted by the next sl_wal_remove_before instead of being replayed
+ * (and stored again) after a crash. A failure to create the new segment is
+ * sticky, as a failed write. Any thread, while the WAL is open. */
+void sl_wal_rotate(struct sl_wal *w);
 /* Deletes the segments before seq (never the one being written). Any
  * thread, while the WAL is open. Returns 0 or SL_EIO (logged). */
 int sl_wal_remove_before(struct sl_wal *w, uint64_t seq);

@@ -227,3 +227,27 @@ def test_shutdown_does_not_wait_for_a_hung_s3_endpoint(workdir, procs):
         hole.close()
         if s3:
             s3.stop()
+
+
+def test_crash_after_everything_was_flushed_replays_nothing(workdir, procs):
+    """Once memory is empty the WAL segment holding the stored entries is
+    closed and deleted at the next flush round, so a SIGKILL then replays
+    nothing (nothing is stored twice) and the lines come from the store."""
+    agg = Aggregator(workdir, extra=["--set", "ingester.flush_check_period=1h"])
+    procs.append(agg)
+    agg.start()
+    push_lines(agg, "api", time.time_ns() - 600 * 10**9, 1200)
+    wal = os.path.join(agg.data_dir, "wal")
+
+    def wal_bytes():
+        flush(agg)  # each round deletes the segments older than the current one
+        return sum(os.path.getsize(os.path.join(wal, f)) for f in os.listdir(wal)
+                   if f.endswith(".wal"))
+    wait_for(lambda: wal_bytes() <= 8, 30, interval=0.2, what="only an empty WAL segment left")
+    before = all_lines(agg)
+    assert len(before) == 1200
+    agg.kill9()
+    agg.start()
+    assert metric_value(agg.metrics(), "sluice_aggregator_wal_replay_records_total") == 0
+    assert all_lines(agg) == before
+    assert len(store_keys(agg, "chunks")) == 1

@@ -165,6 +165,49 @@ static void test_rotation(void **state)
     assert_true(sb.st_size <= 4096);
 }
 
+/* sl_wal_rotate closes a segment that holds records, so remove_before can
+ * drop it while later records stay; a rotation of an empty segment does
+ * nothing. */
+static void test_rotate_on_request(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct sl_wal *w;
+    struct sl_buf err = SL_BUF_INIT;
+    struct sl_wal_opts o = {.dir = dir};
+    assert_int_equal(sl_wal_open(&o, &w, &err), 0);
+    assert_int_equal(sl_wal_replay(w, ignore_record, NULL, NULL, &err), 0);
+    assert_int_equal(sl_wal_start(w, &loop, &err), 0);
+    uint64_t first = sl_wal_segment(w);
+    struct done_state d = {0};
+    sl_wal_append(w, "record 0", 8, on_done, &d);
+    while (d.calls < 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    sl_wal_rotate(w);
+    for (int i = 0; i < 500 && sl_wal_segment(w) == first; i++)
+        usleep(10000);
+    uint64_t second = sl_wal_segment(w);
+    assert_int_equal(second, first + 1);
+    sl_wal_rotate(w); /* nothing written since: no new segment */
+    usleep(50000);
+    assert_int_equal(sl_wal_segment(w), second);
+    sl_wal_append(w, "record 1", 8, on_done, &d);
+    while (d.calls < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(d.status[0], 0);
+    assert_int_equal(d.status[1], 0);
+    assert_int_equal(sl_wal_remove_before(w, second), 0);
+    sl_wal_close(w, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sl_buf_release(&err);
+    struct replayed r;
+    assert_int_equal(replay(&r, NULL), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.ids[0], 1);
+}
+
 static void test_torn_tail(void **state)
 {
     (void)state;
@@ -267,6 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_on_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_crc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_length_and_foreign_file, setup, teardown),
