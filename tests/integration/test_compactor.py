@@ -4,6 +4,7 @@ limits.retention_period."""
 import os
 import time
 
+import pytest
 import requests
 
 from conftest import Aggregator, metric_value, wait_for
@@ -105,10 +106,13 @@ def test_compactor_disabled_and_read_target(workdir, procs):
     assert r.status_code == 400
 
 
-def test_retention_killed_before_chunk_deletes_leaves_orphans_collected_later(workdir, procs):
-    """The compactor dies after the index no longer lists the expired chunk and
-    before deleting it: the chunk is an orphan, deleted by a later run once past
-    compactor.orphan_grace_period; the live data is untouched."""
+@pytest.mark.parametrize("step", ["after_merge", "after_index"])
+def test_retention_killed_between_steps_leaves_nothing_behind(workdir, procs, step):
+    """The compactor dies after writing the merged index (inputs not deleted),
+    or after deleting the inputs (the index no longer lists the expired chunk)
+    but before deleting the chunk. The next run finishes the job: through the
+    old inputs still listing it, or, for the orphan, once it is older than
+    compactor.orphan_grace_period. The live data is untouched."""
     opts = ["--set", "limits.reject_old_samples=false", "--set", "limits.retention_period=24h",
             "--set", "compactor.interval=1h", "--set", "compactor.orphan_grace_period=2s"]
     agg = Aggregator(workdir, extra=opts)
@@ -123,7 +127,7 @@ def test_retention_killed_before_chunk_deletes_leaves_orphans_collected_later(wo
     # a clean stop empties the WAL (everything is stored), so the crash below
     # leaves only the store to look at
     assert agg.stop() == 0
-    agg.env = {"SLUICE_TEST_COMPACTOR_CRASH": "after_index"}
+    agg.env = {"SLUICE_TEST_COMPACTOR_CRASH": step}
     agg.start()
     try:
         requests.post(agg.url + "/compactor/run", timeout=60)
@@ -132,20 +136,28 @@ def test_retention_killed_before_chunk_deletes_leaves_orphans_collected_later(wo
     wait_for(lambda: not agg.alive(), 30, what="the compactor's test crash")
     assert agg.stop() == 86
     old_day = "%05d" % ((now - 3 * DAY) // DAY)
-    assert not any(k.startswith(old_day + "/") for k in store_keys(agg, "index"))
-    assert len(store_keys(agg, "chunks")) == 2  # the expired chunk is left, unreferenced
+    # after_merge: the old day's input still lists the chunk; after_index: the
+    # expired chunk is left with no index listing it
+    assert any(k.startswith(old_day + "/") for k in store_keys(agg, "index")) == \
+        (step == "after_merge")
+    assert len(store_keys(agg, "chunks")) == 2
 
     agg.env = None
     agg.start()
-    got = lines(agg, 4 * 86400)
-    assert len(got) == 100 and {a for _, a, _ in got} == {"new"}
+    if step == "after_index":  # the index no longer lists the old chunk
+        got = lines(agg, 4 * 86400)
+        assert len(got) == 100 and {a for _, a, _ in got} == {"new"}
     time.sleep(2.5)  # past the grace period since the chunk was written
     post(agg, "/compactor/run")
     assert len(store_keys(agg, "chunks")) == 1
+    assert not any(k.startswith(old_day + "/") for k in store_keys(agg, "index"))
     m = agg.metrics()
-    assert metric_value(m, "sluice_aggregator_compactor_orphaned_chunks_deleted_total") == 1
-    assert "compactor: orphaned chunk deleted" in agg.logs()
-    assert lines(agg, 4 * 86400) == got
+    orphans = 1 if step == "after_index" else 0
+    assert metric_value(m, "sluice_aggregator_compactor_orphaned_chunks_deleted_total") == orphans
+    assert metric_value(m, "sluice_aggregator_compactor_chunks_deleted_total") == 1 - orphans
+    assert ("compactor: orphaned chunk deleted" in agg.logs()) == (orphans == 1)
+    got = lines(agg, 4 * 86400)
+    assert len(got) == 100 and {a for _, a, _ in got} == {"new"}
 
 
 def test_unreferenced_chunks_younger_than_grace_are_kept(workdir, procs):
