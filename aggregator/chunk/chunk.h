@@ -17,8 +17,9 @@
  *   uvarint line length, line bytes
  *   if the block's flags have SL_CHUNK_BLOCK_META: uvarint pair count, then
  *   per pair uvarint name length, name, uvarint value length, value
- * (the ingester's in-memory blocks use the same payload, so a flush of a zstd
- * chunk copies compressed blocks instead of compressing again).
+ * (the ingester's in-memory blocks use the same payload: the flusher
+ * recompresses them at the configured level, joining consecutive blocks that
+ * do not overlap in time, or copies them as they are at zstd level 1).
  *
  * Blocks of one chunk may overlap in time (out-of-order entries inside the
  * allowed window); a reader that needs one order merges them.

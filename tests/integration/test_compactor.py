@@ -1,6 +1,7 @@
 """Compactor: after several flushes a day's index files become one with the
 same query answers; retention deletes chunks and index entries past
-limits.retention_period."""
+limits.retention_period; a compactor killed between its steps leaves nothing
+behind (orphaned chunks are collected after compactor.orphan_grace_period)."""
 import os
 import time
 
