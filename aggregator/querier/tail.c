@@ -45,7 +45,7 @@
 /* How late (beyond delay_for) an entry may arrive and still be sent: a
  * poll re-reads this much before its watermark. Agents ship in batches of
  * about a second; Promtail's default batch wait is 1 s as well. */
-#define DEF_LATE_GRACE_NS (5 * SL_NS_PER_SEC)
+#define DEF_LATE_GRACE_NS (2 * SL_NS_PER_SEC)
 /* Entries per poll after the first: a backlog is read in batches, the next
  * one right after the previous was written. */
 #define POLL_BATCH 1000
@@ -109,7 +109,12 @@ struct tail {
     int64_t low;       /* nothing older is sent (start, or the initial batch's cut) */
     int64_t watermark; /* end of the last poll that saw everything before it */
     int64_t newest;    /* newest timestamp sent (or dropped) */
-    struct seen *seen; /* open addressing: what was sent since watermark - grace */
+    /* Catching up (the last poll was a full batch): the next poll starts at
+     * resume, where the last batch ended, not a grace period back. */
+    bool catching_up;
+    int64_t resume;
+    size_t n_at_resume; /* entries of the last batch at resume */
+    struct seen *seen;  /* open addressing: what was sent since watermark - grace */
     size_t seen_n, seen_cap;
     struct sl_ws_parser wsp;
     struct poll poll;
@@ -498,14 +503,22 @@ static void poll_done(uv_work_t *w, int status)
             t->watermark = p->qr.end_ns;
         } else if (!full) {
             t->watermark = p->qr.end_ns;
+            t->catching_up = false;
         } else {
-            /* More are waiting: read on unless the client lags. */
-            if (p->ents[n - 1].ts > t->watermark)
-                t->watermark = p->ents[n - 1].ts;
+            /* More are waiting: go on from the batch's last timestamp
+             * (re-reading a grace period of a backlog would be quadratic),
+             * at once unless the client lags. */
+            t->catching_up = true;
+            t->resume = p->ents[n - 1].ts;
+            t->n_at_resume = 0;
+            for (size_t i = n; i > 0 && p->ents[i - 1].ts == t->resume; i--)
+                t->n_at_resume++;
             if (sl_http_upgraded_queued(t->conn) <= api->o.max_queued_bytes)
                 next_ms = 0;
         }
-        seen_rebuild(t, t->seen_n, t->watermark - api->o.late_grace_ns);
+        /* No later poll reads below this: forget what was sent there. */
+        seen_rebuild(t, t->seen_n,
+                     (t->catching_up ? t->resume : t->watermark) - api->o.late_grace_ns);
     } else {
         if (api->m_poll_errors)
             sl_counter_inc(api->m_poll_errors);
@@ -553,6 +566,10 @@ static void on_tick(uv_timer_t *h)
         p->qr.limit = t->limit;
         p->qr.forward = false;
         t->low = t->newest = t->watermark = t->start_ns;
+    } else if (t->catching_up) {
+        p->qr.start_ns = t->resume > t->low ? t->resume : t->low;
+        p->qr.limit = POLL_BATCH + (int64_t)t->n_at_resume;
+        p->qr.forward = true;
     } else {
         int64_t from = t->watermark - api->o.late_grace_ns;
         p->qr.start_ns = from > t->low ? from : t->low;

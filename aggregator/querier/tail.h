@@ -16,7 +16,7 @@
  * order gives the entries in order. Nothing is sent twice (a set of what was
  * sent recently). An entry is sent once its timestamp is older than now
  * minus delay_for, so entries that arrive up to delay_for late still come in
- * order; one that arrives later than that, but within late_grace (5 s) of
+ * order; one that arrives later than that, but within late_grace (2 s) of
  * the last poll, is still sent, after newer ones (counted in
  * sluice_aggregator_tail_late_entries_total); later still, it is not sent.
  * Each poll re-reads late_grace worth of entries for that. The poll reads
@@ -63,7 +63,7 @@ struct sl_tail_opts {
     int64_t poll_interval_ms;  /* 0: 1000 */
     size_t max_queued_bytes;   /* per connection; 0: 4 MiB */
     int max_tails_per_tenant;  /* 0: 10 */
-    int64_t late_grace_ns;     /* 0: 5 s (see above) */
+    int64_t late_grace_ns;     /* 0: 2 s (see above) */
 };
 
 /* Registers GET /loki/api/v1/tail on srv. ing and m (may be NULL) must

@@ -132,6 +132,23 @@ def test_tail_sends_each_line_once_in_order(aggregator):
     assert sent == len(expected)
 
 
+def test_tail_reads_a_burst_larger_than_a_poll_in_batches(aggregator):
+    r = Reader(open_tail(aggregator, limit=10))
+    r.quiet_for(1.2)
+    base = time.time_ns()
+    # 2 x 3000 entries in one push, the two streams sharing every timestamp:
+    # several polls' worth, cut inside runs of equal timestamps
+    values = [[str(base + i // 2), f"burst {i:05d}"] for i in range(6000)]
+    body = [{"stream": {"app": "tail", "half": str(h)}, "values": values[h::2]} for h in (0, 1)]
+    resp = aggregator.push_json(body)
+    assert resp.status_code == 204, resp.text
+    r.until(lambda: len(r.entries) >= 6000, 60, what="the burst")
+    assert r.quiet_for(1.5) == []
+    got = [(ts, line) for ts, _, line in r.entries]
+    assert len(set(got)) == 6000
+    assert got == sorted((int(ts), line) for ts, line in values)
+
+
 def test_tail_limit_bounds_the_initial_batch(aggregator):
     base = time.time_ns() - 60 * 10**9
     pushed = push(aggregator, [f"line {i:03d}" for i in range(50)], base_ns=base)
@@ -167,13 +184,14 @@ def test_tail_late_entries_within_grace_still_come(aggregator):
     r = Reader(open_tail(aggregator, limit=10))
     a = push(aggregator, ["A"])
     r.until(lambda: len(r.entries) >= 1, what="A")
-    # another agent's batch, a second late: already past delay_for (0), still sent
-    b = push(aggregator, ["B, a second late"], labels={"pod": "other"}, base_ns=a[0][0] - 10**9)
+    # another agent's entry, older than A but arriving after it was sent: past
+    # delay_for (0), within the grace period, still sent
+    b = push(aggregator, ["B, late"], labels={"pod": "other"}, base_ns=a[0][0] - 10**6)
     r.until(lambda: len(r.entries) >= 2, what="the late entry")
     assert [(e[0], e[2]) for e in r.entries] == a + b
     late = metric_value(aggregator.metrics(), "sluice_aggregator_tail_late_entries_total")
     assert late == 1
-    # a minute late is beyond the 5 s grace: not sent (see docs/query.md)
+    # a minute late is beyond the 2 s grace: not sent (see docs/query.md)
     push(aggregator, ["C, a minute late"], base_ns=a[0][0] - 60 * 10**9)
     assert r.quiet_for(2.5) == []
 
