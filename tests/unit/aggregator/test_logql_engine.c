@@ -835,6 +835,13 @@ static void test_formats(void **state)
             "sum by (t) (count_over_time({app=\"f\"} | label_format t=\"{{.app}}-{{.level | "
             "ToUpper}}\" [1m]))",
             30, "vector: {t=\"f-ERROR\"} 30:1; {t=\"f-INFO\"} 30:1");
+    /* sprig's round: scale, then ceil from .5 and floor below it, also for
+     * negative numbers; a huge place count ends at once */
+    instant(d,
+            "sum by (r) (count_over_time({app=\"f\", level=\"error\"} | label_format r=`{{ "
+            "round -2.4 0 }}/{{ round 1234.5 -2 }}/{{ round 0.125 2 }}/{{ round 1.5 "
+            "9223372036854775807 }}` [1m]))",
+            30, "vector: {r=\"-3/1200/0.13/NaN\"} 30:1");
     /* drop and keep, by name and by matcher */
     instant(d, "count_over_time({app=\"f\"} | drop level [1m])", 30, "vector: {app=\"f\"} 30:2");
     instant(d, "count_over_time({app=\"f\"} | drop level=\"info\" [1m])", 30,
