@@ -664,7 +664,9 @@ struct source {
     uint32_t order; /* block index; the head is nblocks */
 };
 
-static int source_cmp(const void *a, const void *b)
+/* Forward scans open sources by ascending min_ts, backward ones by
+ * descending max_ts. */
+static int source_cmp_fwd(const void *a, const void *b)
 {
     const struct source *x = a, *y = b;
     if (x->min_ts != y->min_ts)
@@ -672,16 +674,28 @@ static int source_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static int view_cmp(const void *a, const void *b)
+static int source_cmp_bwd(const void *a, const void *b)
 {
-    const struct view *x = a, *y = b;
-    if (x->ts != y->ts)
-        return x->ts < y->ts ? -1 : 1;
-    if (x->src != y->src)
-        return x->src < y->src ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    const struct source *x = a, *y = b;
+    if (x->max_ts != y->max_ts)
+        return x->max_ts > y->max_ts ? -1 : 1;
+    return x->order > y->order ? -1 : x->order < y->order;
 }
 
+/* One open source: its entries in (ts, arrival) order, consumed from the
+ * front (forward) or the back (backward). */
+struct cursor {
+    struct sl_buf raw;
+    struct view *v;
+    size_t n, cap, used;
+    uint32_t order;
+};
+
+/* A k-way merge over the sources in range: a source is decompressed only
+ * when the merge reaches its first timestamp and dropped once consumed, so
+ * only the blocks that overlap the current position are in memory at once
+ * (many, when several senders per stream made every block overlap the next,
+ * but never the whole stream). Ties: lower source order (arrival) first. */
 struct scan {
     struct stream *s;
     ZSTD_DCtx *dctx;
@@ -689,68 +703,123 @@ struct scan {
     bool backward;
     sl_entry_fn fn;
     void *ud;
-    struct sl_buf *raws; /* one per block of the cluster */
-    size_t nraws;
-    struct view *v;
-    size_t nv, capv;
+    struct cursor *cur; /* one per source, buffers reused through free */
+    size_t *free, nfree;
+    size_t *heap, nheap;
 };
 
-/* Decodes the sources [a, b) of one cluster and emits their entries in order. */
-static int scan_cluster(struct scan *sc, const struct source *src, size_t a, size_t b)
+static const struct view *cursor_top(const struct scan *sc, const struct cursor *c)
+{
+    return &c->v[sc->backward ? c->n - 1 - c->used : c->used];
+}
+
+/* Whether cursor a's next entry goes before cursor b's. */
+static bool cursor_before(const struct scan *sc, size_t a, size_t b)
+{
+    const struct cursor *x = &sc->cur[a], *y = &sc->cur[b];
+    int64_t tx = cursor_top(sc, x)->ts, ty = cursor_top(sc, y)->ts;
+    if (tx != ty)
+        return sc->backward ? tx > ty : tx < ty;
+    return sc->backward ? x->order > y->order : x->order < y->order;
+}
+
+static void heap_down(struct scan *sc, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < sc->nheap && cursor_before(sc, sc->heap[l], sc->heap[m]))
+            m = l;
+        if (r < sc->nheap && cursor_before(sc, sc->heap[r], sc->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        size_t t = sc->heap[i];
+        sc->heap[i] = sc->heap[m];
+        sc->heap[m] = t;
+        i = m;
+    }
+}
+
+static void heap_push(struct scan *sc, size_t c)
+{
+    size_t i = sc->nheap++;
+    sc->heap[i] = c;
+    while (i > 0 && cursor_before(sc, sc->heap[i], sc->heap[(i - 1) / 2])) {
+        size_t p = (i - 1) / 2, t = sc->heap[i];
+        sc->heap[i] = sc->heap[p];
+        sc->heap[p] = t;
+        i = p;
+    }
+}
+
+/* Decodes source src into a free cursor and adds it to the heap, its entries
+ * outside the time range skipped. */
+static int scan_open(struct scan *sc, const struct source *src)
 {
     struct stream *s = sc->s;
-    sc->nv = 0;
-    if (b - a > sc->nraws) {
-        sc->raws = sl_reallocarray(sc->raws, b - a, sizeof(*sc->raws));
-        for (size_t i = sc->nraws; i < b - a; i++)
-            sl_buf_init(&sc->raws[i]);
-        sc->nraws = b - a;
-    }
-    for (size_t i = a; i < b; i++) {
-        if (src[i].order == s->nblocks) {
-            head_views(&s->head, src[i].order, &sc->v, &sc->nv, &sc->capv);
-            continue;
-        }
-        const struct block *bl = &s->blocks[src[i].order];
-        if (block_decode(bl, &sc->dctx, &sc->raws[i - a]) != 0 ||
-            block_views(bl, &sc->raws[i - a], src[i].order, &sc->v, &sc->nv, &sc->capv) != 0)
+    size_t ci = sc->free[--sc->nfree];
+    struct cursor *c = &sc->cur[ci];
+    c->n = 0;
+    c->used = 0;
+    c->order = src->order;
+    if (src->order == s->nblocks) {
+        head_views(&s->head, src->order, &c->v, &c->n, &c->cap);
+    } else {
+        const struct block *bl = &s->blocks[src->order];
+        if (block_decode(bl, &sc->dctx, &c->raw) != 0 ||
+            block_views(bl, &c->raw, src->order, &c->v, &c->n, &c->cap) != 0)
             return SL_ECORRUPT;
     }
-    if (b - a > 1)
-        qsort(sc->v, sc->nv, sizeof(*sc->v), view_cmp);
-    for (size_t k = 0; k < sc->nv; k++) {
-        const struct view *e = &sc->v[sc->backward ? sc->nv - 1 - k : k];
-        if (e->ts < sc->from || e->ts >= sc->through)
-            continue;
-        int rc = sc->fn(e->ts, sl_bytes(e->p, e->len), sc->ud);
-        if (rc)
-            return rc;
+    /* Entries are sorted: skip what lies before the range's near end. */
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        bool skip = sc->backward ? c->v[c->n - 1 - mid].ts >= sc->through : c->v[mid].ts < sc->from;
+        if (skip)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    c->used = lo;
+    if (c->used < c->n)
+        heap_push(sc, ci);
+    else
+        sc->free[sc->nfree++] = ci;
     return 0;
 }
 
-/* Splits the sorted sources into clusters of overlapping time ranges. */
-static int scan_sources(struct scan *sc, const struct source *src, size_t ns)
+static int scan_merge(struct scan *sc, const struct source *src, size_t ns)
 {
-    size_t *starts = sl_mallocarray(ns + 1, sizeof(*starts));
-    size_t nc = 0;
-    int64_t hi = 0;
-    for (size_t i = 0; i < ns; i++) {
-        if (i == 0 || src[i].min_ts > hi) {
-            starts[nc++] = i;
-            hi = src[i].max_ts;
-        } else if (src[i].max_ts > hi) {
-            hi = src[i].max_ts;
+    size_t next = 0;
+    for (;;) {
+        /* Open every source that may hold an entry at or before the top. */
+        while (next < ns) {
+            if (sc->nheap) {
+                int64_t top = cursor_top(sc, &sc->cur[sc->heap[0]])->ts;
+                if (sc->backward ? src[next].max_ts < top : src[next].min_ts > top)
+                    break;
+            }
+            int rc = scan_open(sc, &src[next++]);
+            if (rc)
+                return rc;
         }
+        if (sc->nheap == 0)
+            return 0;
+        size_t ci = sc->heap[0];
+        struct cursor *c = &sc->cur[ci];
+        const struct view *e = cursor_top(sc, c);
+        if (sc->backward ? e->ts < sc->from : e->ts >= sc->through)
+            return 0; /* everything left is outside the range */
+        int rc = sc->fn(e->ts, sl_bytes(e->p, e->len), sc->ud);
+        if (rc)
+            return rc;
+        if (++c->used == c->n) {
+            sc->heap[0] = sc->heap[--sc->nheap];
+            sc->free[sc->nfree++] = ci;
+        }
+        if (sc->nheap)
+            heap_down(sc, 0);
     }
-    starts[nc] = ns;
-    int rc = 0;
-    for (size_t k = 0; k < nc && rc == 0; k++) {
-        size_t c = sc->backward ? nc - 1 - k : k;
-        rc = scan_cluster(sc, src, starts[c], starts[c + 1]);
-    }
-    sl_free(starts);
-    return rc;
 }
 
 int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
@@ -769,19 +838,30 @@ int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t t
     const struct head *h = &s->head;
     if (h->n && h->e[h->n - 1].ts >= from_ns && h->e[0].ts < through_ns)
         src[ns++] = (struct source){h->e[0].ts, h->e[h->n - 1].ts, (uint32_t)s->nblocks};
-    qsort(src, ns, sizeof(*src), source_cmp);
+    qsort(src, ns, sizeof(*src), backward ? source_cmp_bwd : source_cmp_fwd);
     struct scan sc = {.s = s,
                       .from = from_ns,
                       .through = through_ns,
                       .backward = backward,
                       .fn = entry_fn,
                       .ud = ud};
-    int rc = ns ? scan_sources(&sc, src, ns) : 0;
-    for (size_t i = 0; i < sc.nraws; i++)
-        sl_buf_release(&sc.raws[i]);
+    int rc = 0;
+    if (ns) {
+        sc.cur = sl_calloc(ns, sizeof(*sc.cur));
+        sc.free = sl_mallocarray(ns, sizeof(*sc.free));
+        sc.heap = sl_mallocarray(ns, sizeof(*sc.heap));
+        for (size_t i = 0; i < ns; i++)
+            sc.free[sc.nfree++] = ns - 1 - i;
+        rc = scan_merge(&sc, src, ns);
+        for (size_t i = 0; i < ns; i++) {
+            sl_buf_release(&sc.cur[i].raw);
+            sl_free(sc.cur[i].v);
+        }
+    }
+    sl_free(sc.cur);
+    sl_free(sc.free);
+    sl_free(sc.heap);
     ZSTD_freeDCtx(sc.dctx);
-    sl_free(sc.raws);
-    sl_free(sc.v);
     sl_free(src);
     return rc;
 }

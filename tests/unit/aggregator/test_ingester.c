@@ -298,6 +298,73 @@ static void test_out_of_order_duplicates_across_blocks(void **state)
     sl_metrics_free(m);
 }
 
+struct ref_entry {
+    int64_t ts;
+    size_t arrival;
+    char line[32];
+};
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct ref_entry *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->arrival < y->arrival ? -1 : x->arrival > y->arrival;
+}
+
+/* Random out-of-order arrivals with many equal timestamps and small blocks:
+ * every window, forward and backward, reads exactly the reference (the
+ * entries sorted by time, ties in arrival order; backward is its reverse). */
+static void test_random_out_of_order_scans(void **state)
+{
+    (void)state;
+    struct sl_ingester *ing = new_ing(300);
+    enum { N = 3000 };
+    struct ref_entry *ref = sl_calloc(N, sizeof(*ref));
+    uint64_t x = 42;
+    for (size_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        /* mostly rising, often late by up to 400, often tied */
+        int64_t ts = 10000 + (int64_t)i * 3 - (int64_t)((x >> 33) % 400);
+        ref[i].ts = ts;
+        ref[i].arrival = i;
+        snprintf(ref[i].line, sizeof(ref[i].line), "e%zu", i);
+        assert_int_equal(push1(ing, &app, ts, ref[i].line).accepted, 1);
+    }
+    qsort(ref, N, sizeof(*ref), ref_cmp);
+    for (int w = 0; w < 40; w++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t from = 9500 + (int64_t)((x >> 33) % 9500);
+        int64_t through = from + (int64_t)((x >> 13) % 3000) + 1;
+        if (w == 0) {
+            from = 0;
+            through = INT64_MAX;
+        }
+        struct sl_buf want = SL_BUF_INIT, want_b = SL_BUF_INIT;
+        for (size_t i = 0; i < N; i++)
+            if (ref[i].ts >= from && ref[i].ts < through)
+                sl_buf_appendf(&want, "%lld:%s\n", (long long)ref[i].ts, ref[i].line);
+        for (size_t i = N; i-- > 0;)
+            if (ref[i].ts >= from && ref[i].ts < through)
+                sl_buf_appendf(&want_b, "%lld:%s\n", (long long)ref[i].ts, ref[i].line);
+        struct collect f = {SL_BUF_INIT, 0, 0}, b = {SL_BUF_INIT, 0, 0};
+        scan(ing, from, through, false, &f);
+        scan(ing, from, through, true, &b);
+        assert_int_equal(f.out.len, want.len);
+        assert_int_equal(b.out.len, want_b.len);
+        if (want.len) {
+            assert_memory_equal(f.out.data, want.data, want.len);
+            assert_memory_equal(b.out.data, want_b.data, want_b.len);
+        }
+        sl_buf_release(&want);
+        sl_buf_release(&want_b);
+        sl_buf_release(&f.out);
+        sl_buf_release(&b.out);
+    }
+    sl_free(ref);
+    sl_ingester_free(ing);
+}
+
 struct info_sum {
     size_t streams, entries;
     int64_t min, max;
@@ -370,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_overlapping_blocks),
         cmocka_unit_test(test_out_of_order_duplicates_across_blocks),
+        cmocka_unit_test(test_random_out_of_order_scans),
         cmocka_unit_test(test_block_cut_and_many_streams),
         cmocka_unit_test(test_stream_limit),
     };
