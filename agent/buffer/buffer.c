@@ -743,9 +743,9 @@ int sl_buffer_done(struct sl_buffer *b, struct sl_buf *err)
 void sl_buffer_stats(struct sl_buffer *b, struct sl_buffer_stats *out)
 {
     pthread_mutex_lock(&b->mu);
-    out->bytes = b->live_bytes;
-    out->records = b->live_records;
-    out->lines = b->live_lines;
+    out->bytes = b->live_bytes + (b->taken ? b->t_len : 0);
+    out->records = b->live_records + b->taken;
+    out->lines = b->live_lines + (b->taken ? b->t_lines : 0);
     out->segments = b->nseg;
     out->version = ++b->version;
     pthread_mutex_unlock(&b->mu);

@@ -88,10 +88,11 @@ struct sl_buffer_drop {
     char file[64];  /* segment name of the first drop ("" if none) */
 };
 
+/* Records not yet done: the live ones and the one taken, if any. */
 struct sl_buffer_stats {
-    uint64_t bytes;   /* live records (not taken), headers included */
-    uint64_t records; /* live records */
-    uint64_t lines;   /* lines of the live records */
+    uint64_t bytes; /* headers included */
+    uint64_t records;
+    uint64_t lines;
     uint64_t segments;
     uint64_t version; /* grows with every change: the newer of two snapshots */
 };

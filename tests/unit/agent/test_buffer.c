@@ -140,10 +140,15 @@ static void test_fifo(void **state)
     assert_int_equal(st.lines, 1 + 2 + 3 + 4 + 5);
     assert_int_equal(st.bytes, 5 * (16 + 8 + 100));
     take_expect(b, 0, 100, false);
+    sl_buffer_stats(b, &st); /* taken, not done: still counted */
+    assert_int_equal(st.records, 5);
     struct sl_buf body = SL_BUF_INIT;
     struct sl_buffer_meta m;
     assert_int_equal(sl_buffer_take(b, &m, &body, NULL, NULL), SL_EEXIST);
     assert_int_equal(sl_buffer_done(b, NULL), 0);
+    sl_buffer_stats(b, &st);
+    assert_int_equal(st.records, 4);
+    assert_int_equal(st.lines, 2 + 3 + 4 + 5);
     for (int i = 1; i < 5; i++)
         take_expect(b, i, 100, true);
     expect_empty(b);
