@@ -842,6 +842,12 @@ static void test_formats(void **state)
             "round -2.4 0 }}/{{ round 1234.5 -2 }}/{{ round 0.125 2 }}/{{ round 1.5 "
             "9223372036854775807 }}` [1m]))",
             30, "vector: {r=\"-3/1200/0.13/NaN\"} 30:1");
+    /* trunc keeps the last -n bytes, also at the most negative count */
+    instant(d,
+            "sum by (r) (count_over_time({app=\"f\", level=\"error\"} | label_format r=`{{ "
+            "trunc -2 .level }}/{{ trunc 2 .level }}/{{ trunc -9223372036854775808 .level }}` "
+            "[1m]))",
+            30, "vector: {r=\"or/er/error\"} 30:1");
     /* drop and keep, by name and by matcher */
     instant(d, "count_over_time({app=\"f\"} | drop level [1m])", 30, "vector: {app=\"f\"} 30:2");
     instant(d, "count_over_time({app=\"f\"} | drop level=\"info\" [1m])", 30,
