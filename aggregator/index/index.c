@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -308,6 +309,10 @@ struct sl_index_reader {
     size_t maplen;
     uint64_t off[S_END + 1]; /* off[S_END]: the footer */
     uint32_t nsyms, nseries, nposts;
+    /* Time bounds of each series' chunks, computed on first use (label
+     * names and values answer from the postings with them). */
+    pthread_once_t bounds_once;
+    int64_t *bmin, *bmax; /* NULL if a series record is damaged */
 };
 
 int sl_index_reader_open_mem(const void *data, size_t len, struct sl_index_reader **out)
@@ -339,6 +344,7 @@ int sl_index_reader_open_mem(const void *data, size_t len, struct sl_index_reade
         r.off[S_POST] - r.off[S_SERIESTAB] != (uint64_t)r.nseries * SL_INDEX_SERIES_ENTRY ||
         r.off[S_END] - r.off[S_POSTTAB] != (uint64_t)r.nposts * SL_INDEX_POSTING_ENTRY)
         return SL_ECORRUPT;
+    r.bounds_once = (pthread_once_t)PTHREAD_ONCE_INIT;
     *out = sl_memdup(&r, sizeof r);
     return 0;
 }
@@ -374,6 +380,8 @@ void sl_index_reader_close(struct sl_index_reader *r)
         return;
     if (r->map)
         munmap(r->map, r->maplen);
+    sl_free(r->bmin);
+    sl_free(r->bmax);
     sl_free(r);
 }
 
@@ -574,4 +582,148 @@ int sl_index_reader_select(struct sl_index_reader *r, const struct sl_index_matc
     sl_free(s.refs);
     sl_free(ords);
     return rc;
+}
+
+/* ---- label names and values ---- */
+
+/* pthread_once has no argument: the reader being set up is handed over in
+ * a thread-local. */
+static _Thread_local struct sl_index_reader *bounds_reader;
+
+static void compute_bounds(void)
+{
+    struct sl_index_reader *r = bounds_reader;
+    int64_t *lo = sl_mallocarray(r->nseries ? r->nseries : 1, sizeof *lo);
+    int64_t *hi = sl_mallocarray(r->nseries ? r->nseries : 1, sizeof *hi);
+    struct scratch s = {0};
+    for (uint32_t i = 0; i < r->nseries; i++) {
+        struct sl_labels ls;
+        uint64_t fp;
+        size_t n;
+        if (series_at(r, i, INT64_MIN, INT64_MAX, &s, &ls, &fp, &n) != 0) {
+            sl_free(lo);
+            sl_free(hi);
+            lo = hi = NULL;
+            break;
+        }
+        lo[i] = INT64_MAX;
+        hi[i] = INT64_MIN;
+        for (size_t k = 0; k < n; k++) {
+            if (s.refs[k].from < lo[i])
+                lo[i] = s.refs[k].from;
+            if (s.refs[k].through > hi[i])
+                hi[i] = s.refs[k].through;
+        }
+    }
+    sl_free(s.labels);
+    sl_free(s.refs);
+    r->bmin = lo;
+    r->bmax = hi;
+}
+
+static int bounds(struct sl_index_reader *r)
+{
+    bounds_reader = r;
+    pthread_once(&r->bounds_once, compute_bounds);
+    return r->bmin ? 0 : SL_ECORRUPT;
+}
+
+/* True if a series of the postings list at posttab entry i has a chunk
+ * overlapping [from, through). Series bounds are an over-approximation of
+ * "a chunk overlaps" only when a series' chunks leave a gap around the
+ * range: then the exact check decodes the series. */
+static int pair_in_range(struct sl_index_reader *r, uint64_t i, int64_t from, int64_t through,
+                         struct scratch *s, bool *yes)
+{
+    const char *e = r->d + r->off[S_POSTTAB] + SL_INDEX_POSTING_ENTRY * i;
+    uint64_t off = sl_get_le64(e + 8);
+    *yes = false;
+    if (off < r->off[S_POST] || off >= r->off[S_POSTTAB])
+        return SL_ECORRUPT;
+    const char *p = r->d + off, *end = r->d + r->off[S_POSTTAB];
+    uint64_t cnt, prev = 0;
+    if (sl_get_uvarint(&p, end, &cnt) || cnt > r->nseries)
+        return SL_ECORRUPT;
+    for (uint64_t k = 0; k < cnt; k++) {
+        uint64_t d;
+        if (sl_get_uvarint(&p, end, &d) || (k && d == 0) || prev + d >= r->nseries)
+            return SL_ECORRUPT;
+        prev = k ? prev + d : d;
+        if (r->bmax[prev] < from || r->bmin[prev] >= through)
+            continue;
+        if (r->bmin[prev] >= from && r->bmax[prev] < through) {
+            *yes = true; /* every chunk is inside the range */
+            return 0;
+        }
+        struct sl_labels ls;
+        uint64_t fp;
+        size_t n;
+        int rc = series_at(r, (uint32_t)prev, from, through, s, &ls, &fp, &n);
+        if (rc)
+            return rc;
+        if (n) {
+            *yes = true;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static int label_walk(struct sl_index_reader *r, const struct sl_bytes *name, int64_t from,
+                      int64_t through, sl_index_bytes_fn fn, void *ud)
+{
+    int rc = bounds(r);
+    if (rc)
+        return rc;
+    int64_t nid = -1;
+    if (name && ((nid = find_symbol(r, *name, &rc)) < 0 || rc))
+        return rc;
+    const char *tab = r->d + r->off[S_POSTTAB];
+    uint64_t i = 0;
+    if (name) { /* the first pair of the name */
+        uint64_t lo = 0, hi = r->nposts;
+        while (lo < hi) {
+            uint64_t mid = (lo + hi) / 2;
+            if (sl_get_le32(tab + SL_INDEX_POSTING_ENTRY * mid) < (uint64_t)nid)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        i = lo;
+    }
+    struct scratch s = {0};
+    while (i < r->nposts && rc == 0) {
+        uint32_t en = sl_get_le32(tab + SL_INDEX_POSTING_ENTRY * i);
+        if (name && en != (uint64_t)nid)
+            break;
+        bool yes;
+        if ((rc = pair_in_range(r, i, from, through, &s, &yes)) != 0)
+            break;
+        if (yes) {
+            struct sl_bytes v;
+            uint32_t sym = name ? sl_get_le32(tab + SL_INDEX_POSTING_ENTRY * i + 4) : en;
+            if ((rc = symbol(r, sym, &v)) == 0)
+                rc = fn(v, ud);
+            if (!name) /* the name is in: skip its other pairs */
+                while (i + 1 < r->nposts &&
+                       sl_get_le32(tab + SL_INDEX_POSTING_ENTRY * (i + 1)) == en)
+                    i++;
+        }
+        i++;
+    }
+    sl_free(s.labels);
+    sl_free(s.refs);
+    return rc;
+}
+
+int sl_index_reader_label_names(struct sl_index_reader *r, int64_t from_ns, int64_t through_ns,
+                                sl_index_bytes_fn fn, void *ud)
+{
+    return label_walk(r, NULL, from_ns, through_ns, fn, ud);
+}
+
+int sl_index_reader_label_values(struct sl_index_reader *r, struct sl_bytes name, int64_t from_ns,
+                                 int64_t through_ns, sl_index_bytes_fn fn, void *ud)
+{
+    return label_walk(r, &name, from_ns, through_ns, fn, ud);
 }

@@ -23,7 +23,8 @@
  * damaged file is refused whole rather than half read.
  *
  * Threading: a writer is used by one thread; a reader is immutable after
- * open and may be shared by threads. */
+ * open (but for series time bounds computed once, under pthread_once) and
+ * may be shared by threads. */
 #ifndef SL_INDEX_H
 #define SL_INDEX_H
 
@@ -90,6 +91,17 @@ typedef int (*sl_index_series_fn)(const struct sl_labels *ls, uint64_t fp,
 int sl_index_reader_select(struct sl_index_reader *r, const struct sl_index_matcher *eq, size_t neq,
                            sl_index_label_fn match, void *match_ud, int64_t from_ns,
                            int64_t through_ns, sl_index_series_fn fn, void *ud);
+
+/* Label names (name NULL), or the non-empty values of name, of the series
+ * with a chunk overlapping [from_ns, through_ns): each once, in ascending
+ * byte order, from the postings (the first call computes every series'
+ * time bounds, kept with the reader). bytes point into the file. A non-zero
+ * return from fn stops and is returned; SL_ECORRUPT on damaged records. */
+typedef int (*sl_index_bytes_fn)(struct sl_bytes v, void *ud);
+int sl_index_reader_label_names(struct sl_index_reader *r, int64_t from_ns, int64_t through_ns,
+                                sl_index_bytes_fn fn, void *ud);
+int sl_index_reader_label_values(struct sl_index_reader *r, struct sl_bytes name, int64_t from_ns,
+                                 int64_t through_ns, sl_index_bytes_fn fn, void *ud);
 
 /* "index/<day>/<tenant>/" for the day holding ts (day = floor(ts / 1 day)). */
 int64_t sl_index_day(int64_t ts_ns);

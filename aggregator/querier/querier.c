@@ -558,11 +558,43 @@ struct metarun {
     struct sl_bytes *items; /* names, values, or canonical label sets */
     struct sl_labels *sets; /* series: label sets parallel to items */
     size_t n, cap;
+    uint32_t *set; /* names and values: item index + 1 by hash (repeats kept once) */
+    size_t setcap;
     uint64_t regex_limit_hits;
 };
 
+/* Open addressing over items; false if v is there already (else the caller
+ * appends it as item n). */
+static bool meta_set_insert(struct metarun *m, struct sl_bytes v)
+{
+    if (2 * (m->n + 1) > m->setcap) {
+        size_t ncap = m->setcap ? 2 * m->setcap : 256;
+        sl_free(m->set);
+        m->set = sl_calloc(ncap, sizeof *m->set);
+        m->setcap = ncap;
+        for (size_t i = 0; i < m->n; i++) {
+            size_t j = (size_t)sl_xxh3(m->items[i].ptr, m->items[i].len);
+            while (m->set[j & (ncap - 1)])
+                j++;
+            m->set[j & (ncap - 1)] = (uint32_t)i + 1;
+        }
+    }
+    size_t mask = m->setcap - 1, j = (size_t)sl_xxh3(v.ptr, v.len);
+    for (;; j++) {
+        uint32_t k = m->set[j & mask];
+        if (!k)
+            break;
+        if (sl_bytes_eq(m->items[k - 1], v))
+            return false;
+    }
+    m->set[j & mask] = (uint32_t)m->n + 1;
+    return true;
+}
+
 static void meta_add(struct metarun *m, struct sl_bytes v, const struct sl_labels *ls)
 {
+    if (!ls && !meta_set_insert(m, v))
+        return;
     if (m->n == m->cap) {
         m->cap = m->cap ? 2 * m->cap : 64;
         m->items = sl_reallocarray(m->items, m->cap, sizeof *m->items);
@@ -611,6 +643,12 @@ static int on_meta_stream(const struct sl_stream_info *s, struct sl_select_reade
     return 0;
 }
 
+static int on_meta_item(struct sl_bytes v, void *ud)
+{
+    meta_add(ud, v, NULL);
+    return 0;
+}
+
 static int bytes_cmp(const void *a, const void *b)
 {
     return sl_bytes_cmp(*(const struct sl_bytes *)a, *(const struct sl_bytes *)b);
@@ -641,7 +679,10 @@ static void write_meta(struct metarun *m, struct sl_querier_result *res)
                 write_labels(&w, &m->sets[order[i]]);
         sl_free(order);
     } else {
-        if (m->n)
+        bool sorted = true; /* often so: one index file gives them in order */
+        for (size_t i = 1; i < m->n && sorted; i++)
+            sorted = sl_bytes_cmp(m->items[i - 1], m->items[i]) < 0;
+        if (!sorted)
             qsort(m->items, m->n, sizeof *m->items, bytes_cmp);
         for (size_t i = 0; i < m->n; i++)
             if (i == 0 || !sl_bytes_eq(m->items[i], m->items[i - 1]))
@@ -675,15 +716,22 @@ static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *r
         }
     }
     sl_arena_init(&m.arena, 0);
-    /* One selector narrows through the index; several are checked on each
-     * series (meta_selected). */
-    struct selmatch sm;
-    if (m.nsel == 1)
-        selmatch_init(&sm, m.sel[0], sl_logql_log_expr(m.sel[0]));
-    int rc = req->end_ns > req->start_ns
-                 ? select_run(req, ing, m.nsel == 1 ? &sm : NULL, req->start_ns, req->end_ns, false,
-                              false, on_meta_stream, &m)
-                 : 0;
+    int rc = 0;
+    if (req->end_ns <= req->start_ns) {
+        /* nothing */
+    } else if (m.nsel == 0) { /* names, or values without a selector: the postings */
+        rc = sl_select_labels(req->select, ing, req->tenant,
+                              req->kind == SL_QUERIER_LABELS ? NULL : &req->label_name,
+                              req->start_ns, req->end_ns, on_meta_item, &m);
+    } else {
+        /* One selector narrows through the index; several are checked on
+         * each series (meta_selected). */
+        struct selmatch sm;
+        if (m.nsel == 1)
+            selmatch_init(&sm, m.sel[0], sl_logql_log_expr(m.sel[0]));
+        rc = select_run(req, ing, m.nsel == 1 ? &sm : NULL, req->start_ns, req->end_ns, false,
+                        false, on_meta_stream, &m);
+    }
     if (rc)
         scan_error(res, rc);
     else
@@ -698,6 +746,7 @@ done:
     sl_free(m.sel);
     sl_free(m.items);
     sl_free(m.sets);
+    sl_free(m.set);
 }
 
 /* ---- index/stats ---- */

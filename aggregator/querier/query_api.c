@@ -27,6 +27,10 @@
 #define JSON_CT          "application/json; charset=UTF-8"
 #define LABEL_PREFIX     "/loki/api/v1/label/"
 #define GZIP_MIN_BYTES   1024 /* smaller answers are sent as they are */
+/* Level 1: about 3x the speed of the default for a few percent more bytes;
+ * on big label and series lists the default level took longer than the
+ * query itself. */
+#define GZIP_LEVEL 1
 
 struct sl_query_api {
     struct sl_http_server *srv;
@@ -189,7 +193,7 @@ static void respond_json(struct sl_http_request *req, int status, struct sl_buf 
     sl_http_req_add_header(req, "Vary", "Accept-Encoding");
     if (ae && body->len >= GZIP_MIN_BYTES && accepts_gzip(ae)) {
         struct sl_buf z = SL_BUF_INIT;
-        if (sl_gzip_compress(&z, body->data, body->len, 0) == 0) {
+        if (sl_gzip_compress(&z, body->data, body->len, GZIP_LEVEL) == 0) {
             sl_http_req_add_header(req, "Content-Encoding", "gzip");
             sl_http_respond_buf(req, status, JSON_CT, &z);
             sl_buf_release(&z);

@@ -476,6 +476,88 @@ static void pf_abandon(struct prefetch *pf, struct job *j)
     sl_qpool_kick(pf->sel->pool, &pf->src);
 }
 
+/* ---- label names and values ---- */
+
+struct keylist {
+    char **keys;
+    size_t n, cap;
+};
+
+static int on_key(const char *key, uint64_t size, void *ud)
+{
+    (void)size;
+    struct keylist *k = ud;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 16;
+        k->keys = sl_reallocarray(k->keys, k->cap, sizeof(*k->keys));
+    }
+    k->keys[k->n++] = sl_strdup(key);
+    return 0;
+}
+
+struct labelwalk {
+    const struct sl_bytes *name;
+    int64_t from, through;
+    sl_index_bytes_fn fn;
+    void *ud;
+};
+
+static int on_label_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
+{
+    (void)rd;
+    struct labelwalk *w = ud;
+    if (s->entries == 0 || s->max_ts < w->from || s->min_ts >= w->through)
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; i < s->labels->n && rc == 0; i++) {
+        const struct sl_label *l = &s->labels->items[i];
+        if (!w->name)
+            rc = w->fn(l->name, w->ud);
+        else if (sl_bytes_eq(l->name, *w->name) && l->value.len)
+            rc = w->fn(l->value, w->ud);
+    }
+    return rc;
+}
+
+static int on_index_value(struct sl_bytes v, void *ud)
+{
+    struct labelwalk *w = ud;
+    return v.len ? w->fn(v, w->ud) : 0;
+}
+
+static int list_index_keys(struct sl_select *sel, struct sl_bytes tenant, int64_t from,
+                           int64_t through, struct keylist *kl);
+
+int sl_select_labels(struct sl_select *sel, struct sl_ingester *ing, struct sl_bytes tenant,
+                     const struct sl_bytes *name, int64_t from, int64_t through,
+                     sl_index_bytes_fn fn, void *ud)
+{
+    struct labelwalk w = {name, from, through, fn, ud};
+    int rc = 0;
+    if (from >= through)
+        return 0;
+    if (sel && sel->store) {
+        struct keylist kl = {0};
+        rc = list_index_keys(sel, tenant, from, through, &kl);
+        for (size_t i = 0; i < kl.n && rc == 0; i++) {
+            struct sl_index_reader *r;
+            rc = index_get(sel, kl.keys[i], &r);
+            if (rc == 0 && r) {
+                rc = name
+                         ? sl_index_reader_label_values(r, *name, from, through, on_index_value, &w)
+                         : sl_index_reader_label_names(r, from, through, on_index_value, &w);
+                index_put(sel, r);
+            }
+        }
+        for (size_t i = 0; i < kl.n; i++)
+            sl_free(kl.keys[i]);
+        sl_free(kl.keys);
+    }
+    if (rc == 0)
+        rc = sl_ingester_visit(ing, tenant, on_label_stream, &w);
+    return rc;
+}
+
 /* ---- visit ---- */
 
 struct sseries {
@@ -534,23 +616,6 @@ static int on_index_series(const struct sl_labels *ls, uint64_t fp,
     return 0;
 }
 
-struct keylist {
-    char **keys;
-    size_t n, cap;
-};
-
-static int on_key(const char *key, uint64_t size, void *ud)
-{
-    (void)size;
-    struct keylist *k = ud;
-    if (k->n == k->cap) {
-        k->cap = k->cap ? k->cap * 2 : 16;
-        k->keys = sl_reallocarray(k->keys, k->cap, sizeof(*k->keys));
-    }
-    k->keys[k->n++] = sl_strdup(key);
-    return 0;
-}
-
 static int series_cmp(const void *a, const void *b)
 {
     const struct sseries *x = a, *y = b;
@@ -606,23 +671,31 @@ static void merge_series(struct visit *v)
     v->nss = out;
 }
 
-static int collect_store(struct visit *v)
+/* The index files of the days of [from, through). */
+static int list_index_keys(struct sl_select *sel, struct sl_bytes tenant, int64_t from,
+                           int64_t through, struct keylist *kl)
 {
-    const struct sl_select_spec *sp = v->sp;
-    struct keylist kl = {0};
     int rc = 0;
-    int64_t last = sp->through > sp->from ? sp->through - 1 : sp->from;
-    for (int64_t d = sl_index_day(sp->from); d <= sl_index_day(last) && rc == 0; d++) {
+    int64_t last = through > from ? through - 1 : from;
+    for (int64_t d = sl_index_day(from); d <= sl_index_day(last) && rc == 0; d++) {
         struct sl_buf prefix = SL_BUF_INIT, err = SL_BUF_INIT;
-        sl_index_prefix(&prefix, d, sp->tenant);
-        rc = sl_store_list(v->sel->store, prefix.data, on_key, &kl, &err);
+        sl_index_prefix(&prefix, d, tenant);
+        rc = sl_store_list(sel->store, prefix.data, on_key, kl, &err);
         if (rc)
-            sl_log_limited(&v->sel->lim, SL_LOG_ERROR, "query: cannot list index files",
+            sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: cannot list index files",
                            "prefix=%s error=\"%s\"", prefix.data,
                            err.data ? err.data : sl_strerror(rc));
         sl_buf_release(&prefix);
         sl_buf_release(&err);
     }
+    return rc;
+}
+
+static int collect_store(struct visit *v)
+{
+    const struct sl_select_spec *sp = v->sp;
+    struct keylist kl = {0};
+    int rc = list_index_keys(v->sel, sp->tenant, sp->from, sp->through, &kl);
     for (size_t i = 0; i < kl.n && rc == 0; i++) {
         struct sl_index_reader *r;
         rc = index_get(v->sel, kl.keys[i], &r);

@@ -95,6 +95,15 @@ struct sl_select_spec {
 int sl_select_run(struct sl_select *sel, struct sl_ingester *ing, const struct sl_select_spec *sp,
                   sl_select_fn fn, void *ud);
 
+/* Label names (name NULL), or the non-empty values of *name, of the series
+ * with entries in [from, through) in memory or in the store (through the
+ * index postings, without reading series one by one). fn may see a value
+ * several times (the caller removes repeats); v is valid during the call
+ * only (memory is visited under the tenant's read lock). */
+int sl_select_labels(struct sl_select *sel, struct sl_ingester *ing, struct sl_bytes tenant,
+                     const struct sl_bytes *name, int64_t from, int64_t through,
+                     sl_index_bytes_fn fn, void *ud);
+
 /* Stored chunks of the series overlapping [from, through) (0 for a series
  * only in memory). */
 size_t sl_select_reader_chunks(const struct sl_select_reader *r, int64_t from, int64_t through);

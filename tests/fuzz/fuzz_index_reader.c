@@ -1,5 +1,6 @@
-/* Index reader: open, then select every series, and through postings, over
- * arbitrary bytes (checksums are not enforced in fuzzing builds). */
+/* Index reader: open, then select every series, and through postings, and
+ * list label names and values, over arbitrary bytes (checksums are not enforced in fuzzing builds).
+ */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,12 @@ static int on_series(const struct sl_labels *ls, uint64_t fp, const struct sl_in
         *total += ls->items[i].name.len + ls->items[i].value.len;
     for (size_t i = 0; i < n; i++)
         *total += refs[i].key.len + (size_t)refs[i].entries;
+    return 0;
+}
+
+static int on_bytes(struct sl_bytes v, void *ud)
+{
+    *(size_t *)ud += v.len;
     return 0;
 }
 
@@ -35,6 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_index_reader_select(r, NULL, 0, NULL, NULL, INT64_MIN, INT64_MAX, on_series, &total);
         sl_index_reader_select(r, eq, 1, any, NULL, 0, 1000, on_series, &total);
         sl_index_reader_select(r, eq, 2, NULL, NULL, INT64_MIN, INT64_MAX, on_series, &total);
+        sl_index_reader_label_names(r, INT64_MIN, INT64_MAX, on_bytes, &total);
+        sl_index_reader_label_names(r, 100, 200, on_bytes, &total);
+        sl_index_reader_label_values(r, SL_BYTES_LIT("app"), 0, 1000, on_bytes, &total);
         sl_index_reader_close(r);
     }
     sl_free(copy);

@@ -138,6 +138,68 @@ static void test_select(void **state)
     sl_buf_release(&file);
 }
 
+struct names {
+    char v[8][32];
+    int n;
+};
+
+static int on_name(struct sl_bytes v, void *ud)
+{
+    struct names *n = ud;
+    snprintf(n->v[n->n++], 32, "%.*s", (int)v.len, v.ptr);
+    return 0;
+}
+
+static void test_label_names_and_values(void **state)
+{
+    (void)state;
+    struct sl_buf file = SL_BUF_INIT;
+    build(&file);
+    struct sl_index_reader *r;
+    assert_int_equal(sl_index_reader_open_mem(file.data, file.len, &r), 0);
+    struct names n = {0};
+    assert_int_equal(sl_index_reader_label_names(r, INT64_MIN, INT64_MAX, on_name, &n), 0);
+    assert_int_equal(n.n, 2); /* each once, sorted */
+    assert_string_equal(n.v[0], "app");
+    assert_string_equal(n.v[1], "env");
+    /* [500, 600] holds only {app="db"} */
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sl_index_reader_label_names(r, 500, 601, on_name, &n), 0);
+    assert_int_equal(n.n, 1);
+    assert_string_equal(n.v[0], "app");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(
+        sl_index_reader_label_values(r, SL_BYTES_LIT("app"), INT64_MIN, INT64_MAX, on_name, &n), 0);
+    assert_int_equal(n.n, 3);
+    assert_string_equal(n.v[0], "api");
+    assert_string_equal(n.v[1], "db");
+    assert_string_equal(n.v[2], "web");
+    /* [201, 300): {app="api", env="prod"} spans it (chunks at 100-200 and
+     * 300-400) but has no chunk inside; {app="api", env="dev"} (100-400) has */
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sl_index_reader_label_values(r, SL_BYTES_LIT("env"), 201, 300, on_name, &n),
+                     0);
+    assert_int_equal(n.n, 1);
+    assert_string_equal(n.v[0], "dev");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sl_index_reader_label_values(r, SL_BYTES_LIT("env"), 401, 500, on_name, &n),
+                     0);
+    assert_int_equal(n.n, 0); /* every series with an env ended at 400 */
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sl_index_reader_label_values(r, SL_BYTES_LIT("app"), 155, 156, on_name, &n),
+                     0);
+    assert_int_equal(n.n, 2); /* the api series and web (150-160); not db */
+    assert_string_equal(n.v[0], "api");
+    assert_string_equal(n.v[1], "web");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(
+        sl_index_reader_label_values(r, SL_BYTES_LIT("nope"), INT64_MIN, INT64_MAX, on_name, &n),
+        0);
+    assert_int_equal(n.n, 0);
+    sl_index_reader_close(r);
+    sl_buf_release(&file);
+}
+
 static void test_empty_and_file(void **state)
 {
     (void)state;
@@ -206,9 +268,8 @@ static void test_day_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_select),
-        cmocka_unit_test(test_empty_and_file),
-        cmocka_unit_test(test_corruption),
+        cmocka_unit_test(test_select),         cmocka_unit_test(test_label_names_and_values),
+        cmocka_unit_test(test_empty_and_file), cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_day_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
