@@ -1,12 +1,18 @@
 /* `sluice tail` (and `sluice query --tail`): a WebSocket client of
  * /loki/api/v1/tail on a blocking socket. Frames are built and parsed by
  * common/websocket.h (client side: our frames masked, the server's not).
- * Ctrl-C sends a close frame and exits 0. Plain http:// addresses only. */
+ * Ctrl-C sends a close frame and exits 0. https:// addresses go through
+ * OpenSSL with the system's CA certificates (SSL_CERT_FILE and SSL_CERT_DIR
+ * are honoured) and the host name checked. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +41,8 @@ struct topts {
 
 struct conn {
     int fd;
+    SSL_CTX *ctx; /* https only */
+    SSL *ssl;
     struct sl_ws_parser p;
     enum output out;
     bool color;
@@ -64,7 +72,10 @@ static const char tail_help[] =
     "  --output F      default: <time> {labels} <line>; raw: the line only;\n"
     "                  jsonl: one {\"timestamp\",\"labels\",\"line\"} object per entry\n"
     "  --color         colour the default output even when not on a terminal\n"
-    "  --no-color      never colour (also: NO_COLOR=1 in the environment)\n";
+    "  --no-color      never colour (also: NO_COLOR=1 in the environment)\n"
+    "\n"
+    "--addr may be http:// or https:// (TLS; CA certificates from the system, or\n"
+    "SSL_CERT_FILE / SSL_CERT_DIR).\n";
 
 static int parse_args(struct sl_cli *cli, struct sl_cli_args *a, struct topts *o)
 {
@@ -106,6 +117,7 @@ static int parse_args(struct sl_cli *cli, struct sl_cli_args *a, struct topts *o
 /* ---- connection ---- */
 
 struct target {
+    bool tls;
     char host[256], port[16];
     char prefix[512]; /* path before /loki/..., without a trailing '/' */
 };
@@ -113,12 +125,16 @@ struct target {
 static int parse_addr(const char *addr, struct target *t)
 {
     const char *p = addr;
+    t->tls = false;
     if (strncmp(p, "http://", 7) == 0)
         p += 7;
     else if (strncmp(p, "ws://", 5) == 0)
         p += 5;
-    else if (strstr(p, "://")) {
-        fprintf(stderr, "sluice: tail: only http:// addresses are supported, not %s\n", addr);
+    else if (strncmp(p, "https://", 8) == 0 || strncmp(p, "wss://", 6) == 0) {
+        p += p[0] == 'h' ? 8 : 6;
+        t->tls = true;
+    } else if (strstr(p, "://")) {
+        fprintf(stderr, "sluice: tail: the address must be http:// or https://, not %s\n", addr);
         return -1;
     }
     const char *slash = strchr(p, '/');
@@ -136,7 +152,7 @@ static int parse_addr(const char *addr, struct target *t)
         t->prefix[--pl] = 0;
     char *colon = hp[0] == '[' ? strstr(hp, "]:") : strrchr(hp, ':');
     const char *host = hp;
-    snprintf(t->port, sizeof t->port, "80");
+    snprintf(t->port, sizeof t->port, "%s", t->tls ? "443" : "80");
     if (hp[0] == '[') {
         char *rb = strchr(hp, ']');
         if (!rb) {
@@ -180,12 +196,80 @@ static int dial(const struct target *t)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+/* ---- bytes over TCP or TLS ---- */
+
+static void print_tls_error(const char *what, SSL *ssl)
+{
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    fprintf(stderr, "sluice: tail: %s: %s%s%s\n", what,
+            v != X509_V_OK ? X509_verify_cert_error_string(v) : "", v != X509_V_OK && e ? ": " : "",
+            buf);
+}
+
+static int tls_start(struct conn *c, const struct target *t)
+{
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_verify_paths(c->ctx);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+        goto fail;
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, t->host, ip) == 1 || inet_pton(AF_INET6, t->host, ip) == 1;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    if (is_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, t->host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, t->host);
+        SSL_set1_host(c->ssl, t->host);
+    }
+    if (SSL_connect(c->ssl) != 1)
+        goto fail;
+    return 0;
+fail:
+    print_tls_error("TLS handshake failed", c->ssl);
+    return -1;
+}
+
+/* Returns the bytes read, 0 at the end of the stream, -1 on an error
+ * (errno EINTR when a signal interrupted it). */
+static ssize_t conn_recv(struct conn *c, void *p, size_t n)
+{
+    if (!c->ssl)
+        return recv(c->fd, p, n, 0);
+    int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_SYSCALL && errno == EINTR)
+        return -1;
+    errno = EIO;
+    return -1;
+}
+
+static int send_all(struct conn *c, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
+        ssize_t w;
+        if (c->ssl) {
+            int r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+            if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL && errno == EINTR)
+                continue;
+            w = r;
+        } else {
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+        }
         if (w <= 0)
             return -1;
         p += w;
@@ -195,7 +279,7 @@ static int send_all(int fd, const char *p, size_t n)
 }
 
 /* Sends a masked frame (a client must mask). */
-static int send_frame(int fd, enum sl_ws_opcode op, const void *p, size_t n, int close_code)
+static int send_frame(struct conn *c, enum sl_ws_opcode op, const void *p, size_t n, int close_code)
 {
     uint8_t mask[4];
     if (RAND_bytes(mask, sizeof mask) != 1)
@@ -207,13 +291,13 @@ static int send_frame(int fd, enum sl_ws_opcode op, const void *p, size_t n, int
     } else {
         sl_ws_frame_append(&b, op, true, p, n, mask);
     }
-    int rc = send_all(fd, b.data, b.len);
+    int rc = send_all(c, b.data, b.len);
     sl_buf_release(&b);
     return rc;
 }
 
 /* Reads until the response head is complete; what follows it stays in in. */
-static int read_head(int fd, struct sl_buf *in, size_t *head_len)
+static int read_head(struct conn *c, struct sl_buf *in, size_t *head_len)
 {
     for (;;) {
         char *end = in->len ? memmem(in->data, in->len, "\r\n\r\n", 4) : NULL;
@@ -224,7 +308,7 @@ static int read_head(int fd, struct sl_buf *in, size_t *head_len)
         if (in->len > MAX_RESPONSE_HEAD)
             return -1;
         char *p = sl_buf_reserve(in, 4096);
-        ssize_t r = recv(fd, p, 4096, 0);
+        ssize_t r = conn_recv(c, p, 4096);
         if (r < 0 && errno == EINTR) {
             if (interrupted)
                 return -1;
@@ -260,13 +344,13 @@ static struct sl_bytes head_header(struct sl_bytes head, const char *name)
 }
 
 /* A refusal (400 and friends): print the server's reason. */
-static void print_refusal(int fd, int status, struct sl_buf *in, size_t head_len)
+static void print_refusal(struct conn *c, int status, struct sl_buf *in, size_t head_len)
 {
     struct sl_bytes cl = head_header(sl_bytes(in->data, head_len), "Content-Length");
     size_t want = cl.ptr ? (size_t)strtoull(cl.ptr, NULL, 10) : SIZE_MAX;
     while (in->len - head_len < want && in->len - head_len < (1u << 20)) {
         char *p = sl_buf_reserve(in, 4096);
-        ssize_t r = recv(fd, p, 4096, 0);
+        ssize_t r = conn_recv(c, p, 4096);
         if (r <= 0)
             break;
         sl_buf_commit(in, (size_t)r);
@@ -302,7 +386,7 @@ static int handshake(struct conn *c, const struct sl_cli *cli, const struct targ
     sl_buf_append_str(&req, "\r\n");
     int rc = -1;
     size_t head_len = 0;
-    if (send_all(c->fd, req.data, req.len) || read_head(c->fd, &in, &head_len)) {
+    if (send_all(c, req.data, req.len) || read_head(c, &in, &head_len)) {
         if (!interrupted)
             fprintf(stderr, "sluice: tail: no answer from %s:%s\n", t->host, t->port);
         goto out;
@@ -313,7 +397,7 @@ static int handshake(struct conn *c, const struct sl_cli *cli, const struct targ
         goto out;
     }
     if (status != 101) {
-        print_refusal(c->fd, status, &in, head_len);
+        print_refusal(c, status, &in, head_len);
         goto out;
     }
     char want[SL_WS_ACCEPT_LEN];
@@ -437,9 +521,9 @@ static int drain(struct conn *c)
             if (on_message(c, m.payload))
                 return -1;
         } else if (m.op == SL_WS_PING) {
-            send_frame(c->fd, SL_WS_PONG, m.payload.ptr, m.payload.len, 0);
+            send_frame(c, SL_WS_PONG, m.payload.ptr, m.payload.len, 0);
         } else if (m.op == SL_WS_CLOSE) {
-            send_frame(c->fd, SL_WS_CLOSE, NULL, 0, m.close_code == 1005 ? 1000 : m.close_code);
+            send_frame(c, SL_WS_CLOSE, NULL, 0, m.close_code == 1005 ? 1000 : m.close_code);
             if (m.close_code == SL_WS_CLOSE_NORMAL || m.close_code == 1005) {
                 if (m.payload.len)
                     fprintf(stderr, "sluice: tail ended by the server: %.*s\n", (int)m.payload.len,
@@ -453,7 +537,7 @@ static int drain(struct conn *c)
     }
     if (r < 0) {
         fprintf(stderr, "sluice: tail: bad frame from the server: %s\n", c->p.reason);
-        send_frame(c->fd, SL_WS_CLOSE, NULL, 0, c->p.err_code);
+        send_frame(c, SL_WS_CLOSE, NULL, 0, c->p.err_code);
         return -1;
     }
     return 0;
@@ -462,15 +546,16 @@ static int drain(struct conn *c)
 /* Ctrl-C: say goodbye and wait briefly for the server's close. */
 static void close_politely(struct conn *c)
 {
-    send_frame(c->fd, SL_WS_CLOSE, NULL, 0, SL_WS_CLOSE_NORMAL);
-    shutdown(c->fd, SHUT_WR);
+    send_frame(c, SL_WS_CLOSE, NULL, 0, SL_WS_CLOSE_NORMAL);
+    if (!c->ssl)
+        shutdown(c->fd, SHUT_WR);
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     int64_t deadline = sl_mono_ns() + (int64_t)CLOSE_WAIT_MS * 1000000;
     char buf[4096];
     while (sl_mono_ns() < deadline) {
-        if (poll(&pfd, 1, 100) <= 0)
+        if (!(c->ssl && SSL_pending(c->ssl)) && poll(&pfd, 1, 100) <= 0)
             continue;
-        if (recv(c->fd, buf, sizeof buf, 0) <= 0)
+        if (conn_recv(c, buf, sizeof buf) <= 0)
             break;
     }
 }
@@ -484,7 +569,8 @@ static int run(struct conn *c)
             close_politely(c);
             return 0;
         }
-        int pr = poll(&pfd, 1, 500);
+        /* TLS may hold decrypted bytes the socket no longer shows. */
+        int pr = c->ssl && SSL_pending(c->ssl) ? 1 : poll(&pfd, 1, 500);
         if (pr < 0 && errno != EINTR) {
             perror("sluice: poll");
             return 1;
@@ -492,7 +578,7 @@ static int run(struct conn *c)
         if (pr <= 0)
             continue;
         static char p[65536];
-        ssize_t r = recv(c->fd, p, sizeof p, 0);
+        ssize_t r = conn_recv(c, p, sizeof p);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -555,14 +641,20 @@ int sl_cli_cmd_tail(struct sl_cli *cli, struct sl_cli_args *a)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(2): a closed peer is EPIPE */
     sl_ws_parser_init(&c.p, MAX_SERVER_MESSAGE);
     c.p.require_mask = false; /* a server does not mask */
     rc = 1;
     c.fd = dial(&t);
-    if (c.fd >= 0 && handshake(&c, cli, &t, &q) == 0)
+    if (c.fd >= 0 && (!t.tls || tls_start(&c, &t) == 0) && handshake(&c, cli, &t, &q) == 0)
         rc = run(&c);
     else if (interrupted)
         rc = 0;
+    if (c.ssl) {
+        SSL_shutdown(c.ssl);
+        SSL_free(c.ssl);
+    }
+    SSL_CTX_free(c.ctx);
     if (c.fd >= 0)
         close(c.fd);
     sl_ws_parser_release(&c.p);

@@ -368,3 +368,88 @@ def test_cli_tail_default_output_and_errors(aggregator):
     bad = subprocess.run([sluice, "--addr", aggregator.url, "tail", "rate(" + SEL + "[1m])"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "only log selector is supported" in bad.stderr
+
+
+class TlsProxy:
+    """TLS in front of the aggregator (a self-signed certificate for
+    127.0.0.1), so the CLI's https:// tail can be checked."""
+
+    def __init__(self, workdir, target_port):
+        import ssl
+        self.cert = os.path.join(workdir, "proxy.pem")
+        key = os.path.join(workdir, "proxy.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=sluice-test", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", self.cert], check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.target = target_port
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            tc = self.ctx.wrap_socket(c, server_side=True)
+        except OSError:
+            c.close()
+            return
+        up = socket.create_connection(("127.0.0.1", self.target))
+
+        def pump(src, dst):
+            try:
+                while True:
+                    b = src.recv(65536)
+                    if not b:
+                        break
+                    dst.sendall(b)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        threading.Thread(target=pump, args=(up, tc), daemon=True).start()
+        pump(tc, up)
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_cli_tail_over_https(aggregator, workdir):
+    proxy = TlsProxy(workdir, aggregator.port)
+    try:
+        push(aggregator, ["over tls"], base_ns=time.time_ns() - 10**9)
+        args = [os.path.join(BIN, "sluice"), "--addr", f"https://127.0.0.1:{proxy.port}", "tail",
+                "--output", "raw", SEL]
+        # the certificate is not trusted: refused, exit 1
+        bad = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "SSL_CERT_FILE": "/nonexistent"})
+        assert bad.returncode == 1 and "TLS handshake failed" in bad.stderr, bad.stderr
+        # trusted through SSL_CERT_FILE: lines come, Ctrl-C exits 0
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "SSL_CERT_FILE": proxy.cert})
+        out = LineReader(p)
+        try:
+            assert out.read(1) == ["over tls"]
+            push(aggregator, ["still over tls"])
+            assert out.read(1) == ["still over tls"]
+            p.send_signal(signal.SIGINT)
+            assert p.wait(15) == 0, p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        proxy.close()
