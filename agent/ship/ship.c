@@ -676,7 +676,18 @@ static void take_work_fn(uv_work_t *w)
     sl_buf_clear(&s->take_err);
     s->done_rc = s->take_need_done ? sl_buffer_done(s->buf, &s->take_err) : 0;
     struct sl_buffer_meta m = {0};
-    s->take_rc = sl_buffer_take(s->buf, &m, &s->dout.body, &s->take_corrupt, &s->take_err);
+    for (;;) {
+        s->take_rc = sl_buffer_take(s->buf, &m, &s->dout.body, &s->take_corrupt, &s->take_err);
+        if (s->take_rc != 0 || (m.protocol <= SL_SHIP_LOKI_PROTOBUF && m.codec <= SL_CODEC_GZIP))
+            break;
+        /* A good crc but a protocol or codec this build does not know (a
+         * newer agent wrote it): it cannot be sent as it should. */
+        struct sl_buffer_drop *d = &s->take_corrupt;
+        d->records++;
+        d->lines += m.lines;
+        d->bytes += s->dout.body.len + SL_BUFFER_REC_HDR + SL_BUFFER_REC_META;
+        sl_buffer_done(s->buf, NULL);
+    }
     sl_buffer_stats(s->buf, &s->take_stats);
     if (s->take_rc != 0)
         return;
