@@ -60,46 +60,29 @@ static size_t scan_string(const char *s, size_t n, size_t i, const char **why)
 static size_t scan_value(const char *s, size_t n, size_t i, enum jtype *t, const char **why,
                          int depth);
 
-/* Scans a container from s[i] ('{' or '['). */
+/* Skips a container from s[i] ('{' or '[') as jsonparser's blockEnd does:
+ * only its own brackets are counted, strings are skipped, the content is
+ * not checked (an object value is parsed, and checked, when it is walked;
+ * an array is skipped, so its content never fails a line). */
 static size_t scan_container(const char *s, size_t n, size_t i, const char **why, int depth)
 {
-    bool obj = s[i] == '{';
-    char close = obj ? '}' : ']';
-    if (depth > 128) {
-        *why = E_JSON;
-        return 0;
-    }
-    i = skip_ws(s, n, i + 1);
-    if (i < n && s[i] == close)
-        return i + 1;
-    for (;;) {
-        enum jtype t;
-        if (obj) {
-            if (i >= n || s[i] != '"') {
-                *why = E_OBJECT;
-                return 0;
-            }
-            if (!(i = scan_string(s, n, i, why)))
-                return 0;
-            i = skip_ws(s, n, i);
-            if (i >= n || s[i] != ':') {
-                *why = E_OBJECT;
-                return 0;
-            }
-            i = skip_ws(s, n, i + 1);
-        }
-        if (!(i = scan_value(s, n, i, &t, why, depth + 1)))
-            return 0;
-        i = skip_ws(s, n, i);
-        if (i < n && s[i] == ',') {
-            i = skip_ws(s, n, i + 1);
-            continue;
-        }
-        if (i < n && s[i] == close)
+    (void)depth;
+    char open = s[i], close = open == '{' ? '}' : ']';
+    size_t level = 0;
+    for (; i < n; i++) {
+        if (s[i] == '"') {
+            size_t e = scan_string(s, n, i, why);
+            if (!e)
+                break;
+            i = e - 1;
+        } else if (s[i] == open) {
+            level++;
+        } else if (s[i] == close && --level == 0) {
             return i + 1;
-        *why = obj ? E_OBJECT : E_ARRAY;
-        return 0;
+        }
     }
+    *why = open == '{' ? E_OBJECT : E_ARRAY;
+    return 0;
 }
 
 static size_t scan_value(const char *s, size_t n, size_t i, enum jtype *t, const char **why,
@@ -337,21 +320,28 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
         *why = E_OBJECT;
         return -1;
     }
+    /* jsonparser's ObjectEach, with its error for each place */
     i = skip_ws(s, n, i + 1);
-    if (i < n && s[i] == '}')
-        return 0;
+    if (i >= n) {
+        *why = E_JSON;
+        return -1;
+    }
     for (;;) {
-        if (i >= n || s[i] != '"') {
+        if (s[i] == '}') /* also after a trailing comma, as ObjectEach */
+            return 0;
+        if (s[i] != '"') {
             *why = E_OBJECT;
             return -1;
         }
         size_t ks = i;
-        if (!(i = scan_string(s, n, i, why)))
+        if (!(i = scan_string(s, n, i, why))) {
+            *why = E_JSON;
             return -1;
+        }
         struct sl_bytes key = sl_bytes(s + ks + 1, i - ks - 2);
         i = skip_ws(s, n, i);
         if (i >= n || s[i] != ':') {
-            *why = E_OBJECT;
+            *why = E_JSON;
             return -1;
         }
         i = skip_ws(s, n, i + 1);
@@ -379,14 +369,21 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
         }
         prefix->len = plen;
         i = skip_ws(s, n, i);
-        if (i < n && s[i] == ',') {
-            i = skip_ws(s, n, i + 1);
-            continue;
+        if (i >= n) { /* ObjectEach says "array" here */
+            *why = E_ARRAY;
+            return -1;
         }
-        if (i < n && s[i] == '}')
+        if (s[i] == '}')
             return 0;
-        *why = E_OBJECT;
-        return -1;
+        if (s[i] != ',') {
+            *why = E_OBJECT;
+            return -1;
+        }
+        i = skip_ws(s, n, i + 1);
+        if (i >= n) {
+            *why = E_ARRAY;
+            return -1;
+        }
     }
 }
 

@@ -719,6 +719,38 @@ static void test_parsers(void **state)
             10, "vector: {w=\"there\"} 10:1");
 }
 
+/* __error_details__ of json as Loki's parser (jsonparser's ObjectEach) words
+ * them; an array's content is skipped, a trailing comma is accepted */
+static void test_json_errors(void **state)
+{
+    (void)state;
+    static const struct ent d[] = {
+        {"{i=\"0\"}", 10000, "{"},
+        {"{i=\"1\"}", 10000, "broken"},
+        {"{i=\"2\"}", 10000, "{\"a\":1"},
+        {"{i=\"3\"}", 10000, "{\"a\" 1}"},
+        {"{i=\"4\"}", 10000, "{\"a\":\"x"},
+        {"{i=\"5\"}", 10000, "{\"a\":{\"b\":x}}"},
+        {"{i=\"6\"}", 10000, "{\"a\":[1,2}"},
+        {"{i=\"7\"}", 10000, "{\"a\":[1,x],\"b\":\"c\",}"},
+        {NULL, 0, NULL},
+    };
+    instant(d,
+            "sum by (i, __error_details__) (count_over_time({i=~\".+\"} | json | __error__!=\"\" "
+            "| drop __error__ [1m]))",
+            10,
+            "vector: {__error_details__=\"Malformed JSON error\", i=\"0\"} 10:1; "
+            "{__error_details__=\"Malformed JSON error\", i=\"3\"} 10:1; "
+            "{__error_details__=\"Unknown value type\", i=\"5\"} 10:1; "
+            "{__error_details__=\"Value is array, but can't find closing ']' symbol\", i=\"2\"} "
+            "10:1; {__error_details__=\"Value is array, but can't find closing ']' symbol\", "
+            "i=\"6\"} 10:1; {__error_details__=\"Value is string, but can't find closing "
+            "'\\\"' symbol\", i=\"4\"} 10:1; {__error_details__=\"Value looks like object, but "
+            "can't find closing '}' symbol\", i=\"1\"} 10:1");
+    instant(d, "count_over_time({i=~\".+\"} | json | __error__=\"\" [1m])", 10,
+            "vector: {b=\"c\", i=\"7\"} 10:1");
+}
+
 static void test_label_filters(void **state)
 {
     (void)state;
@@ -873,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_vector_matching),
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_label_filters),
         cmocka_unit_test(test_formats),
     };
