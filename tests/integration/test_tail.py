@@ -226,6 +226,46 @@ def test_tail_refuses_bad_requests_before_upgrading(aggregator):
     assert metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 0
 
 
+def test_tail_limits_concurrent_tails_per_tenant(aggregator):
+    tails = [open_tail(aggregator, tenant="busy") for _ in range(10)]
+    wait_for(lambda: metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 10,
+             20, what="10 tails open")
+    hs = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "X-Scope-OrgID": "busy"}
+    r = requests.get(aggregator.url + "/loki/api/v1/tail", params={"query": SEL}, headers=hs,
+                     timeout=10)
+    assert r.status_code == 400 and "max concurrent tail requests limit exceeded" in r.text
+    # other tenants are not affected
+    other = open_tail(aggregator, tenant="calm")
+    other.close()
+    tails.pop().close()
+    wait_for(lambda: metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 9,
+             20, what="one tail closed")
+    tails.append(open_tail(aggregator, tenant="busy"))
+    for t in tails:
+        t.close()
+
+
+def test_tail_answers_pings_and_closes_on_bad_frames(aggregator):
+    ws = open_tail(aggregator)
+    ws.ping(b"are you there")
+    ws.settimeout(10)
+    op, data = ws.recv_data(control_frame=True)
+    while op == websocket.ABNF.OPCODE_TEXT:  # the initial batch, if any
+        op, data = ws.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_PONG and data == b"are you there"
+    # an unmasked client frame is a protocol error: close 1002, then the end
+    ws.sock.sendall(b"\x81\x02hi")
+    op, data = ws.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1002
+    assert b"not masked" in data
+    ws.sock.settimeout(10)
+    assert ws.sock.recv(100) == b""  # the server closed the connection
+    wait_for(lambda: metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 0,
+             20, what="the tail ended")
+    assert requests.get(aggregator.url + "/ready", timeout=10).status_code == 200
+
+
 def test_slow_and_vanishing_clients_do_not_hurt_the_server(workdir, procs):
     agg = Aggregator(workdir, extra=["--set", "limits.ingestion_rate_mb=1000",
                                      "--set", "limits.ingestion_burst_size_mb=1000"])
