@@ -920,8 +920,8 @@ static void on_kube_listed(void *ud)
 {
     struct sl_agent *a = ud;
     a->kube_wait = false;
-    if (a->stopping || !a->disc)
-        return;
+    if (paused(a) || !a->disc)
+        return; /* reloading: build() opens the files once it is done */
     resume_known(a);
     sl_discover_start(a->disc);
 }
