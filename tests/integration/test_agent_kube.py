@@ -5,6 +5,8 @@ a watch event gets them too, a 410 makes the agent list again, and with the
 API gone lines keep flowing with path labels while the error counter moves;
 a pod the API learns of only after its log was opened gets its labels on the
 lines read from then on."""
+import os
+import signal
 import time
 
 import pytest
@@ -144,3 +146,39 @@ def test_pod_labels_that_come_after_the_file(workdir, procs, aggregator, pods_pa
         prefix = pod.split("-")[0]
         assert sorted(got) == [(f"{prefix} after", True), (f"{prefix} before", False)], got
     assert "pod labels arrived after the file was opened" in agent.logs()
+
+
+def test_reload_changes_the_pod_label_allowlist(workdir, procs, aggregator, pods_path, kube):
+    """kubernetes.api.pod_labels changed in the file + SIGHUP: the watcher
+    lists again and the lines read after the reload carry the new set."""
+    cfg = os.path.join(workdir, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write("kubernetes:\n  api:\n    pod_labels: [app]\n")
+    kube.add_pod("uid-a", "shop", "web-1", "node-1", {"app": "web", "team": "core"})
+    base = time.time_ns() - 30 * 10**9
+    a = Agent(workdir, aggregator.url, pods_path, node="node-1", extra=(
+        "--config", cfg,
+        "--set", "kubernetes.api.enabled=true",
+        "--set", f"kubernetes.api.host={kube.url}",
+        "--set", f"kubernetes.api.token_file={kube.token_file}",
+        "--set", f"kubernetes.api.ca_file={kube.ca_file}",
+    ))
+    procs.append(a)
+    agent = a.start()
+    write(pods_path, "shop", "web-1", "uid-a", "before the reload", base)
+    s = stream_of(aggregator, "web-1", "before the reload")
+    assert s["app"] == "web" and "team" not in s
+    lists = kube.count(lambda r: "watch=" not in r[0])
+
+    with open(cfg, "w") as f:
+        f.write("kubernetes:\n  api:\n    pod_labels: [app, team]\n")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: metric_value(agent.metrics(), "sluice_agent_config_reloads_total",
+                                  {"result": "success"}) == 1, 30, what="reload")
+    wait_for(lambda: kube.count(lambda r: "watch=" not in r[0]) > lists, 15, what="relist")
+    write(pods_path, "shop", "web-1", "uid-a", "after the reload", base + 1)
+    s = stream_of(aggregator, "web-1", "after the reload")
+    assert s["app"] == "web" and s["team"] == "core"
+    got = [line for _, _, line in aggregator.lines('{pod="web-1"}', 600)]
+    assert sorted(got) == ["after the reload", "before the reload"]
+    assert "kube=restarted" in agent.logs()
