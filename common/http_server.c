@@ -550,11 +550,9 @@ void sl_http_upgraded_close(struct sl_http_conn *c, int64_t linger_ms)
         conn_close(c);
         return;
     }
+    /* Reading goes on: closing with unread bytes (the peer's own close
+     * frame, say) would reset the connection instead of ending it. */
     c->up_lingering = true;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
     uv_timer_start(&c->timer, on_upgrade_timer, (uint64_t)(linger_ms > 0 ? linger_ms : 0), 0);
 }
 

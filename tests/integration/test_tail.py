@@ -260,7 +260,10 @@ def test_tail_answers_pings_and_closes_on_bad_frames(aggregator):
     assert op == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1002
     assert b"not masked" in data
     ws.sock.settimeout(10)
-    assert ws.sock.recv(100) == b""  # the server closed the connection
+    try:
+        assert ws.sock.recv(100) == b""  # the server closed the connection
+    except ConnectionResetError:
+        pass  # also closed, if the client's bytes crossed the close
     wait_for(lambda: metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 0,
              20, what="the tail ended")
     assert requests.get(aggregator.url + "/ready", timeout=10).status_code == 200
