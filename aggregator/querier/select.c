@@ -40,6 +40,11 @@ struct sl_select {
     struct cached *idx;
     size_t nidx, capidx;
     uint64_t idx_bytes, idx_max, tick;
+    /* Spare decompression buffers: a fresh 256 KiB buffer per block costs
+     * an mmap, page faults and an munmap. */
+    pthread_mutex_t bufmu;
+    struct sl_buf *spare;
+    size_t nspare;
     struct sl_log_limit lim;
     struct sl_metric *m_chunks, *m_chunk_bytes, *m_missing, *m_index_files, *m_index_evictions,
         *m_index_bytes;
@@ -66,17 +71,45 @@ static void register_metrics(struct sl_select *sel, struct sl_metrics *m)
                                         "Bytes of index files in the querier's cache.", NULL));
 }
 
+/* Spare buffers kept, and the largest one kept (a chunk object). */
+#define SPARE_MAX      64
+#define SPARE_MAX_SIZE (4u << 20)
+
+static void buf_get(struct sl_select *sel, struct sl_buf *b)
+{
+    pthread_mutex_lock(&sel->bufmu);
+    if (sel->nspare)
+        *b = sel->spare[--sel->nspare];
+    else
+        sl_buf_init(b);
+    pthread_mutex_unlock(&sel->bufmu);
+}
+
+static void buf_put(struct sl_select *sel, struct sl_buf *b)
+{
+    sl_buf_clear(b);
+    pthread_mutex_lock(&sel->bufmu);
+    if (sel->nspare < SPARE_MAX && b->cap <= SPARE_MAX_SIZE) {
+        sel->spare[sel->nspare++] = *b;
+        sl_buf_init(b);
+    }
+    pthread_mutex_unlock(&sel->bufmu);
+    sl_buf_release(b);
+}
+
 struct sl_select *sl_select_new_opts(const struct sl_select_opts *o)
 {
     struct sl_select *sel = SL_NEW(struct sl_select);
     sel->store = o->store;
     pthread_mutex_init(&sel->mu, NULL);
+    pthread_mutex_init(&sel->bufmu, NULL);
     if (o->metrics)
         register_metrics(sel, o->metrics);
     size_t conc = o->max_concurrency ? o->max_concurrency : sl_qpool_ncpu();
     if (conc > 1)
         sel->pool = sl_qpool_new(conc - 1);
     sel->window = 2 * conc;
+    sel->spare = sl_calloc(SPARE_MAX, sizeof *sel->spare);
     sel->idx_max =
         o->index_cache_max_bytes ? o->index_cache_max_bytes : SL_SELECT_INDEX_CACHE_DEFAULT;
     if (o->store && o->chunk_cache_dir && o->chunk_cache_dir[0] && o->chunk_cache_max_bytes) {
@@ -113,6 +146,10 @@ void sl_select_free(struct sl_select *sel)
     for (size_t i = 0; i < sel->nidx; i++)
         cached_free(&sel->idx[i]);
     sl_free(sel->idx);
+    for (size_t i = 0; i < sel->nspare; i++)
+        sl_buf_release(&sel->spare[i]);
+    sl_free(sel->spare);
+    pthread_mutex_destroy(&sel->bufmu);
     pthread_mutex_destroy(&sel->mu);
     sl_free(sel);
 }
@@ -233,8 +270,10 @@ struct ent {
 /* The entries of one chunk (or of memory) in the range, sorted by (ts,
  * line); lines point into the decompressed blocks (or the arena). */
 struct run {
-    struct ent *e;
+    struct ent *e; /* in ebuf (a pooled buffer) for chunks, else allocated */
     size_t n, cap;
+    struct sl_buf ebuf;
+    bool pooled;
     struct sl_buf *blocks;
     size_t nblocks;
     struct sl_arena *arena; /* memory entries only */
@@ -250,12 +289,15 @@ static void run_add(struct run *r, int64_t ts, const char *p, size_t len)
     r->e[r->n++] = (struct ent){ts, p, len};
 }
 
-static void run_release(struct run *r)
+static void run_release(struct sl_select *sel, struct run *r)
 {
     for (size_t i = 0; i < r->nblocks; i++)
-        sl_buf_release(&r->blocks[i]);
+        buf_put(sel, &r->blocks[i]);
     sl_free(r->blocks);
-    sl_free(r->e);
+    if (r->pooled)
+        buf_put(sel, &r->ebuf);
+    else
+        sl_free(r->e);
     if (r->arena) {
         sl_arena_release(r->arena);
         sl_free(r->arena);
@@ -283,19 +325,32 @@ static void run_sort(struct run *r)
 }
 
 /* Decodes the blocks of a chunk object that overlap [from, through). */
-static int decode_chunk(const struct sl_buf *obj, int64_t from, int64_t through, struct run *out)
+static int decode_chunk(struct sl_select *sel, const struct sl_buf *obj, int64_t from,
+                        int64_t through, struct run *out)
 {
     struct sl_chunk_reader r;
     int rc = sl_chunk_reader_open(&r, obj->data, obj->len);
     if (rc)
         return rc;
     out->blocks = sl_calloc(r.nblocks ? r.nblocks : 1, sizeof(*out->blocks));
+    size_t want = 0; /* entries of the blocks in range: the array at once */
+    for (uint32_t i = 0; i < r.nblocks; i++) {
+        struct sl_chunk_block_info bi;
+        sl_chunk_reader_block(&r, i, &bi);
+        if (bi.max_ts >= from && bi.min_ts < through)
+            want += bi.entries;
+    }
+    buf_get(sel, &out->ebuf);
+    out->pooled = true;
+    out->e = (struct ent *)(void *)sl_buf_reserve(&out->ebuf, (want ? want : 1) * sizeof(*out->e));
+    out->cap = want;
     for (uint32_t i = 0; i < r.nblocks && rc == 0; i++) {
         struct sl_chunk_block_info bi;
         sl_chunk_reader_block(&r, i, &bi);
         if (bi.max_ts < from || bi.min_ts >= through)
             continue;
         struct sl_buf *raw = &out->blocks[out->nblocks++];
+        buf_get(sel, raw);
         if ((rc = sl_chunk_reader_block_payload(&r, i, raw, &bi)) != 0)
             break;
         const char *p = raw->data, *end = raw->data + raw->len;
@@ -308,8 +363,8 @@ static int decode_chunk(const struct sl_buf *obj, int64_t from, int64_t through,
                 rc = SL_ECORRUPT;
                 break;
             }
-            if (e.ts >= from && e.ts < through)
-                run_add(out, e.ts, e.line.len ? e.line.ptr : "", e.line.len);
+            if (e.ts >= from && e.ts < through && out->n < out->cap)
+                out->e[out->n++] = (struct ent){e.ts, e.line.len ? e.line.ptr : "", e.line.len};
         }
         if (rc == 0 && p != end)
             rc = SL_ECORRUPT;
@@ -344,7 +399,8 @@ static int fetch_chunk(struct sl_select *sel, const struct sl_index_chunk_ref *r
                        int64_t through, struct run *out)
 {
     char *key = sl_strndup(ref->key.ptr, ref->key.len);
-    struct sl_buf obj = SL_BUF_INIT, err = SL_BUF_INIT;
+    struct sl_buf obj, err = SL_BUF_INIT;
+    buf_get(sel, &obj);
     out->lo = ref->from;
     out->hi = ref->through;
     int rc = chunk_object(sel, key, &obj, &err);
@@ -356,11 +412,11 @@ static int fetch_chunk(struct sl_select *sel, const struct sl_index_chunk_ref *r
     } else if (rc != 0) {
         sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: cannot read chunk", "key=%s error=\"%s\"",
                        key, err.data ? err.data : sl_strerror(rc));
-    } else if ((rc = decode_chunk(&obj, from, through, out)) != 0) {
+    } else if ((rc = decode_chunk(sel, &obj, from, through, out)) != 0) {
         sl_log_limited(&sel->lim, SL_LOG_ERROR, "query: damaged chunk", "key=%s error=\"%s\"", key,
                        sl_strerror(rc));
     }
-    sl_buf_release(&obj);
+    buf_put(sel, &obj);
     sl_buf_release(&err);
     sl_free(key);
     return rc;
@@ -416,7 +472,7 @@ static bool pf_ahead_locked(struct prefetch *pf)
     pthread_mutex_lock(&pf->mu);
     j->state = J_DONE;
     if (j->abandoned) {
-        run_release(&j->run);
+        run_release(pf->sel, &j->run);
         j->state = J_TAKEN;
     } else {
         pf->ready++;
@@ -469,7 +525,7 @@ static void pf_abandon(struct prefetch *pf, struct job *j)
         j->abandoned = true;
     } else if (j->state == J_DONE) {
         pf->ready--;
-        run_release(&j->run);
+        run_release(pf->sel, &j->run);
         j->state = J_TAKEN;
     }
     pthread_mutex_unlock(&pf->mu);
@@ -829,7 +885,7 @@ static void end_prefetch(struct visit *v)
     pthread_mutex_unlock(&pf->mu);
     sl_qpool_detach(v->sel->pool, &pf->src);
     for (size_t i = 0; i < pf->njobs; i++)
-        run_release(&pf->jobs[i].run);
+        run_release(pf->sel, &pf->jobs[i].run);
     sl_free(pf->jobs);
     pthread_cond_destroy(&pf->cv);
     pthread_mutex_destroy(&pf->mu);
@@ -1021,7 +1077,7 @@ static int scan_groups(struct series_scan *sc, sl_entry_fn fn, void *ud)
             rc = emit_group(runs, nr, sc->backward, fn, ud);
         for (size_t i = 0; i < nr; i++)
             if (!un->mem || i + 1 < nr)
-                run_release(&runs[i]);
+                run_release(sc->r->sel, &runs[i]);
     }
     sl_free(runs);
     sl_free(units);
@@ -1067,7 +1123,7 @@ int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t thro
     }
     if (rc == 0)
         rc = scan_groups(&sc, fn, ud);
-    run_release(&sc.mem);
+    run_release(r->sel, &sc.mem);
     sl_free(sc.refs);
     sl_free(sc.jobs);
     return rc;
