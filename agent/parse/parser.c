@@ -238,7 +238,10 @@ size_t sl_parser_feed(struct sl_parser *p, const char *data, size_t n, bool forc
         one_line(p, data + off, len, start, cbs, ud);
         off += len + 1;
     }
-    if (force && off < n) {
+    /* Forced only when the whole buffer is one unfinished physical line:
+     * after complete lines, the rest is the start of a line that the next
+     * feed brings whole (taking it here could cut a CRI header in two). */
+    if (force && off == 0 && n > 0) {
         start_forced(p, data + off, n - off, cbs, ud);
         off = n;
     }

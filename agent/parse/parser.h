@@ -2,8 +2,9 @@
  *
  * Framing: complete lines (through '\n') are parsed; an incomplete last line
  * is not consumed (the caller feeds it again with more data), unless the feed
- * is forced (the caller's buffer is full without a newline): then the bytes
- * are taken as the start of a long physical line whose rest comes later.
+ * is forced (the caller's buffer is full without a newline) and the data
+ * holds no complete line: then the bytes are taken as the start of a long
+ * physical line whose rest comes later.
  *
  * Joining: pieces of one logical line (CRI P...F, Docker pieces without a
  * trailing "\n") are joined per stream, stdout and stderr apart; the entry
@@ -61,7 +62,8 @@ void sl_parser_reset(struct sl_parser *p, uint64_t start_off);
 
 /* Parses the complete lines in data[0..n), which must continue exactly where
  * the previous feed stopped consuming. Returns the number of bytes consumed
- * (through the last newline). With force, everything is consumed (see above).
+ * (through the last newline). With force and no newline in data, everything
+ * is consumed (see above).
  * Callbacks run synchronously; entry lines are valid only during the call. */
 size_t sl_parser_feed(struct sl_parser *p, const char *data, size_t n, bool force,
                       const struct sl_parse_cbs *cbs, void *ud);

@@ -1,5 +1,5 @@
 /* Docker json-file lines: fast path and jansson decode alike, escapes,
- * pieces joined per stream, malformed lines. */
+ * pieces joined per stream, malformed lines; the parser's forced feeds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +131,31 @@ static void test_pieces_joined_per_stream(void **state)
     sl_parser_release(&p);
 }
 
+/* A full read buffer that holds complete lines and the start of the next one
+ * is not a long physical line: only the complete lines are consumed, and the
+ * cut line (here inside its CRI header) is parsed whole on the next feed. */
+static void test_full_buffer_keeps_cut_line(void **state)
+{
+    (void)state;
+    const char *l1 = "2024-01-02T03:04:05.000000001Z stdout F first\n";
+    const char *l2 = "2024-01-02T03:04:05.000000002Z stdout F second\n";
+    char all[256];
+    snprintf(all, sizeof(all), "%s%s", l1, l2);
+    struct sl_parser p;
+    struct got g = {0};
+    const struct sl_parse_cbs cbs = {on_entry, on_bad};
+    sl_parser_init(&p, SL_FORMAT_CRI, 1024, 0);
+    size_t cut = strlen(l1) + 12; /* in the middle of l2's timestamp */
+    assert_int_equal(sl_parser_feed(&p, all, cut, true, &cbs, &g), strlen(l1));
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.lines[0], "first");
+    assert_int_equal(sl_parser_feed(&p, all + strlen(l1), strlen(l2), true, &cbs, &g), strlen(l2));
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.lines[1], "second");
+    assert_int_equal(g.bad, 0);
+    sl_parser_release(&p);
+}
+
 static int64_t fixed_clock(void)
 {
     return 42;
@@ -164,6 +189,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_escapes),
         cmocka_unit_test(test_pieces_joined_per_stream),
+        cmocka_unit_test(test_full_buffer_keeps_cut_line),
         cmocka_unit_test(test_raw_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
