@@ -108,6 +108,16 @@ static int select_run(const struct sl_querier_request *req, struct sl_ingester *
     return sl_select_run(req->select, ing, &sp, fn, ud);
 }
 
+/* SL_ETIMEDOUT past the deadline, SL_ECANCELED once canceled, else 0. */
+static int check_stop(const struct sl_querier_request *req)
+{
+    if (req->canceled && atomic_load_explicit(req->canceled, memory_order_relaxed))
+        return SL_ECANCELED;
+    if (req->deadline_mono_ns && sl_mono_ns() > req->deadline_mono_ns)
+        return SL_ETIMEDOUT;
+    return 0;
+}
+
 static void result_text(struct sl_querier_result *res, int status, const char *msg, size_t n)
 {
     res->status = status;
@@ -217,9 +227,9 @@ static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
     struct logrun *r = ud;
     r->lines++;
     r->bytes += line.len;
-    if (r->req->deadline_mono_ns && r->lines % DEADLINE_EVERY == 0 &&
-        sl_mono_ns() > r->req->deadline_mono_ns)
-        return SL_ETIMEDOUT;
+    int stop;
+    if (r->lines % DEADLINE_EVERY == 0 && (stop = check_stop(r->req)) != 0)
+        return stop;
     uint64_t seq = r->cur_seq++;
     if (r->nheap == r->limit) {
         int64_t worst = r->heap[0].ts;
@@ -397,6 +407,9 @@ static void scan_error(struct sl_querier_result *res, int rc)
     if (rc == SL_ETIMEDOUT) {
         static const char msg[] = "query timed out";
         result_text(res, 504, msg, sizeof msg - 1);
+    } else if (rc == SL_ECANCELED) {
+        static const char msg[] = "query canceled: shutting down";
+        result_text(res, 503, msg, sizeof msg - 1);
     } else {
         struct sl_buf b = SL_BUF_INIT;
         sl_buf_appendf(&b, "query failed: %s", sl_strerror(rc));
@@ -418,9 +431,9 @@ struct metricrun {
 static int on_metric_entry(int64_t ts, struct sl_bytes line, void *ud)
 {
     struct metricrun *mr = ud;
-    if (mr->req->deadline_mono_ns && ++mr->n % DEADLINE_EVERY == 0 &&
-        sl_mono_ns() > mr->req->deadline_mono_ns)
-        return SL_ETIMEDOUT;
+    int stop;
+    if (++mr->n % DEADLINE_EVERY == 0 && (stop = check_stop(mr->req)) != 0)
+        return stop;
     sl_logql_metric_entry(mr->m, mr->src, ts, line);
     return 0;
 }
@@ -789,9 +802,7 @@ static int on_stats_stream(const struct sl_stream_info *si, struct sl_select_rea
         s->chunks += stored ? stored : 1;
         s->entries += s->cur_entries;
     }
-    if (req->deadline_mono_ns && sl_mono_ns() > req->deadline_mono_ns)
-        return SL_ETIMEDOUT;
-    return 0;
+    return check_stop(req);
 }
 
 static void run_index_stats(struct sl_ingester *ing, const struct sl_querier_request *req,

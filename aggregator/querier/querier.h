@@ -13,6 +13,7 @@
 #ifndef SL_QUERIER_H
 #define SL_QUERIER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,12 +40,13 @@ struct sl_querier_request {
                                      INDEX_STATS: a selector */
     const struct sl_bytes *match; /* SERIES: nmatch selectors (at least one) */
     size_t nmatch;
-    struct sl_bytes label_name; /* LABEL_VALUES */
-    int64_t start_ns, end_ns;   /* [start, end) */
-    int64_t limit;              /* LOGS: > 0 */
-    bool forward;               /* LOGS: oldest first */
-    int64_t deadline_mono_ns;   /* sl_mono_ns() deadline; 0: none */
-    struct sl_select *select;   /* memory + object store (querier/select.h); NULL: memory */
+    struct sl_bytes label_name;  /* LABEL_VALUES */
+    int64_t start_ns, end_ns;    /* [start, end) */
+    int64_t limit;               /* LOGS: > 0 */
+    bool forward;                /* LOGS: oldest first */
+    int64_t deadline_mono_ns;    /* sl_mono_ns() deadline; 0: none (504 past it) */
+    const atomic_bool *canceled; /* NULL, or set by another thread to stop (503) */
+    struct sl_select *select;    /* memory + object store (querier/select.h); NULL: memory */
     /* Metric queries: query_range evaluates at start, start+step, ... <= end
      * (end inclusive, as Loki); an instant query at end_ns. */
     int64_t step_ns;   /* > 0 for a metric query_range */

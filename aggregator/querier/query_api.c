@@ -4,6 +4,7 @@
  * is sent from the after-work callback, on the loop thread. */
 #include "aggregator/querier/query_api.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ struct sl_query_api {
     uv_loop_t *loop;
     struct sl_query_api_opts o;
     size_t inflight;
-    bool freeing; /* free requested while work was in flight */
+    struct work *running; /* queued or running on the pool */
+    bool freeing;         /* free requested while work was in flight */
     struct sl_metric_family *fam_queries;
     struct sl_metric *m_lines, *m_bytes, *m_regex_limit;
     struct sl_metric_family *fam_duration;
@@ -62,6 +64,8 @@ struct work {
     const char *endpoint; /* metric label */
     struct sl_querier_request qr;
     struct sl_querier_result res;
+    atomic_bool canceled;     /* set on shutdown: the query stops (503) */
+    struct work *prev, *next; /* api->running */
 };
 
 static void params_add_form(struct params *ps, struct sl_arena *a, struct sl_bytes form)
@@ -249,6 +253,12 @@ static void after_work_cb(uv_work_t *w, int status)
                        (unsigned long long)res->regex_limit_hits);
     sl_buf_release(&res->body);
     sl_free(wk);
+    if (wk->prev)
+        wk->prev->next = wk->next;
+    else if (api->running == wk)
+        api->running = wk->next;
+    if (wk->next)
+        wk->next->prev = wk->prev;
     api->inflight--;
     if (api->freeing && api->inflight == 0)
         api_destroy(api);
@@ -258,6 +268,7 @@ static void submit(struct sl_query_api *api, struct work *wk)
 {
     wk->api = api;
     wk->qr.select = api->o.select;
+    wk->qr.canceled = &wk->canceled;
     if (api->o.query_timeout_ns > 0)
         wk->qr.deadline_mono_ns = wk->req->start_mono_ns + api->o.query_timeout_ns;
     if (!api->loop) { /* no loop given: answer inline (blocks the loop) */
@@ -272,6 +283,10 @@ static void submit(struct sl_query_api *api, struct work *wk)
         sl_free(wk);
         return;
     }
+    wk->next = api->running;
+    if (wk->next)
+        wk->next->prev = wk;
+    api->running = wk;
     api->inflight++;
 }
 
@@ -600,6 +615,8 @@ void sl_query_api_free(struct sl_query_api *q)
         return;
     if (q->inflight) {
         q->freeing = true; /* the last after-work callback frees it */
+        for (struct work *wk = q->running; wk; wk = wk->next)
+            atomic_store(&wk->canceled, true); /* running scans stop early */
         return;
     }
     api_destroy(q);
