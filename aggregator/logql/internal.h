@@ -57,8 +57,14 @@ int sl__logql_parse_pipeline(struct sl__logql_parser *p, struct sl_logql_log_exp
 
 /* ---- numbers, durations, bytes ---- */
 
-/* Go's strconv.ParseFloat subset: decimal, exponent, inf, nan, hex ints. */
+/* Go's strconv.ParseFloat: decimal with exponent, hexadecimal with a p
+ * exponent, inf/infinity/nan in any case; false for a syntax error or a
+ * value beyond a double (ErrRange). */
 bool sl__logql_parse_float(struct sl_bytes s, double *out);
+/* Appends Go's error for a value sl__logql_parse_float refused
+ * ("strconv.ParseFloat: parsing \"x\": invalid syntax" or "...: value out
+ * of range"). */
+void sl__logql_float_error(struct sl_buf *b, struct sl_bytes s);
 /* Go's time.ParseDuration (units ns us µs ms s m h; fractions; sign). */
 bool sl__logql_parse_go_duration(struct sl_bytes s, int64_t *out_ns);
 /* go-humanize ParseBytes ("10KB", "1.5 MiB", "42"). */

@@ -207,17 +207,15 @@ static bool is_unwrap(const struct sl_logql_range_expr *r)
 
 static void conv_details(struct sl__logql_lb *lb, enum sl_logql_unwrap_conv c, struct sl_bytes v)
 {
-    struct sl_buf b = SL_BUF_INIT, q = SL_BUF_INIT;
-    sl_logql_quote(&q, v);
+    struct sl_buf b = SL_BUF_INIT;
     if (c == SL_LOGQL_UNWRAP_DURATION || c == SL_LOGQL_UNWRAP_DURATION_SECONDS)
         sl__logql_go_duration_error(&b, v);
     else if (c == SL_LOGQL_UNWRAP_BYTES)
         sl__logql_bytes_error(&b, v);
     else
-        sl_buf_appendf(&b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
+        sl__logql_float_error(&b, v);
     sl__logql_lb_set_err(lb, SL__ERR_SAMPLE, sl_arena_bytes(lb->scratch, sl_buf_bytes(&b)));
     sl_buf_release(&b);
-    sl_buf_release(&q);
 }
 
 void sl_logql_metric_entry(struct sl_logql_metric *m, size_t i, int64_t ts, struct sl_bytes line)

@@ -22,10 +22,38 @@ static bool ieq(struct sl_bytes s, const char *lit)
     return true;
 }
 
-bool sl__logql_parse_float(struct sl_bytes s, double *out)
+/* Go's hexadecimal float (0x1.8p3): hex digits, an optional point, and a
+ * mandatory binary exponent. Returns the end, or 0. */
+static size_t hex_float_end(struct sl_bytes s, size_t i)
+{
+    if (i + 2 > s.len || s.ptr[i] != '0' || (s.ptr[i + 1] != 'x' && s.ptr[i + 1] != 'X'))
+        return 0;
+    i += 2;
+    size_t digits = 0;
+    while (i < s.len && isxdigit((unsigned char)s.ptr[i]))
+        i++, digits++;
+    if (i < s.len && s.ptr[i] == '.') {
+        i++;
+        while (i < s.len && isxdigit((unsigned char)s.ptr[i]))
+            i++, digits++;
+    }
+    if (digits == 0 || i >= s.len || (s.ptr[i] != 'p' && s.ptr[i] != 'P'))
+        return 0;
+    i++;
+    if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        i++;
+    size_t ed = 0;
+    while (i < s.len && isdigit((unsigned char)s.ptr[i]))
+        i++, ed++;
+    return ed ? i : 0;
+}
+
+/* 0, or -1 for a syntax error, -2 when the value overflows a double
+ * (strconv.ParseFloat's ErrRange). */
+static int parse_float_rc(struct sl_bytes s, double *out)
 {
     if (s.len == 0 || s.len > 400)
-        return false;
+        return -1;
     size_t i = 0;
     bool neg = false;
     if (s.ptr[0] == '+' || s.ptr[0] == '-') {
@@ -35,39 +63,59 @@ bool sl__logql_parse_float(struct sl_bytes s, double *out)
     struct sl_bytes rest = sl_bytes(s.ptr + i, s.len - i);
     if (ieq(rest, "inf") || ieq(rest, "infinity")) {
         *out = neg ? -INFINITY : INFINITY;
-        return true;
+        return 0;
     }
     if (ieq(rest, "nan")) {
         *out = NAN;
-        return true;
+        return 0;
     }
-    size_t digits = 0;
-    while (i < s.len && isdigit((unsigned char)s.ptr[i]))
-        i++, digits++;
-    if (i < s.len && s.ptr[i] == '.') {
-        i++;
+    size_t hex = hex_float_end(s, i);
+    if (hex) {
+        i = hex;
+    } else {
+        size_t digits = 0;
         while (i < s.len && isdigit((unsigned char)s.ptr[i]))
             i++, digits++;
-    }
-    if (digits == 0)
-        return false;
-    if (i < s.len && (s.ptr[i] == 'e' || s.ptr[i] == 'E')) {
-        i++;
-        if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        if (i < s.len && s.ptr[i] == '.') {
             i++;
-        size_t ed = 0;
-        while (i < s.len && isdigit((unsigned char)s.ptr[i]))
-            i++, ed++;
-        if (ed == 0)
-            return false;
+            while (i < s.len && isdigit((unsigned char)s.ptr[i]))
+                i++, digits++;
+        }
+        if (digits == 0)
+            return -1;
+        if (i < s.len && (s.ptr[i] == 'e' || s.ptr[i] == 'E')) {
+            i++;
+            if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+                i++;
+            size_t ed = 0;
+            while (i < s.len && isdigit((unsigned char)s.ptr[i]))
+                i++, ed++;
+            if (ed == 0)
+                return -1;
+        }
     }
     if (i != s.len)
-        return false;
+        return -1;
     char tmp[408];
     memcpy(tmp, s.ptr, s.len);
     tmp[s.len] = 0;
     *out = strtod(tmp, NULL);
-    return true;
+    return isinf(*out) ? -2 : 0;
+}
+
+bool sl__logql_parse_float(struct sl_bytes s, double *out)
+{
+    return parse_float_rc(s, out) == 0;
+}
+
+void sl__logql_float_error(struct sl_buf *b, struct sl_bytes s)
+{
+    double d;
+    struct sl_buf q = SL_BUF_INIT;
+    sl_logql_quote(&q, s);
+    sl_buf_appendf(b, "strconv.ParseFloat: parsing %.*s: %s", (int)q.len, q.data,
+                   parse_float_rc(s, &d) == -2 ? "value out of range" : "invalid syntax");
+    sl_buf_release(&q);
 }
 
 static int64_t unit_ns(const char *u, size_t n)
@@ -244,10 +292,7 @@ void sl__logql_bytes_error(struct sl_buf *b, struct sl_bytes s)
             sl_buf_append(&num, s.ptr + i, 1);
     double f;
     if (!sl__logql_parse_float(sl_buf_bytes(&num), &f)) {
-        struct sl_buf q = SL_BUF_INIT;
-        sl_logql_quote(&q, sl_buf_bytes(&num));
-        sl_buf_appendf(b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
-        sl_buf_release(&q);
+        sl__logql_float_error(b, sl_buf_bytes(&num));
     } else {
         size_t a = i, e = s.len;
         while (a < e && isspace((unsigned char)s.ptr[a]))

@@ -168,10 +168,7 @@ static void conv_error(struct sl__logql_lb *lb, enum conv_kind k, struct sl_byte
     } else if (k == CONV_BYTES) {
         sl__logql_bytes_error(&b, v);
     } else {
-        struct sl_buf q = SL_BUF_INIT;
-        sl_logql_quote(&q, v);
-        sl_buf_appendf(&b, "strconv.ParseFloat: parsing %.*s: invalid syntax", (int)q.len, q.data);
-        sl_buf_release(&q);
+        sl__logql_float_error(&b, v);
     }
     lb->err = sl_bytes_str(SL__ERR_LABEL);
     lb->details = sl_arena_bytes(lb->scratch, sl_buf_bytes(&b));

@@ -327,6 +327,21 @@ static void test_unwrap_conversions(void **state)
           "pipeline error: 'SampleExtractionErr' for series");
     instant(bad, "max_over_time({k=~\".+\"} | logfmt | unwrap n | __error__=\"\" [1m]) by (k)", 10,
             "vector: {k=\"y\"} 10:1; {k=\"z\"} 10:2");
+    /* Go's ParseFloat: a hex float is a number, a value beyond a double is
+     * an error (out of range), spaces and underscores are syntax errors */
+    static const struct ent g[] = {
+        {"{k=\"h\"}", 10000, "v=0x1p4"},
+        {"{k=\"o\"}", 10000, "v=1e400"},
+        {"{k=\"s\"}", 10000, "v=\" 1\""},
+        {"{k=\"u\"}", 10000, "v=1_000"},
+        {NULL, 0, NULL},
+    };
+    instant(g, "max_over_time({k=~\".+\"} | logfmt | unwrap v | __error__=\"\" [1m])", 10,
+            "vector: {k=\"h\"} 10:16");
+    fails(g, "max_over_time({k=\"o\"} | logfmt | unwrap v [1m])", 10, SL_EINVAL,
+          "strconv.ParseFloat: parsing \\\"1e400\\\": value out of range");
+    fails(g, "count_over_time({k=\"u\"} | logfmt | v > 1 [1m])", 10, SL_EINVAL,
+          "strconv.ParseFloat: parsing \\\"1_000\\\": invalid syntax");
     /* a NaN, Inf or -Inf value is a number, not an error */
     static const struct ent sp[] = {
         {"{k=\"n\"}", 10000, "v=NaN"},
