@@ -97,3 +97,28 @@ def test_labels_and_series_endpoints(aggregator, agent, pods_path):
                      params={"match[]": '{container="coredns"}'}, timeout=10)
     assert r.json()["data"] == [{"container": "coredns", "namespace": "kube-system",
                                  "node": "node-1", "pod": "coredns-5d78c9869d-abcde"}]
+
+
+def test_catching_up_on_a_large_file_loses_no_line(aggregator, workdir, procs, pods_path):
+    """A file written before the agent starts is read in full buffers: lines cut at
+    the end of a buffer (anywhere, also inside the CRI header) are read whole."""
+    from conftest import Agent, metric_value
+    path = pod_log_path(pods_path, "batch", "etl-0", "uid-etl-0", "etl")
+    base = time.time_ns() - 120 * 10**9
+    n = 24000  # about 5 MiB: many 256 KiB reads, each ending inside some line
+    parts = []
+    for i in range(n):
+        pad = "x" * ((i * 37) % 300)
+        parts.append(cri_line(base + i * 1000, "stdout", "F", f"seq={i} {pad}"))
+    write(path, "".join(parts))
+    agent = Agent(workdir, aggregator.url, pods_path)
+    procs.append(agent)
+    agent.start()
+    q = '{namespace="batch", pod="etl-0"}'
+    got = wait_for(lambda: (lambda r: r if len(r) >= n else None)(
+        aggregator.lines(q, since_s=600, limit=n + 10)), 60, what="every line queryable")
+    seqs = [int(line.split(" ", 1)[0][4:]) for _, _, line in got]
+    assert seqs == list(range(n))
+    m = agent.metrics()
+    assert not metric_value(m, "sluice_agent_lines_dropped_total", {"reason": "malformed"})
+    assert metric_value(m, "sluice_agent_lines_read_total") == n
