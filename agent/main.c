@@ -86,7 +86,8 @@ int main(int argc, char **argv)
         struct sl_buf dump = SL_BUF_INIT;
         sl_config_dump(sl_agent_options, sl_agent_noptions, &cfg, &dump);
         fwrite(dump.data, 1, dump.len, stdout);
-        fwrite(warn.data, 1, warn.len, stderr);
+        if (warn.len)
+            fwrite(warn.data, 1, warn.len, stderr);
         sl_buf_release(&dump);
         rc = 0;
         goto out_cfg;
