@@ -895,6 +895,16 @@ static void test_formats(void **state)
             "trunc -2 .level }}/{{ trunc 2 .level }}/{{ trunc -9223372036854775808 .level }}` "
             "[1m]))",
             30, "vector: {r=\"or/er/error\"} 30:1");
+    /* sprig's substr: clamps only as sprig does; other bounds are Go's
+     * runtime error, so the template fails */
+    instant(d,
+            "sum by (r) (count_over_time({app=\"f\", level=\"error\"} | label_format r=`{{ "
+            "substr 1 3 .level }}/{{ substr -1 2 .level }}/{{ substr 3 99 .level }}` [1m]))",
+            30, "vector: {r=\"rr/er/or\"} 30:1");
+    fails(d,
+          "count_over_time({app=\"f\", level=\"error\"} | label_format r=`{{ substr 4 2 .level "
+          "}}` [1m])",
+          30, SL_EINVAL, "slice bounds out of range [4:2]");
     /* drop and keep, by name and by matcher */
     instant(d, "count_over_time({app=\"f\"} | drop level [1m])", 30, "vector: {app=\"f\"} 30:2");
     instant(d, "count_over_time({app=\"f\"} | drop level=\"info\" [1m])", 30,
