@@ -64,6 +64,7 @@ struct sl_tail_api {
     size_t nactive;     /* connection still open */
     bool freeing;
     struct sl_metric *m_active, *m_sent, *m_dropped, *m_poll_errors, *m_late;
+    struct sl_metric_family *fam_ended;
     struct sl_log_limit log_drop, log_err;
 };
 
@@ -100,8 +101,9 @@ struct tail {
     struct sl_http_conn *conn; /* NULL once the server closed it */
     uv_timer_t timer;
     bool timer_closed;
-    bool polling; /* a poll is on the thread pool */
-    bool ending;  /* close frame sent */
+    bool polling;        /* a poll is on the thread pool */
+    bool ending;         /* close frame sent */
+    const char *end_why; /* metric label of why the tail ended */
     char *tenant, *query;
     size_t tenant_len, query_len;
     int64_t start_ns, delay_ns, limit, deadline_mono_ns;
@@ -184,19 +186,24 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_conn_closed(void *ud)
 {
     struct tail *t = ud;
+    const char *why = t->end_why ? t->end_why : "client_gone";
     t->conn = NULL;
     t->api->nactive--;
     if (t->api->m_active)
         sl_gauge_add(t->api->m_active, -1);
+    if (t->api->fam_ended)
+        sl_counter_inc(sl_metric_with(t->api->fam_ended, why));
+    sl_log(SL_LOG_DEBUG, "tail ended", "tenant=%.*s reason=%s", (int)t->tenant_len, t->tenant, why);
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
 }
 
 /* Sends a close frame and lets the server close once it is written. */
-static void tail_end(struct tail *t, int code, const char *reason)
+static void tail_end(struct tail *t, const char *why, int code, const char *reason)
 {
     if (!t->conn || t->ending)
         return;
     t->ending = true;
+    t->end_why = why;
     struct sl_buf b = SL_BUF_INIT;
     sl_ws_close_append(&b, code, reason);
     sl_http_upgraded_write(t->conn, &b);
@@ -208,7 +215,7 @@ static void tail_end(struct tail *t, int code, const char *reason)
 static void on_server_shutdown(struct sl_http_conn *c, void *ud)
 {
     (void)c;
-    tail_end(ud, SL_WS_CLOSE_GOING_AWAY, "server shutting down");
+    tail_end(ud, "shutdown", SL_WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 /* ---- from the client ---- */
@@ -229,7 +236,8 @@ static void on_ws_data(struct sl_http_conn *c, const char *p, size_t n, void *ud
             sl_buf_release(&b);
         } else if (m.op == SL_WS_CLOSE) {
             /* Echo the code, as RFC 6455 5.5.1 asks. */
-            tail_end(t, m.close_code == 1005 ? SL_WS_CLOSE_NORMAL : m.close_code, "");
+            tail_end(t, "client_close", m.close_code == 1005 ? SL_WS_CLOSE_NORMAL : m.close_code,
+                     "");
             return;
         }
         /* Text, binary and pong frames carry nothing for a tail. */
@@ -237,7 +245,7 @@ static void on_ws_data(struct sl_http_conn *c, const char *p, size_t n, void *ud
     if (r < 0) {
         sl_log_limited(&t->api->log_err, SL_LOG_INFO, "tail client protocol error",
                        "tenant=%.*s reason=\"%s\"", (int)t->tenant_len, t->tenant, t->wsp.reason);
-        tail_end(t, t->wsp.err_code, t->wsp.reason);
+        tail_end(t, "protocol_error", t->wsp.err_code, t->wsp.reason);
     }
 }
 
@@ -529,7 +537,7 @@ static void poll_done(uv_work_t *w, int status)
         if (p->res.status == 400) {
             /* Cannot get better by retrying. */
             poll_clear(p);
-            tail_end(t, SL_WS_CLOSE_POLICY, "query failed");
+            tail_end(t, "query_failed", SL_WS_CLOSE_POLICY, "query failed");
             return;
         }
     }
@@ -546,7 +554,7 @@ static void on_tick(uv_timer_t *h)
     if (!t->conn || t->ending || t->polling)
         return;
     if (sl_mono_ns() >= t->deadline_mono_ns) {
-        tail_end(t, SL_WS_CLOSE_NORMAL, "tail max duration reached");
+        tail_end(t, "max_duration", SL_WS_CLOSE_NORMAL, "tail max duration reached");
         return;
     }
     int64_t end = sl_now_ns() - t->delay_ns; /* [from, end): old enough to be final */
@@ -840,6 +848,11 @@ struct sl_tail_api *sl_tail_api_new(struct sl_http_server *srv, struct sl_ingest
                                "Entries not sent to a live tail whose client reads too slowly "
                                "(reported to it in dropped_entries).",
                                NULL));
+        api->fam_ended = sl_metrics_counter(
+            m, "sluice_aggregator_tail_ended_total",
+            "Live tails ended, by reason: client_close, client_gone, protocol_error, "
+            "max_duration, shutdown, query_failed.",
+            "reason");
         api->m_late = sl_metric_with(sl_metrics_counter(
             m, "sluice_aggregator_tail_late_entries_total",
             "Entries sent to a live tail after newer ones: they arrived later than delay_for, "

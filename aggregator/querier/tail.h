@@ -34,6 +34,8 @@
  * sluice_aggregator_tail_entries_sent_total,
  * sluice_aggregator_tail_dropped_entries_total,
  * sluice_aggregator_tail_late_entries_total,
+ * sluice_aggregator_tail_ended_total{reason} (client_close, client_gone,
+ * protocol_error, max_duration, shutdown, query_failed),
  * sluice_aggregator_tail_poll_errors_total (a poll that failed, e.g. a store
  * error or a timeout; retried at the next tick).
  *

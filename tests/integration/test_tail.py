@@ -130,6 +130,8 @@ def test_tail_sends_each_line_once_in_order(aggregator):
              20, what="tail_active back to 0")
     sent = metric_value(aggregator.metrics(), "sluice_aggregator_tail_entries_sent_total")
     assert sent == len(expected)
+    assert metric_value(aggregator.metrics(), "sluice_aggregator_tail_ended_total",
+                        {"reason": "client_close"}) == 1
 
 
 def test_tail_reads_a_burst_larger_than_a_poll_in_batches(aggregator):
@@ -266,6 +268,8 @@ def test_tail_answers_pings_and_closes_on_bad_frames(aggregator):
         pass  # also closed, if the client's bytes crossed the close
     wait_for(lambda: metric_value(aggregator.metrics(), "sluice_aggregator_tail_active") == 0,
              20, what="the tail ended")
+    assert metric_value(aggregator.metrics(), "sluice_aggregator_tail_ended_total",
+                        {"reason": "protocol_error"}) == 1
     assert requests.get(aggregator.url + "/ready", timeout=10).status_code == 200
 
 
@@ -305,6 +309,9 @@ def test_slow_and_vanishing_clients_do_not_hurt_the_server(workdir, procs):
     def dropped():
         return metric_value(agg.metrics(), "sluice_aggregator_tail_dropped_entries_total") or 0
     wait_for(lambda: dropped() > 0, 30, what="drops counted for the slow client")
+    wait_for(lambda: metric_value(agg.metrics(), "sluice_aggregator_tail_ended_total",
+                                  {"reason": "client_gone"}) == 1, 30,
+             what="the vanished client's tail ended")
     # now read everything: each pushed entry was either sent or reported dropped
     r = Reader(slow_ws)
     r.until(lambda: len(r.entries) + len(r.dropped) >= len(pushed), 60,
