@@ -333,10 +333,11 @@ static void hint_filter(struct source *s, const struct sl_logql_label_filter *f)
     }
 }
 
-/* Loki's parser hints: with `by (...)`, a pipeline of line filters, one
- * json or logfmt parser and label filters needs only the grouped labels,
- * the filtered ones and the unwrapped one; the parser extracts just those
- * and stops once it has them all. */
+/* Loki's parser hints: with `by (...)`, a pipeline of line filters, json,
+ * logfmt and unpack parsers and label filters needs only the grouped labels,
+ * the filtered ones and the unwrapped one; a parser extracts just those and
+ * stops once it has them all, and a later parser does not run at all once
+ * they are all there (Loki's NoLabels/AllRequiredExtracted). */
 static void set_hints(struct source *s)
 {
     const struct sl_logql_range_expr *r = s->r;
@@ -348,8 +349,9 @@ static void set_hints(struct source *s)
         const struct sl_logql_stage *st = &r->log.stages[i];
         if (st->kind == SL_LOGQL_STAGE_LABEL_FILTER)
             hint_filter(s, st->lf);
-        else if ((st->kind == SL_LOGQL_STAGE_JSON || st->kind == SL_LOGQL_STAGE_LOGFMT) &&
-                 st->nex == 0)
+        else if (((st->kind == SL_LOGQL_STAGE_JSON || st->kind == SL_LOGQL_STAGE_LOGFMT) &&
+                  st->nex == 0) ||
+                 st->kind == SL_LOGQL_STAGE_UNPACK)
             parsers++;
         else if (st->kind != SL_LOGQL_STAGE_LINE_FILTER)
             return;
@@ -360,7 +362,7 @@ static void set_hints(struct source *s)
         hint_add(s, r->unwrap_label);
     for (size_t i = 0; i < s->nby; i++)
         hint_add(s, s->by[i]);
-    if (parsers == 1 && s->nhint <= 64)
+    if (parsers >= 1 && s->nhint <= 64)
         sl__logql_pipeline_hint(s->p, s->hint, s->nhint);
 }
 

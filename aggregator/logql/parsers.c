@@ -390,8 +390,10 @@ static int json_walk(struct sl__logql_lb *lb, const char *s, size_t n, size_t i,
 void sl__logql_parse_json(struct sl__logql_lb *lb, struct sl_bytes line)
 {
     const char *why = NULL;
-    if (lb->want && lb->nwant == 0)
-        return; /* no label needed: Loki does not parse at all */
+    /* no label needed, or an earlier parser found them all: Loki's hints
+     * (NoLabels) skip the parse */
+    if (all_found(lb))
+        return;
     sl_buf_clear(&lb->tmp);
     if (json_walk(lb, line.ptr, line.len, 0, &lb->tmp, &why, 0) < 0)
         json_error(lb, why);
@@ -615,7 +617,7 @@ void sl__logql_parse_logfmt(struct sl__logql_lb *lb, const struct sl_logql_stage
                             struct sl_bytes line)
 {
     size_t pos = 0;
-    if (lb->want && lb->nwant == 0)
+    if (all_found(lb)) /* as json */
         return;
     for (;;) {
         struct sl_bytes key, val;
@@ -701,7 +703,7 @@ void sl__logql_parse_pattern(struct sl__logql_lb *lb, const struct sl_logql_stag
 
 struct sl_bytes sl__logql_parse_unpack(struct sl__logql_lb *lb, struct sl_bytes line)
 {
-    if (line.len == 0)
+    if (line.len == 0 || all_found(lb)) /* as json */
         return line;
     const char *s = line.ptr, *why = NULL;
     size_t n = line.len, i = skip_ws(s, n, 0);

@@ -727,6 +727,13 @@ static void test_parsers(void **state)
     instant(d, "count_over_time({app=\"r\"} | json | __error__=\"\" [1m])", 10, "vector:");
     instant(d, "count_over_time({app=\"r\"} | json | drop __error__, __error_details__ [1m])", 10,
             "vector: {app=\"r\"} 10:1");
+    /* Loki's parser hints: under sum() a later parser does not run once the
+     * labels the query needs are all extracted, so unpack never sees that
+     * this logfmt line is no JSON; without the hints it does */
+    instant(d, "sum(count_over_time({app=\"l\"} | logfmt | unpack | d=\"1\" [1m]))", 10,
+            "vector: {} 10:1");
+    fails(d, "count_over_time({app=\"l\"} | logfmt | unpack | d=\"1\" [1m])", 10, SL_EINVAL,
+          "pipeline error: 'JSONParserErr'");
     /* a parser after an error-free parser keeps the line's labels */
     instant(d,
             "count_over_time({app=\"l\"} | logfmt | line_format \"{{.msg}}\" | regexp "
