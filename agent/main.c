@@ -1,4 +1,5 @@
 /* sluice-agent: command line, configuration, the loop. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,29 @@ static int parse_args(int argc, char **argv, struct args *a)
     return -1;
 }
 
+/* Memory and CPU, measured with the ship benchmark (docs/benchmarks.md). The
+ * environment (UV_THREADPOOL_SIZE, MALLOC_MMAP_THRESHOLD_,
+ * MALLOC_TRIM_THRESHOLD_) wins.
+ * - One libuv pool thread: the agent queues one job at a time there
+ *   (encoding a sealed batch), and every pool thread that allocates gets a
+ *   glibc arena of its own keeping ~3 MiB of encode buffers resident: 4
+ *   threads cost ~8 MiB of peak RSS for nothing.
+ * - Fixed malloc thresholds: with glibc's dynamic ones, the batch-sized
+ *   buffers (1-2 MiB) went back to the kernel after every batch and were
+ *   faulted in again for the next, a quarter of the agent's CPU. Below
+ *   4 MiB everything stays in the heap, whose size two batches bound. */
+static void tune_memory(void)
+{
+    setenv("UV_THREADPOOL_SIZE", "1", 0);
+    if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+        mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+        mallopt(M_TRIM_THRESHOLD, 32 << 20);
+}
+
 int main(int argc, char **argv)
 {
+    tune_memory();
     struct args args = {0};
     struct sl_agent_config cfg;
     struct sl_buf err = SL_BUF_INIT, warn = SL_BUF_INIT;
@@ -104,12 +126,6 @@ int main(int argc, char **argv)
             "version=%s listen=%s url=%s pods_path=%s node=%s positions=%s", SL_VERSION,
             cfg.server_listen, cfg.client_url, cfg.k8s_pods_path, cfg.k8s_node_name,
             cfg.positions_file);
-    /* The agent queues one job at a time on libuv's thread pool (encoding
-     * the sealed batch). Every pool thread that allocates gets a glibc
-     * malloc arena of its own that keeps ~3 MiB of freed encode buffers
-     * resident: with one thread instead of libuv's 4, peak RSS is ~7 MiB
-     * lower at the same CPU (docs/benchmarks.md). The environment wins. */
-    setenv("UV_THREADPOOL_SIZE", "1", 0);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct sl_agent *agent = sl_agent_new(&loop, &cfg);
