@@ -434,7 +434,9 @@ static int fetch_chunk(struct sl_select *sel, const struct sl_index_chunk_ref *r
 enum { J_PENDING, J_RUNNING, J_DONE, J_TAKEN };
 
 struct job {
-    const struct sl_index_chunk_ref *ref;
+    const struct sl_index_chunk_ref *ref; /* a stored chunk, or */
+    struct sl_stream_reader *mem;         /* a time slice of a stream in memory */
+    int64_t sfrom, sthrough;
     int state;
     bool abandoned;
     int rc;
@@ -448,13 +450,53 @@ struct prefetch {
     struct job *jobs;
     size_t njobs, next, ready, window;
     int64_t from, through;
+    bool backward;
     bool stop;
     struct sl_qpool_source src;
 };
 
+static int on_mem_entry(int64_t ts, struct sl_bytes line, void *ud);
+
 static void job_run(struct prefetch *pf, struct job *j)
 {
-    j->rc = fetch_chunk(pf->sel, j->ref, pf->from, pf->through, &j->run);
+    if (j->mem) { /* lines are copied: the reader reuses its buffers */
+        j->run.arena = SL_NEW(struct sl_arena);
+        sl_arena_init(j->run.arena, 0);
+        j->rc = sl_stream_reader_scan(j->mem, j->sfrom, j->sthrough, pf->backward, on_mem_entry,
+                                      &j->run);
+    } else {
+        j->rc = fetch_chunk(pf->sel, j->ref, pf->from, pf->through, &j->run);
+    }
+}
+
+static struct prefetch *pf_new(struct sl_select *sel, size_t njobs, int64_t from, int64_t through,
+                               bool backward)
+{
+    struct prefetch *pf = SL_NEW(struct prefetch);
+    pf->sel = sel;
+    pthread_mutex_init(&pf->mu, NULL);
+    pthread_cond_init(&pf->cv, NULL);
+    pf->jobs = sl_calloc(njobs ? njobs : 1, sizeof(*pf->jobs));
+    pf->window = sel->window;
+    pf->from = from;
+    pf->through = through;
+    pf->backward = backward;
+    return pf;
+}
+
+/* Stops the workers (waiting for those inside a job) and frees it all. */
+static void pf_free(struct prefetch *pf)
+{
+    pthread_mutex_lock(&pf->mu);
+    pf->stop = true;
+    pthread_mutex_unlock(&pf->mu);
+    sl_qpool_detach(pf->sel->pool, &pf->src);
+    for (size_t i = 0; i < pf->njobs; i++)
+        run_release(pf->sel, &pf->jobs[i].run);
+    sl_free(pf->jobs);
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    sl_free(pf);
 }
 
 /* Runs the next pending job ahead of the scan; called and returns with
@@ -643,8 +685,11 @@ struct sl_select_reader {
     struct sl_stream_reader *mem; /* NULL: store only */
     struct sseries *ss;           /* NULL: memory only */
     struct prefetch *pf;          /* NULL: fetch when scanned */
+    bool prefetch;                /* the visit's spec.prefetch */
     int64_t pf_from, pf_through;
     bool pf_backward;
+    int64_t mem_min, mem_max; /* memory: the stream's bounds and size */
+    size_t mem_entries;
 };
 
 static int on_index_series(const struct sl_labels *ls, uint64_t fp,
@@ -799,8 +844,14 @@ static bool has_eq(const struct sl_labels *ls, const struct sl_index_matcher *eq
 static void reader_init(struct visit *v, struct sl_select_reader *r, struct sl_stream_reader *mem,
                         struct sseries *ss)
 {
-    *r = (struct sl_select_reader){v->sel,         mem, ss, v->pf, v->sp->from, v->sp->through,
-                                   v->sp->backward};
+    *r = (struct sl_select_reader){.sel = v->sel,
+                                   .mem = mem,
+                                   .ss = ss,
+                                   .pf = v->pf,
+                                   .prefetch = v->sp->prefetch,
+                                   .pf_from = v->sp->from,
+                                   .pf_through = v->sp->through,
+                                   .pf_backward = v->sp->backward};
 }
 
 static int on_mem_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
@@ -836,6 +887,9 @@ static int on_mem_stream(const struct sl_stream_info *s, struct sl_stream_reader
     }
     struct sl_select_reader r;
     reader_init(v, &r, rd, found);
+    r.mem_min = s->min_ts;
+    r.mem_max = s->max_ts;
+    r.mem_entries = s->entries;
     int rc = v->fn(&info, &r, v->ud);
     if (found && v->pf)
         for (size_t i = 0; i < found->njobs; i++)
@@ -853,14 +907,7 @@ static void plan_prefetch(struct visit *v)
             n += v->ss[i].refs[k].through >= sp->from && v->ss[i].refs[k].from < sp->through;
     if (n == 0)
         return;
-    struct prefetch *pf = SL_NEW(struct prefetch);
-    pf->sel = v->sel;
-    pthread_mutex_init(&pf->mu, NULL);
-    pthread_cond_init(&pf->cv, NULL);
-    pf->jobs = sl_calloc(n, sizeof(*pf->jobs));
-    pf->window = v->sel->window;
-    pf->from = sp->from;
-    pf->through = sp->through;
+    struct prefetch *pf = pf_new(v->sel, n, sp->from, sp->through, sp->backward);
     for (size_t i = 0; i < v->nss; i++) {
         struct sseries *s = &v->ss[i];
         s->jobs = &pf->jobs[pf->njobs];
@@ -877,19 +924,8 @@ static void plan_prefetch(struct visit *v)
 
 static void end_prefetch(struct visit *v)
 {
-    struct prefetch *pf = v->pf;
-    if (!pf)
-        return;
-    pthread_mutex_lock(&pf->mu);
-    pf->stop = true;
-    pthread_mutex_unlock(&pf->mu);
-    sl_qpool_detach(v->sel->pool, &pf->src);
-    for (size_t i = 0; i < pf->njobs; i++)
-        run_release(pf->sel, &pf->jobs[i].run);
-    sl_free(pf->jobs);
-    pthread_cond_destroy(&pf->cv);
-    pthread_mutex_destroy(&pf->mu);
-    sl_free(pf);
+    if (v->pf)
+        pf_free(v->pf);
     v->pf = NULL;
 }
 
@@ -1087,9 +1123,52 @@ static int scan_groups(struct series_scan *sc, sl_entry_fn fn, void *ud)
     return rc;
 }
 
+/* Entries per memory slice: smaller streams are scanned in one piece. */
+#define MEM_SLICE_ENTRIES 16384
+
+/* A big stream in memory: time slices scanned on the pool (the tenant's read
+ * lock is held for the whole visit, and concurrent scans of a stream only
+ * read it), emitted in order. Every job has ended when this returns. */
+static int scan_mem_parallel(struct sl_select_reader *r, int64_t from, int64_t through,
+                             bool backward, sl_entry_fn fn, void *ud)
+{
+    int64_t lo = from > r->mem_min ? from : r->mem_min;
+    int64_t hi = through <= r->mem_max ? through : r->mem_max + 1;
+    size_t n = 4 * (sl_qpool_threads(r->sel->pool) + 1);
+    if (n > r->mem_entries / MEM_SLICE_ENTRIES)
+        n = r->mem_entries / MEM_SLICE_ENTRIES;
+    if (hi <= lo || (uint64_t)(hi - lo) < n)
+        n = 1;
+    if (n < 2)
+        return sl_stream_reader_scan(r->mem, from, through, backward, fn, ud);
+    struct prefetch *pf = pf_new(r->sel, n, from, through, backward);
+    uint64_t width = ((uint64_t)(hi - lo) + n - 1) / n;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = backward ? n - 1 - i : i; /* jobs in scan order */
+        struct job *j = &pf->jobs[pf->njobs++];
+        j->mem = r->mem;
+        j->sfrom = lo + (int64_t)(width * k);
+        j->sthrough = k == n - 1 ? hi : lo + (int64_t)(width * (k + 1));
+    }
+    sl_qpool_attach(r->sel->pool, &pf->src, pf_work, pf);
+    int rc = 0;
+    for (size_t i = 0; i < pf->njobs && rc == 0; i++) {
+        struct run run;
+        rc = pf_take(pf, &pf->jobs[i], &run);
+        for (size_t k = 0; k < run.n && rc == 0; k++)
+            rc = fn(run.e[k].ts, sl_bytes(run.e[k].p, run.e[k].len), ud);
+        run_release(r->sel, &run);
+    }
+    pf_free(pf);
+    return rc;
+}
+
 int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t through, bool backward,
                           sl_entry_fn fn, void *ud)
 {
+    if (!r->ss && r->prefetch && r->sel && r->sel->pool && from == r->pf_from &&
+        through == r->pf_through && r->mem_entries >= 2 * MEM_SLICE_ENTRIES)
+        return scan_mem_parallel(r, from, through, backward, fn, ud);
     if (!r->ss)
         return sl_stream_reader_scan(r->mem, from, through, backward, fn, ud);
     if (from >= through)

@@ -217,3 +217,45 @@ def test_chunk_cache_in_front_of_s3(workdir, procs):
         assert sum(os.path.getsize(f) for f in cache_files(cache)) <= limit
     finally:
         s3.stop()
+
+
+def test_big_streams_in_memory_scanned_in_slices_agree_with_serial(workdir, procs):
+    """Streams of 32 Ki entries or more in memory are scanned in time slices on
+    the pool: the answers are those of a serial scan."""
+    aggs = []
+    for conc in ("1", "4"):
+        a = Aggregator(os.path.join(workdir, conc), extra=["--set", "limits.ingestion_rate_mb=0",
+                                                          "--set", f"querier.max_concurrency={conc}"])
+        os.makedirs(os.path.join(workdir, conc), exist_ok=True)
+        procs.append(a)
+        a.start()
+        aggs.append(a)
+    base = time.time_ns() - 1200 * 10**9
+    n = 70000
+    for k in range(0, n, 5000):
+        values = [[str(base + i * 10_000_000 + (i % 3)), f"big level={'warn' if i % 11 else 'error'} "
+                   f"i={i}"] for i in range(k, min(n, k + 5000))]
+        small = [[str(base + i * 10_000_000), f"small i={i}"] for i in range(k, k + 50)]
+        for a in aggs:
+            r = a.push_json([{"stream": {"app": "big"}, "values": values},
+                             {"stream": {"app": "small"}, "values": small}])
+            assert r.status_code == 204, r.text
+    start, end = base - 10**9, base + n * 10_000_000 + 10**9
+    got = []
+    for a in aggs:
+        out = {}
+        for name, q, extra in [
+            ("fwd", '{app=~"big|small"}', {"direction": "forward", "limit": 200000}),
+            ("bwd", '{app="big"}', {"direction": "backward", "limit": 200000}),
+            ("newest", '{app="big"}', {"limit": 30}),
+            ("oldest", '{app="big"}', {"limit": 30, "direction": "forward"}),
+            ("filter", '{app="big"} |= "level=error"', {"limit": 10000}),
+            ("count", 'sum by (app) (count_over_time({app=~".+"} |= "i=" [1m]))', {"step": "60s"}),
+        ]:
+            out[name] = get(a, "/loki/api/v1/query_range", query=q, start=start, end=end,
+                            **extra)["result"]
+        got.append(out)
+    assert sum(len(s["values"]) for s in got[0]["fwd"]) == n + 14 * 50
+    assert len(got[0]["filter"][0]["values"]) == len(range(0, n, 11))
+    for name in got[0]:
+        assert got[1][name] == got[0][name], name
