@@ -237,3 +237,25 @@ def test_duplicate_keys_and_conversions(workdir, procs):
     data = instant(agg, 'max_over_time({app="dup"} != "{" | logfmt | unwrap duration(d) '
                         '| __error__="" [1m]) by (app)', t)
     assert data["result"] == [{"metric": {"app": "dup"}, "value": [t, "1.5"]}]
+
+
+def test_default_step_and_step_alignment(loaded):
+    """Without `step`, Loki uses max(floor((end - start) / 250), 1) seconds;
+    steps start at `start` and the last one is <= `end`."""
+    agg, base = loaded
+    q = 'sum(count_over_time({app="api"}[1s]))'
+    # 1000 s: a 4 s step, points only where a line falls in (t - 1s, t]
+    r = agg.query_range(q, start=(base - 3) * 10**9, end=(base + 997) * 10**9)
+    assert r.status_code == 200, r.text
+    ts = [p[0] for p in r.json()["data"]["result"][0]["values"]]
+    # lines at base .. base + 59, one per second; steps at base - 3 + 4k
+    assert ts == [base - 3 + 4 * k for k in range(1, 16)]
+    # under 250 s: a 1 s step
+    r = agg.query_range(q, start=(base + 10) * 10**9, end=(base + 14) * 10**9)
+    assert r.status_code == 200, r.text
+    assert [p[0] for p in r.json()["data"]["result"][0]["values"]] == [
+        base + 10, base + 11, base + 12, base + 13, base + 14]
+    # a step that does not divide the range: the last step is before `end`
+    r = agg.query_range(q, start=base * 10**9, end=(base + 10) * 10**9, step="3")
+    assert [p[0] for p in r.json()["data"]["result"][0]["values"]] == [
+        base, base + 3, base + 6, base + 9]
