@@ -252,13 +252,13 @@ static void after_work_cb(uv_work_t *w, int status)
                        "endpoint=%s count=%llu", wk->endpoint,
                        (unsigned long long)res->regex_limit_hits);
     sl_buf_release(&res->body);
-    sl_free(wk);
     if (wk->prev)
         wk->prev->next = wk->next;
     else if (api->running == wk)
         api->running = wk->next;
     if (wk->next)
         wk->next->prev = wk->prev;
+    sl_free(wk);
     api->inflight--;
     if (api->freeing && api->inflight == 0)
         api_destroy(api);
