@@ -639,8 +639,12 @@ void sl__logql_parse_logfmt(struct sl__logql_lb *lb, const struct sl_logql_stage
         if (esc && !json_unescape(lb, val, &val)) {
             if (!st->strict)
                 continue;
+            /* go-logfmt reports the position after the closing quote */
+            char msg[96];
+            snprintf(msg, sizeof msg, "logfmt syntax error at pos %zu : invalid quoted value",
+                     pos + 1);
             sl__logql_lb_set_err(lb, SL__ERR_LOGFMT,
-                                 sl_bytes_str("logfmt syntax error : invalid quoted value"));
+                                 sl_arena_bytes(lb->scratch, sl_bytes_str(msg)));
             return;
         }
         if (has_rune_error(val)) /* rejected: the value becomes "" */

@@ -773,6 +773,38 @@ static void test_json_errors(void **state)
             "vector: {b=\"c\", i=\"7\"} 10:1");
 }
 
+/* logfmt --strict errors name go-logfmt's position (1-based) and reason */
+static void test_logfmt_errors(void **state)
+{
+    (void)state;
+    static const struct ent d[] = {
+        {"{i=\"0\"}", 10000, "a=1 =2"},
+        {"{i=\"1\"}", 10000, "a\"b=1"},
+        {"{i=\"2\"}", 10000, "a=b=c"},
+        {"{i=\"3\"}", 10000, "a=\"x"},
+        {"{i=\"4\"}", 10000, "a=\"\\q\""},
+        {"{i=\"5\"}", 10000, "a b= c=\"x y\" d=\"q\\\"z\""},
+        {NULL, 0, NULL},
+    };
+    instant(
+        d,
+        "sum by (i, __error_details__) (count_over_time({i=~\".+\"} | logfmt --strict | "
+        "__error__!=\"\" | drop __error__ [1m]))",
+        10,
+        "vector: {__error_details__=\"logfmt syntax error at pos 2 : unexpected '\\\"'\", "
+        "i=\"1\"} 10:1; {__error_details__=\"logfmt syntax error at pos 4 : unexpected '='\", "
+        "i=\"2\"} 10:1; {__error_details__=\"logfmt syntax error at pos 5 : unexpected '='\", "
+        "i=\"0\"} 10:1; {__error_details__=\"logfmt syntax error at pos 5 : unterminated quoted "
+        "value\", i=\"3\"} 10:1; {__error_details__=\"logfmt syntax error at pos 7 : invalid "
+        "quoted value\", i=\"4\"} 10:1");
+    /* bare keys and empty values are skipped, kept empty with --keep-empty;
+     * quoted values are unescaped */
+    instant(d, "count_over_time({i=\"5\"} | logfmt [1m])", 10,
+            "vector: {c=\"x y\", d=\"q\\\"z\", i=\"5\"} 10:1");
+    instant(d, "count_over_time({i=\"5\"} | logfmt --keep-empty [1m])", 10,
+            "vector: {a=\"\", b=\"\", c=\"x y\", d=\"q\\\"z\", i=\"5\"} 10:1");
+}
+
 static void test_label_filters(void **state)
 {
     (void)state;
@@ -938,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_logfmt_errors),
         cmocka_unit_test(test_label_filters),
         cmocka_unit_test(test_formats),
     };
