@@ -14,8 +14,10 @@
  * worker pool (querier/qpool.h), at most a few chunks per worker ahead, in
  * the order the callback will scan them; the callback's thread decodes a
  * chunk itself when no worker has started it. Entries come out exactly as a
- * serial scan gives them. Chunks come from the local disk cache when there
- * is one (querier/chunk_cache.h), else from the store (and are then cached).
+ * serial scan gives them. A memory-only stream of many entries is scanned
+ * in time slices on the pool (under the tenant's read lock, which the visit
+ * holds throughout). Chunks come from the local disk cache when there is one
+ * (querier/chunk_cache.h), else from the store (and are then cached).
  *
  * Index files are kept in memory, least recently used dropped first once
  * their total passes index_cache_max_bytes (a file in use by a query is
