@@ -54,6 +54,12 @@ struct head {
     struct hent *e;
     size_t n, cap;
     size_t raw; /* encoded size estimate, compared with block_size */
+    /* Entries older than the head's newest, received during the current push
+     * call, sorted; merged into e in one pass at the end of the call (or
+     * before a cut) instead of one memmove of e's tail per entry. Their lines
+     * are in data. Empty outside sl_ingester_push. */
+    struct hent *late;
+    size_t nlate, caplate;
 };
 
 struct block {
@@ -254,6 +260,29 @@ static void head_views(const struct head *h, uint32_t src, struct view **v, size
             (struct view){h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len, src, (uint32_t)i};
 }
 
+/* Merges the late entries into e. On equal timestamps e's entries go first:
+ * they arrived earlier (a late entry is older than every entry appended to
+ * e after it). */
+static void head_merge(struct head *h)
+{
+    if (h->nlate == 0)
+        return;
+    if (h->n + h->nlate > h->cap) {
+        while (h->cap < h->n + h->nlate)
+            h->cap = h->cap ? h->cap * 2 : 64;
+        h->e = sl_reallocarray(h->e, h->cap, sizeof(*h->e));
+    }
+    size_t i = h->n, j = h->nlate, k = h->n + h->nlate;
+    while (j > 0) { /* from the back: the larger, the late one on ties */
+        if (i > 0 && h->e[i - 1].ts > h->late[j - 1].ts)
+            h->e[--k] = h->e[--i];
+        else
+            h->e[--k] = h->late[--j];
+    }
+    h->n += h->nlate;
+    h->nlate = 0;
+}
+
 /* Decompresses b into raw with the ingester's shared context when it is
  * free, else with a fresh one. */
 static int block_decode_shared(struct sl_ingester *ing, const struct block *b, struct sl_buf *raw)
@@ -313,6 +342,7 @@ static int head_compress(struct sl_ingester *ing, const struct head *h, char **z
 static void stream_cut(struct sl_ingester *ing, struct stream *s)
 {
     struct head *h = &s->head;
+    head_merge(h);
     if (h->n == 0)
         return;
     char *z;
@@ -401,6 +431,7 @@ static void stream_free(struct stream *s)
     sl_free(s->blocks);
     sl_buf_release(&s->head.data);
     sl_free(s->head.e);
+    sl_free(s->head.late);
     sl_free(s->labels.items);
     sl_free(s);
 }
@@ -479,20 +510,26 @@ struct dup_cache {
     size_t n, cap;
 };
 
-static bool head_has(const struct head *h, int64_t ts, struct sl_bytes line)
+static bool hents_have(const struct head *h, const struct hent *e, size_t n, int64_t ts,
+                       struct sl_bytes line)
 {
-    size_t lo = 0, hi = h->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) { /* first entry with e.ts >= ts */
         size_t mid = (lo + hi) / 2;
-        if (h->e[mid].ts < ts)
+        if (e[mid].ts < ts)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (; lo < h->n && h->e[lo].ts == ts; lo++)
-        if (sl_bytes_eq(sl_bytes(h->data.data + h->e[lo].off, h->e[lo].len), line))
+    for (; lo < n && e[lo].ts == ts; lo++)
+        if (sl_bytes_eq(sl_bytes(h->data.data + e[lo].off, e[lo].len), line))
             return true;
     return false;
+}
+
+static bool head_has(const struct head *h, int64_t ts, struct sl_bytes line)
+{
+    return hents_have(h, h->e, h->n, ts, line) || hents_have(h, h->late, h->nlate, ts, line);
 }
 
 /* Decodes block bi into the cache (if it is not there) and builds its filter
@@ -565,25 +602,30 @@ static void chunk_close(struct sl_ingester *ing, struct stream *s);
 static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, struct sl_bytes line)
 {
     struct head *h = &s->head;
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->e = sl_reallocarray(h->e, h->cap, sizeof(*h->e));
-    }
-    size_t pos = h->n;
-    if (pos > 0 && h->e[pos - 1].ts > ts) {
-        size_t lo = 0, hi = h->n;
-        while (lo < hi) { /* first entry with e.ts > ts: ties keep arrival order */
+    struct hent he = {ts, (uint32_t)h->data.len, (uint32_t)line.len};
+    if (h->n > 0 && h->e[h->n - 1].ts > ts) {
+        if (h->nlate == h->caplate) {
+            h->caplate = h->caplate ? h->caplate * 2 : 64;
+            h->late = sl_reallocarray(h->late, h->caplate, sizeof(*h->late));
+        }
+        size_t lo = 0, hi = h->nlate;
+        while (lo < hi) { /* first entry with ts > this one: ties keep arrival order */
             size_t mid = (lo + hi) / 2;
-            if (h->e[mid].ts <= ts)
+            if (h->late[mid].ts <= ts)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        pos = lo;
-        memmove(&h->e[pos + 1], &h->e[pos], (h->n - pos) * sizeof(*h->e));
+        memmove(&h->late[lo + 1], &h->late[lo], (h->nlate - lo) * sizeof(*h->late));
+        h->late[lo] = he;
+        h->nlate++;
+    } else {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 64;
+            h->e = sl_reallocarray(h->e, h->cap, sizeof(*h->e));
+        }
+        h->e[h->n++] = he;
     }
-    h->e[pos] = (struct hent){ts, (uint32_t)h->data.len, (uint32_t)line.len};
-    h->n++;
     sl_buf_append(&h->data, line.ptr, line.len);
     h->raw += line.len + ENTRY_OVERHEAD;
     if (ing->m_head_bytes)
@@ -651,6 +693,7 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
         if (accepted_out)
             accepted_out[k++] = i;
     }
+    head_merge(&s->head);
     pthread_rwlock_unlock(&t->lock);
     sl_buf_release(&c.raw);
     sl_free(c.v);
