@@ -843,6 +843,31 @@ static void make_ship(struct sl_agent *a, uv_loop_t *loop, const struct sl_agent
     a->ship = sl_ship_new(loop, &so, &cbs, a, m);
 }
 
+/* Lag, late pod labels and reloads (sl_agent_new). */
+static void ops_metrics(struct sl_agent *a, struct sl_metrics *m)
+{
+    a->m_late_labels = sl_metric_with(
+        sl_metrics_counter(m, "sluice_agent_files_pod_labels_late_total",
+                           "Pod log files that got their pod labels after they were opened "
+                           "(their later lines carry them).",
+                           NULL));
+    struct sl_metric_family *reloads =
+        sl_metrics_counter(m, "sluice_agent_config_reloads_total",
+                           "Configuration reloads (SIGHUP), by result.", "result");
+    a->m_reload_ok = sl_metric_with(reloads, "success");
+    a->m_reload_failed = sl_metric_with(reloads, "failure");
+    a->m_reload_ts = sl_metric_with(sl_metrics_gauge(
+        m, "sluice_agent_config_last_reload_success_timestamp_seconds",
+        "When the configuration was last loaded successfully (start or reload), Unix seconds.",
+        NULL));
+    a->m_reload_last_ok = sl_metric_with(sl_metrics_gauge(
+        m, "sluice_agent_config_last_reload_successful",
+        "1 if the last configuration reload succeeded (or none was tried).", NULL));
+    a->m_behind = sl_metric_with(sl_metrics_gauge(
+        m, "sluice_agent_bytes_behind",
+        "Bytes of open files not yet acknowledged by the receiver (sum over files).", NULL));
+}
+
 struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg)
 {
     struct sl_agent *a = SL_NEW(struct sl_agent);
@@ -877,26 +902,7 @@ struct sl_agent *sl_agent_new(uv_loop_t *loop, const struct sl_agent_config *cfg
     a->m_files = sl_metric_with(
         sl_metrics_gauge(m, "sluice_agent_files_active", "Files being tailed.", NULL));
     sl_gauge_set(a->m_files, 0);
-    a->m_late_labels = sl_metric_with(
-        sl_metrics_counter(m, "sluice_agent_files_pod_labels_late_total",
-                           "Pod log files that got their pod labels after they were opened "
-                           "(their later lines carry them).",
-                           NULL));
-    struct sl_metric_family *reloads =
-        sl_metrics_counter(m, "sluice_agent_config_reloads_total",
-                           "Configuration reloads (SIGHUP), by result.", "result");
-    a->m_reload_ok = sl_metric_with(reloads, "success");
-    a->m_reload_failed = sl_metric_with(reloads, "failure");
-    a->m_reload_ts = sl_metric_with(sl_metrics_gauge(
-        m, "sluice_agent_config_last_reload_success_timestamp_seconds",
-        "When the configuration was last loaded successfully (start or reload), Unix seconds.",
-        NULL));
-    a->m_reload_last_ok = sl_metric_with(sl_metrics_gauge(
-        m, "sluice_agent_config_last_reload_successful",
-        "1 if the last configuration reload succeeded (or none was tried).", NULL));
-    a->m_behind = sl_metric_with(sl_metrics_gauge(
-        m, "sluice_agent_bytes_behind",
-        "Bytes of open files not yet acknowledged by the receiver (sum over files).", NULL));
+    ops_metrics(a, m);
     make_ship(a, loop, cfg, m);
     uv_idle_init(loop, &a->pump);
     uv_timer_init(loop, &a->sync_timer);
