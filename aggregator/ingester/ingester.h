@@ -71,8 +71,12 @@ int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingest
                       void *ud);
 
 /* Calls entry_fn for each entry of the stream with from_ns <= ts < through_ns,
- * in ascending time order, or descending if backward. Blocks whose time range
- * misses the window are not decompressed. A non-zero return from entry_fn
+ * in ascending time order, or descending if backward (equal timestamps in
+ * arrival order, or its reverse). Blocks whose time range misses the window
+ * are not decompressed; the others are decompressed one by one as the merge
+ * reaches them and dropped once read, so memory holds only the blocks that
+ * overlap the current position. Safe to run several scans of one stream at
+ * once (under the tenant's read lock). A non-zero return from entry_fn
  * stops the scan and is returned; decode failures return SL_ECORRUPT. The
  * line is valid only during the call. */
 typedef int (*sl_entry_fn)(int64_t ts_ns, struct sl_bytes line, void *ud);
