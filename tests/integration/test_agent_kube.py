@@ -182,3 +182,39 @@ def test_reload_changes_the_pod_label_allowlist(workdir, procs, aggregator, pods
     got = [line for _, _, line in aggregator.lines('{pod="web-1"}', 600)]
     assert sorted(got) == ["after the reload", "before the reload"]
     assert "kube=restarted" in agent.logs()
+
+
+def test_late_pod_labels_with_a_held_multiline_block(workdir, procs, aggregator, pods_path,
+                                                      kube):
+    """With a multiline stage, a block still held when the pod's labels arrive
+    goes out under the path labels it was read with, whole and once; the
+    blocks after it carry the pod labels."""
+    cfg = os.path.join(workdir, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write("pipeline:\n  - multiline: {firstline: '^START', max_wait_time: 30s}\n")
+    a = Agent(workdir, aggregator.url, pods_path, node="node-1", extra=(
+        "--config", cfg,
+        "--set", "kubernetes.api.enabled=true",
+        "--set", f"kubernetes.api.host={kube.url}",
+        "--set", f"kubernetes.api.token_file={kube.token_file}",
+        "--set", f"kubernetes.api.ca_file={kube.ca_file}",
+    ))
+    procs.append(a)
+    agent = a.start()
+    wait_for(lambda: kube.count(lambda r: "watch=" in r[0]) >= 1, 15, what="watch started")
+    base = time.time_ns() - 30 * 10**9
+    for i, text in enumerate(["START one", "  one more", "START two", "  two more"]):
+        write(pods_path, "shop", "ml-1", "uid-m", text, base + i)
+    assert "app" not in stream_of(aggregator, "ml-1", "START one\n  one more")
+    wait_for(lambda: metric_value(agent.metrics(), "sluice_agent_bytes_read_total") ==
+             os.path.getsize(pod_log_path(pods_path, "shop", "ml-1", "uid-m", "c")), 15,
+             what="block two read (and held)")
+    kube.add_pod("uid-m", "shop", "ml-1", "node-1", {"app": "ml"})
+    wait_for(lambda: gauge(agent, "sluice_agent_kube_pods") == 1, 15, what="watch ADDED")
+    write(pods_path, "shop", "ml-1", "uid-m", "START three", base + 10)
+    write(pods_path, "shop", "ml-1", "uid-m", "START four", base + 11)
+    s = stream_of(aggregator, "ml-1", "START three")
+    assert s["app"] == "ml"
+    got = sorted((line, st.get("app")) for _, st, line in aggregator.lines('{pod="ml-1"}', 600))
+    assert got == [("START one\n  one more", None), ("START three", "ml"),
+                   ("START two\n  two more", None)], got
