@@ -45,6 +45,7 @@ struct sl_select {
     pthread_mutex_t bufmu;
     struct sl_buf *spare;
     size_t nspare;
+    uint64_t spare_bytes;
     struct sl_log_limit lim;
     struct sl_metric *m_chunks, *m_chunk_bytes, *m_missing, *m_index_files, *m_index_evictions,
         *m_index_bytes;
@@ -72,15 +73,17 @@ static void register_metrics(struct sl_select *sel, struct sl_metrics *m)
 }
 
 /* Spare buffers kept, and the largest one kept (a chunk object). */
-#define SPARE_MAX      64
-#define SPARE_MAX_SIZE (4u << 20)
+#define SPARE_MAX       64
+#define SPARE_MAX_SIZE  (16u << 20)
+#define SPARE_MAX_BYTES (96u << 20) /* all spare buffers together */
 
 static void buf_get(struct sl_select *sel, struct sl_buf *b)
 {
     pthread_mutex_lock(&sel->bufmu);
-    if (sel->nspare)
+    if (sel->nspare) {
         *b = sel->spare[--sel->nspare];
-    else
+        sel->spare_bytes -= b->cap;
+    } else
         sl_buf_init(b);
     pthread_mutex_unlock(&sel->bufmu);
 }
@@ -89,7 +92,9 @@ static void buf_put(struct sl_select *sel, struct sl_buf *b)
 {
     sl_buf_clear(b);
     pthread_mutex_lock(&sel->bufmu);
-    if (sel->nspare < SPARE_MAX && b->cap <= SPARE_MAX_SIZE) {
+    if (sel->nspare < SPARE_MAX && b->cap <= SPARE_MAX_SIZE &&
+        sel->spare_bytes + b->cap <= SPARE_MAX_BYTES) {
+        sel->spare_bytes += b->cap;
         sel->spare[sel->nspare++] = *b;
         sl_buf_init(b);
     }
@@ -455,15 +460,46 @@ struct prefetch {
     struct sl_qpool_source src;
 };
 
-static int on_mem_entry(int64_t ts, struct sl_bytes line, void *ud);
+/* A slice of a stream in memory: lines are copied (the reader reuses its
+ * buffers) into one pooled buffer, entries into another; the line pointers
+ * are offsets until the scan ends (the buffer may move as it grows). */
+struct slice_scan {
+    struct sl_select *sel;
+    struct run *run;
+};
+
+static int on_slice_entry(int64_t ts, struct sl_bytes line, void *ud)
+{
+    struct run *r = ((struct slice_scan *)ud)->run;
+    struct sl_buf *lines = &r->blocks[0];
+    struct ent e = {ts, (const char *)(uintptr_t)lines->len, line.len};
+    if (line.len)
+        sl_buf_append(lines, line.ptr, line.len);
+    sl_buf_append(&r->ebuf, &e, sizeof e);
+    return 0;
+}
+
+static int scan_slice(struct sl_select *sel, struct job *j, bool backward)
+{
+    struct run *r = &j->run;
+    r->blocks = sl_calloc(1, sizeof *r->blocks);
+    r->nblocks = 1;
+    buf_get(sel, &r->blocks[0]);
+    buf_get(sel, &r->ebuf);
+    r->pooled = true;
+    struct slice_scan ss = {sel, r};
+    int rc = sl_stream_reader_scan(j->mem, j->sfrom, j->sthrough, backward, on_slice_entry, &ss);
+    r->e = (struct ent *)(void *)r->ebuf.data;
+    r->n = r->cap = r->ebuf.len / sizeof(struct ent);
+    for (size_t i = 0; i < r->n; i++)
+        r->e[i].p = r->e[i].len ? r->blocks[0].data + (uintptr_t)r->e[i].p : "";
+    return rc;
+}
 
 static void job_run(struct prefetch *pf, struct job *j)
 {
-    if (j->mem) { /* lines are copied: the reader reuses its buffers */
-        j->run.arena = SL_NEW(struct sl_arena);
-        sl_arena_init(j->run.arena, 0);
-        j->rc = sl_stream_reader_scan(j->mem, j->sfrom, j->sthrough, pf->backward, on_mem_entry,
-                                      &j->run);
+    if (j->mem) {
+        j->rc = scan_slice(pf->sel, j, pf->backward);
     } else {
         j->rc = fetch_chunk(pf->sel, j->ref, pf->from, pf->through, &j->run);
     }
