@@ -209,6 +209,16 @@ def test_reload_client_url_and_bytes_behind(workdir, procs, aggregator, pods_pat
     assert metric_value(agent.metrics(), "sluice_agent_file_bytes_behind",
                         {"path": paths[1]}) == 0
 
+    # A name the text format must escape.
+    odd = os.path.join(logs, 'we"ird\\name.log')
+    with open(odd, "w") as f:
+        f.write("n=5000 tag=keep\n")
+    wait_for(lambda: 5000 in received(aggregator), 20, what="the odd file's line")
+    sample = 'path="' + odd.replace("\\", "\\\\").replace('"', '\\"') + '"} 0\n'
+    text = wait_for(lambda: (lambda t: t if sample in t else None)(agent.metrics()), 20,
+                    what="the odd file's series, escaped")
+    promtool_ok(text)
+
 
 def promtool_ok(text):
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
