@@ -13,7 +13,7 @@
  * filter when they are cut, from the head; an older block gets it the first
  * time it is a candidate (one decompression in the block's life). A block is
  * decompressed and compared entry by entry only when its filter says "maybe":
- * a true duplicate (a client retry) or a false positive (about 0.05 % per
+ * a true duplicate (a client retry) or a false positive (about 0.007 % per
  * probe). Blocks are decompressed with one reused zstd context per tenant on
  * the push path and per scan on the read path. */
 #include "aggregator/ingester/ingester.h"
@@ -37,11 +37,12 @@
 /* Per-entry overhead counted towards the head's raw size (two varints). */
 #define ENTRY_OVERHEAD 8
 /* Duplicate filter of a block: BLOOM_BITS_PER_ENTRY bits per entry and
- * BLOOM_K probes give about 0.05 % false positives per probe (each costs one
- * block decompression) for 2 bytes per entry, ~6 % of the compressed block;
+ * BLOOM_K probes give about 0.007 % false positives per probe (each costs one
+ * block decompression; with overlapping blocks an entry probes several) for
+ * 2.5 bytes per entry, ~7 % of the compressed block;
  * only streams that received out-of-order entries have filters. */
-#define BLOOM_BITS_PER_ENTRY 16
-#define BLOOM_K              10
+#define BLOOM_BITS_PER_ENTRY 20
+#define BLOOM_K              14
 
 struct hent {
     int64_t ts;
