@@ -1127,6 +1127,7 @@ static void on_sighup(uv_signal_t *h, int signum)
         return;
     if (a->reloading) {
         a->reload_again = true; /* once this one is done, with the file as it is then */
+        sl_info("SIGHUP received during a reload; another reload follows it", NULL);
         return;
     }
     sl_info("SIGHUP received, reloading the configuration", "file=%s",

@@ -265,3 +265,42 @@ def test_reload_with_disk_buffer(workdir, procs, aggregator, pods_path):
     assert {v[0][0] for v in got.values()} == {"blue"}
     assert "buffer.path cannot change without a restart" in agent.logs()
     assert not os.path.exists(f"{buf}-elsewhere")
+
+
+def reload_done(log):
+    """True if the last reload event in the log is a finished reload."""
+    events = [ln for ln in log.splitlines()
+              if any(m in ln for m in ("SIGHUP received", "reloading configuration",
+                                       "configuration reloaded"))]
+    return bool(events) and "configuration reloaded" in events[-1]
+
+
+def test_reload_storm_loses_and_repeats_nothing(workdir, procs, aggregator, pods_path):
+    """SIGHUPs in quick succession while a file grows (some arrive during a
+    reload and run after it): every line arrives exactly once, and the lines
+    written after the last reload carry its labels."""
+    logs = os.path.join(workdir, "logs")
+    os.makedirs(logs)
+    cfg = os.path.join(workdir, "agent.yaml")
+    push = f"{aggregator.url}/api/v1/push"
+    config(cfg, "v0", "never-matches", [f"{logs}/*.log"], push)
+    agent = start_agent(workdir, procs, aggregator, cfg, pods_path)
+    w = Writer(os.path.join(logs, "a.log"))
+    w.start()
+    wait_for(lambda: len(received(aggregator)) >= 50, 30, interval=0.2, what="50 lines")
+    for i in range(1, 9):
+        config(cfg, f"v{i}", "never-matches", [f"{logs}/*.log"], push)
+        agent.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.01 if i % 2 else 0.4)
+    wait_for(lambda: reload_done(agent.logs()), 30, what="the last reload done")
+    after = w.written()
+    time.sleep(1)
+    total = w.finish()
+    got = wait_for(lambda: (lambda g: g if total - 1 in g else None)(received(aggregator)), 30,
+                   interval=0.3, what="the last line")
+    assert sorted(got) == list(range(total)), "lines missing"
+    assert all(len(v) == 1 for v in got.values()), "a line arrived twice"
+    assert {got[n][0][0] for n in range(after, total)} == {"v8"}
+    ok = metric(agent, "sluice_agent_config_reloads_total", {"result": "success"})
+    assert 2 <= ok <= 8
+    assert metric(agent, "sluice_agent_config_reloads_total", {"result": "failure"}) == 0
