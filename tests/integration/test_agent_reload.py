@@ -304,3 +304,40 @@ def test_reload_storm_loses_and_repeats_nothing(workdir, procs, aggregator, pods
     ok = metric(agent, "sluice_agent_config_reloads_total", {"result": "success"})
     assert 2 <= ok <= 8
     assert metric(agent, "sluice_agent_config_reloads_total", {"result": "failure"}) == 0
+
+
+def test_reload_keeps_a_rotated_file_draining(workdir, procs, aggregator, pods_path):
+    """A file renamed away (rotation) is still read until read.rotate_wait
+    passes without new bytes; a reload in that time keeps following it, so
+    lines the writer still adds to the old file arrive, once."""
+    logs = os.path.join(workdir, "logs")
+    os.makedirs(logs)
+    cfg = os.path.join(workdir, "agent.yaml")
+    push = f"{aggregator.url}/api/v1/push"
+    wait = "read:\n  rotate_wait: 30s\n"
+    config(cfg, "blue", "never-matches", [f"{logs}/*.log"], push, extra=wait)
+    agent = start_agent(workdir, procs, aggregator, cfg, pods_path)
+    path = os.path.join(logs, "a.log")
+    old = open(path, "a")
+    old.write("n=0 tag=keep\n")
+    old.flush()
+    wait_for(lambda: 0 in received(aggregator), 20, what="line 0")
+    os.rename(path, path + ".1")
+    with open(path, "w") as f:
+        f.write("n=1 tag=keep\n")
+    wait_for(lambda: 1 in received(aggregator), 20, what="line 1 from the new file")
+
+    config(cfg, "green", "never-matches", [f"{logs}/*.log"], push, extra=wait)
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(agent, "success") == 1, 30, what="reload counted")
+    old.write("n=2 tag=keep\n")  # the runtime had the old file open still
+    old.flush()
+    old.close()
+    with open(path, "a") as f:
+        f.write("n=3 tag=keep\n")
+    got = wait_for(lambda: (lambda g: g if {2, 3} <= set(g) else None)(received(aggregator)),
+                   20, interval=0.3, what="lines 2 and 3")
+    assert sorted(got) == [0, 1, 2, 3]
+    assert all(len(v) == 1 for v in got.values()), got
+    assert got[2][0][0] == "green" and got[3][0][0] == "green"
+    assert metric(agent, "sluice_agent_files_active") == 2
