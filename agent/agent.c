@@ -98,6 +98,8 @@ struct sl_agent {
     bool has_src;
     bool reloading;
     bool reload_again;               /* another SIGHUP came meanwhile */
+    bool rebuilt;                    /* reloaded at least once */
+    bool resuming;                   /* resume_known() after a reload */
     struct sl_agent_config *own_cfg; /* a reloaded configuration, or NULL */
     struct sl_agent_config *next_cfg;
     int64_t reload_deadline;
@@ -550,7 +552,7 @@ static void retire(struct sl_agent *a, struct afile *f, bool deleted, bool find_
     a->positions_dirty = true;
     if (!deleted && find_name && sl_tail_find_name(&f->t) != 0)
         deleted = true; /* moved out of its directory: nothing will follow it */
-    if (!deleted)
+    if (!deleted && !a->resuming)
         sl_counter_inc(a->m_rotated);
     sl_info(deleted ? "file deleted, draining" : "file rotated, draining",
             "file=%s now=%s offset=%llu", f->t.name, f->t.path, (unsigned long long)f->t.read_off);
@@ -739,7 +741,10 @@ static void resume_known(struct sl_agent *a)
         bool live = !strcmp(f->t.path, name) && !sl_ftable_by_name(&a->files, name);
         adopt(a, f, source, live);
         if (!live) {
+            /* After a reload its rotation was counted already. */
+            a->resuming = a->rebuilt;
             retire(a, f, false, false);
+            a->resuming = false;
             sl_info("resuming rotated file", "file=%s name=%s offset=%llu", f->t.path, f->t.name,
                     (unsigned long long)f->t.read_off);
         }
@@ -1047,6 +1052,7 @@ static void apply_reload(struct sl_agent *a)
     uv_timer_start(&a->sync_timer, on_sync, sync_ms ? sync_ms : 1, sync_ms ? sync_ms : 1);
     make_ship(a, a->loop, next, a->metrics);
     a->reloading = false;
+    a->rebuilt = true;
     struct sl_buf err = SL_BUF_INIT;
     int rc = sl_ship_start(a->ship, &err);
     if (rc == 0)

@@ -341,3 +341,4 @@ def test_reload_keeps_a_rotated_file_draining(workdir, procs, aggregator, pods_p
     assert all(len(v) == 1 for v in got.values()), got
     assert got[2][0][0] == "green" and got[3][0][0] == "green"
     assert metric(agent, "sluice_agent_files_active") == 2
+    assert metric(agent, "sluice_agent_files_rotated_total") == 1  # not again at the reload
