@@ -94,7 +94,7 @@ static void selmatch_init(struct selmatch *sm, struct sl_logql_query *q,
 /* A visit of the series matching sm (NULL: all) over [from, through). */
 static int select_run(const struct sl_querier_request *req, struct sl_ingester *ing,
                       struct selmatch *sm, int64_t from, int64_t through, bool prefetch,
-                      bool backward, sl_select_fn fn, void *ud)
+                      bool backward, bool slice_memory, sl_select_fn fn, void *ud)
 {
     struct sl_select_spec sp = {.tenant = req->tenant,
                                 .eq = sm ? sm->eq : NULL,
@@ -104,7 +104,8 @@ static int select_run(const struct sl_querier_request *req, struct sl_ingester *
                                 .from = from,
                                 .through = through,
                                 .prefetch = prefetch,
-                                .backward = backward};
+                                .backward = backward,
+                                .slice_memory = slice_memory};
     return sl_select_run(req->select, ing, &sp, fn, ud);
 }
 
@@ -489,7 +490,8 @@ static void run_metric(struct sl_ingester *ing, const struct sl_querier_request 
     for (mr.src = 0; rc == 0 && mr.src < sl_logql_metric_nsources(mr.m); mr.src++) {
         struct selmatch sm;
         selmatch_init(&sm, q, sl_logql_metric_source(mr.m, mr.src, &mr.from, &mr.through));
-        rc = select_run(req, ing, &sm, mr.from, mr.through, true, false, on_metric_stream, &mr);
+        rc = select_run(req, ing, &sm, mr.from, mr.through, true, false, true, on_metric_stream,
+                        &mr);
     }
     if (rc) {
         scan_error(res, rc);
@@ -540,7 +542,7 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     struct selmatch sm;
     selmatch_init(&sm, r.q, r.e);
     int rc = r.limit ? select_run(req, ing, &sm, req->start_ns, req->end_ns, true, !req->forward,
-                                  on_log_stream, &r)
+                                  false, on_log_stream, &r)
                      : 0;
     if (rc)
         scan_error(res, rc);
@@ -743,7 +745,7 @@ static void run_meta(struct sl_ingester *ing, const struct sl_querier_request *r
         if (m.nsel == 1)
             selmatch_init(&sm, m.sel[0], sl_logql_log_expr(m.sel[0]));
         rc = select_run(req, ing, m.nsel == 1 ? &sm : NULL, req->start_ns, req->end_ns, false,
-                        false, on_meta_stream, &m);
+                        false, false, on_meta_stream, &m);
     }
     if (rc)
         scan_error(res, rc);
@@ -815,7 +817,7 @@ static void run_index_stats(struct sl_ingester *ing, const struct sl_querier_req
     struct selmatch sm;
     selmatch_init(&sm, s.sel, sl_logql_log_expr(s.sel));
     int rc = req->end_ns > req->start_ns ? select_run(req, ing, &sm, req->start_ns, req->end_ns,
-                                                      true, false, on_stats_stream, &s)
+                                                      true, false, true, on_stats_stream, &s)
                                          : 0;
     res->regex_limit_hits += s.sel->regex_limit_hits;
     sl_logql_query_free(s.sel);

@@ -721,7 +721,7 @@ struct sl_select_reader {
     struct sl_stream_reader *mem; /* NULL: store only */
     struct sseries *ss;           /* NULL: memory only */
     struct prefetch *pf;          /* NULL: fetch when scanned */
-    bool prefetch;                /* the visit's spec.prefetch */
+    bool prefetch;                /* spec.prefetch and spec.slice_memory */
     int64_t pf_from, pf_through;
     bool pf_backward;
     int64_t mem_min, mem_max; /* memory: the stream's bounds and size */
@@ -884,7 +884,7 @@ static void reader_init(struct visit *v, struct sl_select_reader *r, struct sl_s
                                    .mem = mem,
                                    .ss = ss,
                                    .pf = v->pf,
-                                   .prefetch = v->sp->prefetch,
+                                   .prefetch = v->sp->prefetch && v->sp->slice_memory,
                                    .pf_from = v->sp->from,
                                    .pf_through = v->sp->through,
                                    .pf_backward = v->sp->backward};

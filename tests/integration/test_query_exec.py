@@ -220,8 +220,9 @@ def test_chunk_cache_in_front_of_s3(workdir, procs):
 
 
 def test_big_streams_in_memory_scanned_in_slices_agree_with_serial(workdir, procs):
-    """Streams of 32 Ki entries or more in memory are scanned in time slices on
-    the pool: the answers are those of a serial scan."""
+    """Metric queries and index/stats scan streams of 32 Ki entries or more in
+    memory in time slices on the pool: the answers are those of a serial
+    scan (log queries, which stop early, scan memory serially)."""
     aggs = []
     for conc in ("1", "4"):
         a = Aggregator(os.path.join(workdir, conc), extra=["--set", "limits.ingestion_rate_mb=0",
@@ -251,11 +252,20 @@ def test_big_streams_in_memory_scanned_in_slices_agree_with_serial(workdir, proc
             ("oldest", '{app="big"}', {"limit": 30, "direction": "forward"}),
             ("filter", '{app="big"} |= "level=error"', {"limit": 10000}),
             ("count", 'sum by (app) (count_over_time({app=~".+"} |= "i=" [1m]))', {"step": "60s"}),
+            ("levels", 'sum by (level) (count_over_time({app="big"} | logfmt [5m]))',
+             {"step": "300s"}),
+            ("bytes", 'bytes_over_time({app="big"}[7m])', {"step": "420s"}),
         ]:
             out[name] = get(a, "/loki/api/v1/query_range", query=q, start=start, end=end,
                             **extra)["result"]
+        out["stats"] = get(a, "/loki/api/v1/index/stats", query='{app="big"}', start=start,
+                           end=end)
         got.append(out)
     assert sum(len(s["values"]) for s in got[0]["fwd"]) == n + 14 * 50
     assert len(got[0]["filter"][0]["values"]) == len(range(0, n, 11))
+    assert got[0]["stats"]["entries"] == n
+    last_step = start + 2 * 300 * 10**9  # steps at start, +5m, +10m; 5m windows tile them
+    want = sum(1 for i in range(n) if base + i * 10_000_000 + (i % 3) <= last_step)
+    assert sum(float(v) for s in got[0]["levels"] for _, v in s["values"]) == want
     for name in got[0]:
         assert got[1][name] == got[0][name], name
