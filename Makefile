@@ -152,8 +152,11 @@ fuzz:
 fuzz-run: fuzz
 	@scripts/fuzz-run.sh build/fuzz $${FUZZ_SECONDS:-10}
 
+# Every benchmark in turn (about 20 minutes); each script also runs alone.
+BENCH_PY := push_bench.py store_bench.py logql.py labels.py tail_bench.py
 bench: $(BINS)
 	@tests/bench/run.sh $(abspath $(BUILD)/bin)
+	@set -e; for b in $(BENCH_PY); do $(PYTHON) tests/bench/$$b $(abspath $(BUILD)/bin); done
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
