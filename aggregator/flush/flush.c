@@ -148,13 +148,14 @@ static int emit(struct sl_flusher *f, struct wctx *w, struct sl_chunk_writer *cw
 }
 
 /* Timestamp of the last of the count entries of a payload. */
-static int payload_last_ts(const struct sl_buf *raw, int64_t min_ts, uint32_t count, int64_t *out)
+static int payload_last_ts(const struct sl_buf *raw, int64_t min_ts, uint32_t count, bool meta,
+                           int64_t *out)
 {
     const char *p = raw->data, *end = raw->data + raw->len;
     int64_t prev = min_ts;
     for (uint32_t i = 0; i < count; i++) {
         struct sl_chunk_entry e;
-        if (sl_chunk_payload_next(&p, end, &prev, false, &e) != 0)
+        if (sl_chunk_payload_next(&p, end, &prev, meta, &e) != 0)
             return SL_ECORRUPT;
     }
     *out = prev;
@@ -165,23 +166,27 @@ static int payload_last_ts(const struct sl_buf *raw, int64_t min_ts, uint32_t co
  * copied as it is. Otherwise decompressed and appended to the block being
  * assembled when it does not overlap it in time and the result stays within
  * stored_block_size (a payload continues across the join: only the first
- * timestamp delta of b is rewritten, relative to the last entry before it),
+ * timestamp delta of b is rewritten, relative to the last entry before it)
+ * and has the same flags (a block with structured metadata encodes a pair
+ * count per entry, one without does not: they are never joined, so every
+ * entry keeps its metadata and blocks without any cost nothing extra),
  * else that block is compressed at the configured level and b starts the
  * next. */
 static int add_block(struct sl_flusher *f, struct wctx *w, struct sl_chunk_writer *cw,
                      const struct sl_ingester_block *b)
 {
-    struct sl_chunk_block_info bi = {b->count, b->min_ts, b->max_ts, (uint32_t)b->raw_len, 0};
+    struct sl_chunk_block_info bi = {b->count, b->min_ts, b->max_ts, (uint32_t)b->raw_len,
+                                     b->flags};
     if (f->o.codec == SL_CODEC_ZSTD && f->o.level == 1)
         return sl_chunk_writer_add_compressed(cw, &bi, b->z, b->zlen);
     int64_t last;
     int rc = block_raw(w, b);
     if (rc == 0)
-        rc = payload_last_ts(&w->raw, b->min_ts, b->count, &last);
+        rc = payload_last_ts(&w->raw, b->min_ts, b->count, b->flags & SL_CHUNK_BLOCK_META, &last);
     if (rc != 0)
         return rc;
     if (w->open && b->min_ts >= w->bi.max_ts && w->acc.len + w->raw.len <= f->o.stored_block_size &&
-        (uint64_t)w->bi.entries + b->count <= UINT32_MAX) {
+        (uint64_t)w->bi.entries + b->count <= UINT32_MAX && w->bi.flags == b->flags) {
         const char *p = w->raw.data, *end = w->raw.data + w->raw.len;
         uint64_t d0;
         if (sl_get_uvarint(&p, end, &d0) != 0)

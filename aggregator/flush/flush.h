@@ -49,8 +49,10 @@ struct sl_flusher_opts {
     int64_t index_upload_period_ns; /* ingester.index_upload_period (5 m) */
     size_t stored_block_size;       /* ingester.chunk_stored_block_size: when
                                      * recompressing, consecutive ingester blocks
-                                     * that do not overlap in time are joined up
-                                     * to this many raw bytes; 0: never joined */
+                                     * that do not overlap in time and have the
+                                     * same flags (with or without structured
+                                     * metadata) are joined up to this many raw
+                                     * bytes; 0: never joined */
     int concurrency;                /* worker threads; 0: 4 */
     const char *writer;             /* index file name prefix; NULL: host name */
 };

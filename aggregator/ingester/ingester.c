@@ -24,6 +24,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "aggregator/chunk/chunk.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -46,8 +47,10 @@
 
 struct hent {
     int64_t ts;
-    uint32_t off; /* of the line in head.data */
-    uint32_t len;
+    uint32_t off;  /* of the line in head.data */
+    uint32_t len;  /* of the line */
+    uint32_t mlen; /* structured metadata after the line: encoded pairs (chunk.h) */
+    uint32_t nmeta;
 };
 
 struct head {
@@ -55,6 +58,7 @@ struct head {
     struct hent *e;
     size_t n, cap;
     size_t raw; /* encoded size estimate, compared with block_size */
+    bool meta;  /* an entry has structured metadata: the block gets SL_CHUNK_BLOCK_META */
     /* Entries older than the head's newest, received during the current push
      * call, sorted; merged into e in one pass at the end of the call (or
      * before a cut) instead of one memmove of e's tail per entry. Their lines
@@ -66,6 +70,7 @@ struct head {
 struct block {
     int64_t min_ts, max_ts;
     uint32_t count;
+    uint8_t flags;       /* SL_CHUNK_BLOCK_META: entries carry metadata */
     uint32_t bloom_bits; /* 0: no filter yet */
     uint64_t *bloom;     /* (ts, XXH3(line)) of every entry; built on first need */
     size_t raw_len;
@@ -152,6 +157,8 @@ struct view {
     int64_t ts;
     const char *p;
     size_t len;
+    const char *m; /* metadata pairs, encoded (chunk.h); mlen 0: none */
+    uint32_t mlen, nmeta;
     uint32_t src; /* source order: block index, head last */
     uint32_t idx; /* position within the source */
 };
@@ -206,18 +213,18 @@ static int block_views(const struct block *b, const struct sl_buf *raw, uint32_t
 {
     const char *p = raw->data, *end = raw->data + raw->len;
     int64_t ts = b->min_ts;
+    bool meta = b->flags & SL_CHUNK_BLOCK_META;
     for (uint32_t i = 0; i < b->count; i++) {
-        uint64_t d, len;
-        if (sl_get_uvarint(&p, end, &d) || sl_get_uvarint(&p, end, &len) ||
-            len > (uint64_t)(end - p))
+        struct sl_chunk_entry e;
+        if (sl_chunk_payload_next(&p, end, &ts, meta, &e) != 0)
             return SL_ECORRUPT;
-        ts = (int64_t)((uint64_t)ts + d); /* wraps like the encoder, no UB */
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 256;
             *v = sl_reallocarray(*v, *cap, sizeof(**v));
         }
-        (*v)[(*n)++] = (struct view){ts, p, (size_t)len, src, i};
-        p += len;
+        (*v)[(*n)++] = (struct view){
+            e.ts, e.line.ptr, e.line.len, e.meta.ptr, (uint32_t)e.meta.len, (uint32_t)e.n_meta,
+            src,  i};
     }
     return p == end ? 0 : SL_ECORRUPT;
 }
@@ -256,9 +263,12 @@ static void head_views(const struct head *h, uint32_t src, struct view **v, size
         *cap = *n + h->n;
         *v = sl_reallocarray(*v, *cap, sizeof(**v));
     }
-    for (size_t i = 0; i < h->n; i++)
+    for (size_t i = 0; i < h->n; i++) {
+        const struct hent *e = &h->e[i];
+        const char *line = h->data.data + e->off;
         (*v)[(*n)++] =
-            (struct view){h->e[i].ts, h->data.data + h->e[i].off, h->e[i].len, src, (uint32_t)i};
+            (struct view){e->ts, line, e->len, line + e->len, e->mlen, e->nmeta, src, (uint32_t)i};
+    }
 }
 
 /* Merges the late entries into e. On equal timestamps e's entries go first:
@@ -315,10 +325,15 @@ static int head_compress(struct sl_ingester *ing, const struct head *h, char **z
     sl_buf_clear(raw);
     int64_t prev = h->e[0].ts;
     for (size_t i = 0; i < h->n; i++) {
-        sl_buf_put_uvarint(raw, (uint64_t)h->e[i].ts - (uint64_t)prev);
-        sl_buf_put_uvarint(raw, h->e[i].len);
-        sl_buf_append(raw, h->data.data + h->e[i].off, h->e[i].len);
-        prev = h->e[i].ts;
+        const struct hent *e = &h->e[i];
+        sl_buf_put_uvarint(raw, (uint64_t)e->ts - (uint64_t)prev);
+        sl_buf_put_uvarint(raw, e->len);
+        sl_buf_append(raw, h->data.data + e->off, e->len);
+        if (h->meta) { /* the pair count, then the pairs as stored after the line */
+            sl_buf_put_uvarint(raw, e->nmeta);
+            sl_buf_append(raw, h->data.data + e->off + e->len, e->mlen);
+        }
+        prev = e->ts;
     }
     sl_buf_clear(out);
     size_t bound = ZSTD_compressBound(raw->len);
@@ -361,6 +376,7 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     b->min_ts = h->e[0].ts;
     b->max_ts = h->e[h->n - 1].ts;
     b->count = (uint32_t)h->n;
+    b->flags = h->meta ? SL_CHUNK_BLOCK_META : 0;
     b->bloom = NULL;
     b->bloom_bits = 0;
     if (s->ooo) { /* its entries will be checked: build the filter now, from the head */
@@ -382,6 +398,7 @@ static void stream_cut(struct sl_ingester *ing, struct stream *s)
     sl_buf_clear(&h->data);
     h->n = 0;
     h->raw = 0;
+    h->meta = false;
 }
 
 /* ---- streams and tenants ---- */
@@ -600,10 +617,32 @@ static bool stream_has(struct stream *s, struct dup_cache *c, int64_t ts, struct
 
 static void chunk_close(struct sl_ingester *ing, struct stream *s);
 
-static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, struct sl_bytes line)
+/* Appends the metadata pairs of e to the head's data (after its line) and
+ * returns their encoded size. */
+static size_t head_put_meta(struct head *h, const struct sl_batch_entry *e)
+{
+    size_t before = h->data.len;
+    for (size_t i = 0; i < e->nmeta; i++) {
+        const struct sl_label *l = &e->meta[i];
+        sl_buf_put_uvarint(&h->data, l->name.len);
+        sl_buf_append(&h->data, l->name.ptr, l->name.len);
+        sl_buf_put_uvarint(&h->data, l->value.len);
+        sl_buf_append(&h->data, l->value.ptr, l->value.len);
+    }
+    if (e->nmeta)
+        h->meta = true;
+    return h->data.len - before;
+}
+
+static void head_insert(struct sl_ingester *ing, struct stream *s, const struct sl_batch_entry *be)
 {
     struct head *h = &s->head;
-    struct hent he = {ts, (uint32_t)h->data.len, (uint32_t)line.len};
+    int64_t ts = be->ts_ns;
+    struct sl_bytes line = be->line;
+    struct hent he = {ts, (uint32_t)h->data.len, (uint32_t)line.len, 0, (uint32_t)be->nmeta};
+    sl_buf_append(&h->data, line.ptr, line.len);
+    size_t mlen = head_put_meta(h, be);
+    he.mlen = (uint32_t)mlen;
     if (h->n > 0 && h->e[h->n - 1].ts > ts) {
         if (h->nlate == h->caplate) {
             h->caplate = h->caplate ? h->caplate * 2 : 64;
@@ -627,10 +666,9 @@ static void head_insert(struct sl_ingester *ing, struct stream *s, int64_t ts, s
         }
         h->e[h->n++] = he;
     }
-    sl_buf_append(&h->data, line.ptr, line.len);
-    h->raw += line.len + ENTRY_OVERHEAD;
+    h->raw += line.len + mlen + ENTRY_OVERHEAD;
     if (ing->m_head_bytes)
-        sl_gauge_add(ing->m_head_bytes, (double)line.len);
+        sl_gauge_add(ing->m_head_bytes, (double)(line.len + mlen));
     if (s->entries == 0 || ts < s->min_ts)
         s->min_ts = ts;
     if (s->entries == 0 || ts > s->max_ts)
@@ -689,7 +727,7 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
             res->duplicates++;
             continue;
         }
-        head_insert(ing, s, e->ts_ns, e->line);
+        head_insert(ing, s, e);
         res->accepted++;
         if (accepted_out)
             accepted_out[k++] = i;
@@ -745,7 +783,7 @@ struct scan {
     ZSTD_DCtx *dctx;
     int64_t from, through;
     bool backward;
-    sl_entry_fn fn;
+    sl_chunk_entry_fn fn;
     void *ud;
     struct cursor *cur; /* one per source, buffers reused through free */
     size_t *free, nfree;
@@ -854,7 +892,9 @@ static int scan_merge(struct scan *sc, const struct source *src, size_t ns)
         const struct view *e = cursor_top(sc, c);
         if (sc->backward ? e->ts < sc->from : e->ts >= sc->through)
             return 0; /* everything left is outside the range */
-        int rc = sc->fn(e->ts, sl_bytes(e->p, e->len), sc->ud);
+        struct sl_chunk_entry ce = {e->ts, sl_bytes(e->p, e->len), sl_bytes(e->m, e->mlen),
+                                    e->nmeta};
+        int rc = sc->fn(&ce, sc->ud);
         if (rc)
             return rc;
         if (++c->used == c->n) {
@@ -866,8 +906,8 @@ static int scan_merge(struct scan *sc, const struct source *src, size_t ns)
     }
 }
 
-int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
-                          bool backward, sl_entry_fn entry_fn, void *ud)
+int sl_stream_reader_scan_entries(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
+                                  bool backward, sl_chunk_entry_fn entry_fn, void *ud)
 {
     struct stream *s = r->s;
     if (from_ns >= through_ns || s->entries == 0)
@@ -908,6 +948,25 @@ int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t t
     ZSTD_freeDCtx(sc.dctx);
     sl_free(src);
     return rc;
+}
+
+/* sl_stream_reader_scan's callback, without metadata. */
+struct plain_scan {
+    sl_entry_fn fn;
+    void *ud;
+};
+
+static int on_plain_entry(const struct sl_chunk_entry *e, void *ud)
+{
+    struct plain_scan *ps = ud;
+    return ps->fn(e->ts, e->line, ps->ud);
+}
+
+int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
+                          bool backward, sl_entry_fn entry_fn, void *ud)
+{
+    struct plain_scan ps = {entry_fn, ud};
+    return sl_stream_reader_scan_entries(r, from_ns, through_ns, backward, on_plain_entry, &ps);
 }
 
 int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingester_visit_fn fn,
@@ -980,8 +1039,8 @@ static void hand_chunk(struct tenant *t, struct stream *s, size_t ci, size_t fir
     struct sl_ingester_block *bl = sl_mallocarray(c->nblocks, sizeof(*bl));
     for (size_t i = 0; i < c->nblocks; i++) {
         const struct block *b = &s->blocks[first_block + i];
-        bl[i] =
-            (struct sl_ingester_block){b->min_ts, b->max_ts, b->count, b->raw_len, b->z, b->zlen};
+        bl[i] = (struct sl_ingester_block){b->min_ts, b->max_ts, b->count, b->raw_len,
+                                           b->z,      b->zlen,   b->flags};
     }
     struct sl_ingester_chunk ch = {
         .tenant = sl_bytes(t->name, t->len),

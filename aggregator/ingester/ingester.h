@@ -1,9 +1,16 @@
 /* Ingester: in-memory streams per tenant, each a list of zstd-compressed
  * blocks (about ingester.chunk_block_size raw bytes each) plus an uncompressed
  * head block. Entries are kept in timestamp order per stream; an entry
- * identical to one already in the stream (same timestamp and line) is
- * dropped silently; entries older than max_chunk_age/2 before the stream's
- * newest are rejected as out of order.
+ * identical to one already in the stream (same timestamp and line; its
+ * structured metadata is not compared) is dropped silently; entries older
+ * than max_chunk_age/2 before the stream's newest are rejected as out of
+ * order.
+ *
+ * Structured metadata (the entry's name/value pairs) is kept with each
+ * entry, in the chunk payload encoding (aggregator/chunk/chunk.h): a block
+ * whose entries have none is encoded without it (no flag, no byte per
+ * entry); a block where any entry has some carries SL_CHUNK_BLOCK_META. Its
+ * bytes count towards the head's size like line bytes.
  *
  * Threading: the write path (sl_ingester_push) is called from the loop thread;
  * the read path (sl_ingester_visit and the reader) may run on any thread. Each
@@ -19,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/chunk/chunk.h"
 #include "common/batch.h"
 #include "common/bytes.h"
 #include "common/labels.h"
@@ -82,6 +90,11 @@ int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingest
 typedef int (*sl_entry_fn)(int64_t ts_ns, struct sl_bytes line, void *ud);
 int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
                           bool backward, sl_entry_fn entry_fn, void *ud);
+/* The same scan, with each entry's structured metadata: e->meta holds
+ * e->n_meta encoded pairs (iterate with sl_chunk_meta_next), valid only
+ * during the call, like the line. */
+int sl_stream_reader_scan_entries(struct sl_stream_reader *r, int64_t from_ns, int64_t through_ns,
+                                  bool backward, sl_chunk_entry_fn entry_fn, void *ud);
 
 /* ---- chunks (the flusher's side) ----
  *
@@ -93,14 +106,16 @@ int sl_stream_reader_scan(struct sl_stream_reader *r, int64_t from_ns, int64_t t
  * chunk stays in memory, readable, until sl_ingester_release. */
 
 /* One compressed block of a closed chunk: the payload of aggregator/chunk
- * (chunk.h), zstd-compressed, without metadata. z stays valid and unchanged
- * until the chunk is released. */
+ * (chunk.h), zstd-compressed, with structured metadata per entry when flags
+ * has SL_CHUNK_BLOCK_META. z stays valid and unchanged until the chunk is
+ * released. */
 struct sl_ingester_block {
     int64_t min_ts, max_ts;
     uint32_t count;
     size_t raw_len;
     const char *z;
     size_t zlen;
+    uint8_t flags; /* chunk.h SL_CHUNK_BLOCK_* */
 };
 
 struct sl_ingester_chunk {

@@ -495,6 +495,110 @@ static void test_min_wal_seq(void **state)
     sl_ingester_free(ing);
 }
 
+/* ---- structured metadata ---- */
+
+static int append_meta_entry(const struct sl_chunk_entry *e, void *ud)
+{
+    sl_buf_appendf(ud, "%lld %.*s {", (long long)(e->ts - T0), (int)e->line.len, e->line.ptr);
+    size_t pos = 0;
+    struct sl_bytes k, v;
+    while (sl_chunk_meta_next(e, &pos, &k, &v) == 1)
+        sl_buf_appendf(ud, "%.*s=%.*s;", (int)k.len, k.ptr, (int)v.len, v.ptr);
+    sl_buf_append_str(ud, "}\n");
+    return 0;
+}
+
+/* Flushes 90 entries (30 plain, 30 with metadata on every third, 30
+ * plain) at level/stored_block_size; appends what the chunk holds to out,
+ * counts blocks with and without the metadata flag. */
+static void flush_meta(int level, size_t stored_block_size, struct sl_buf *out, uint32_t *with,
+                       uint32_t *without)
+{
+    struct sl_ingester_opts io = {.block_size = 256, .max_chunk_age_ns = 7200 * SL_NS_PER_SEC};
+    struct sl_ingester *ing = sl_ingester_new(&io, NULL);
+    struct sl_label app = {SL_BYTES_LIT("app"), SL_BYTES_LIT("api")};
+    struct sl_labels ls = {&app, 1};
+    for (int i = 0; i < 90; i++) {
+        char line[64], trace[32];
+        snprintf(line, sizeof line, "request %d served", i);
+        snprintf(trace, sizeof trace, "t%d", i);
+        struct sl_label meta[2] = {{SL_BYTES_LIT("trace_id"), sl_bytes_str(trace)},
+                                   {SL_BYTES_LIT("user"), SL_BYTES_LIT("ann")}};
+        bool has = i >= 30 && i < 60 && i % 3 == 0;
+        struct sl_batch_entry e = {T0 + i * 1000, sl_bytes_str(line), has ? meta : NULL,
+                                   has ? 2 : 0};
+        struct sl_push_result res = {0};
+        sl_ingester_push(ing, SL_BYTES_LIT("t1"), &ls, &e, 1, NULL, &res);
+        assert_int_equal(res.accepted, 1);
+    }
+    struct sl_store *st = open_store();
+    struct sl_flusher_opts fo = {.ing = ing,
+                                 .store = st,
+                                 .codec = SL_CODEC_ZSTD,
+                                 .level = level,
+                                 .stored_block_size = stored_block_size,
+                                 .check_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .index_upload_period_ns = 3600 * SL_NS_PER_SEC,
+                                 .writer = "test"};
+    struct sl_flusher *f;
+    assert_int_equal(sl_flusher_start(&fo, &f), 0);
+    assert_int_equal(sl_flusher_flush(f, 20 * SL_NS_PER_SEC), 0);
+    struct keys k = {0};
+    assert_int_equal(sl_store_list(st, "chunks/t1/", on_key, &k, NULL), 0);
+    assert_int_equal(k.n, 1);
+    struct sl_buf obj = SL_BUF_INIT;
+    assert_int_equal(sl_store_get(st, k.k[0], &obj, NULL), 0);
+    struct sl_chunk_reader r;
+    assert_int_equal(sl_chunk_reader_open(&r, obj.data, obj.len), 0);
+    *with = *without = 0;
+    for (uint32_t i = 0; i < r.nblocks; i++) {
+        struct sl_chunk_block_info bi;
+        sl_chunk_reader_block(&r, i, &bi);
+        if (bi.flags & SL_CHUNK_BLOCK_META)
+            (*with)++;
+        else
+            (*without)++;
+    }
+    assert_int_equal(sl_chunk_reader_scan(&r, INT64_MIN, INT64_MAX, append_meta_entry, out), 0);
+    sl_buf_release(&obj);
+    sl_flusher_stop(f);
+    sl_store_close(st);
+    sl_ingester_free(ing);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/store'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Metadata survives the flush whether blocks are copied (level 1),
+ * recompressed one by one, or joined; plain blocks stay plain. */
+static void test_flush_metadata(void **state)
+{
+    (void)state;
+    struct sl_buf want = SL_BUF_INIT;
+    for (int i = 0; i < 90; i++) {
+        sl_buf_appendf(&want, "%d request %d served {", i * 1000, i);
+        if (i >= 30 && i < 60 && i % 3 == 0)
+            sl_buf_appendf(&want, "trace_id=t%d;user=ann;", i);
+        sl_buf_append_str(&want, "}\n");
+    }
+    const struct {
+        int level;
+        size_t stored;
+    } cases[] = {{1, 65536}, {9, 0}, {9, 65536}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        struct sl_buf got = SL_BUF_INIT;
+        uint32_t with, without;
+        flush_meta(cases[c].level, cases[c].stored, &got, &with, &without);
+        assert_string_equal(got.data, want.data);
+        assert_true(with >= 1);
+        assert_true(without >= 2);                  /* the plain runs before and after */
+        if (cases[c].level != 1 && cases[c].stored) /* joined within each kind */
+            assert_true(with + without <= 5);
+        sl_buf_release(&got);
+    }
+    sl_buf_release(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +609,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_overlap_not_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_and_stop_within, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_wal_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_metadata, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -446,6 +446,122 @@ static void test_stream_limit(void **state)
     sl_ingester_free(ing);
 }
 
+/* ---- structured metadata ---- */
+
+static struct sl_push_result push_meta(struct sl_ingester *ing, int64_t ts, const char *line,
+                                       const char *k, const char *v)
+{
+    struct sl_label m[2] = {{sl_bytes_str(k ? k : ""), sl_bytes_str(v ? v : "")},
+                            {SL_BYTES_LIT("span"), SL_BYTES_LIT("s1")}};
+    struct sl_batch_entry e = {ts, sl_bytes_str(line), k ? m : NULL, k ? 2 : 0};
+    struct sl_push_result r = {0};
+    size_t idx[1];
+    assert_int_equal(sl_ingester_push(ing, SL_BYTES_LIT("t1"), &app, &e, 1, idx, &r), 0);
+    return r;
+}
+
+static int collect_meta(const struct sl_chunk_entry *e, void *ud)
+{
+    struct collect *c = ud;
+    sl_buf_appendf(&c->out, "%lld:%.*s{", (long long)e->ts, (int)e->line.len, e->line.ptr);
+    size_t pos = 0, n = 0;
+    struct sl_bytes k, v;
+    int rc;
+    while ((rc = sl_chunk_meta_next(e, &pos, &k, &v)) == 1) {
+        sl_buf_appendf(&c->out, "%s%.*s=%.*s", n ? "," : "", (int)k.len, k.ptr, (int)v.len, v.ptr);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, e->n_meta);
+    sl_buf_append_str(&c->out, "}\n");
+    c->n++;
+    return 0;
+}
+
+struct meta_scan {
+    bool backward;
+    struct collect *c;
+};
+
+static int visit_meta(const struct sl_stream_info *s, struct sl_stream_reader *r, void *ud)
+{
+    (void)s;
+    struct meta_scan *a = ud;
+    assert_int_equal(sl_stream_reader_scan_entries(r, 0, 1000, a->backward, collect_meta, a->c), 0);
+    return 0;
+}
+
+struct flags_seen {
+    size_t with_meta, without;
+};
+
+static void on_cut(const struct sl_ingester_chunk *c, void *ud)
+{
+    struct flags_seen *f = ud;
+    for (size_t i = 0; i < c->nblocks; i++) {
+        if (c->blocks[i].flags & SL_CHUNK_BLOCK_META)
+            f->with_meta++;
+        else
+            f->without++;
+    }
+}
+
+/* Metadata comes back with its entry from the head and from blocks, in
+ * order and out of order; blocks without any are cut without the flag. */
+static void test_structured_metadata(void **state)
+{
+    (void)state;
+    struct sl_metrics *m = sl_metrics_new();
+    /* 30 raw bytes: two plain lines fill a block, a line with metadata
+     * alone nearly does */
+    struct sl_ingester_opts o = {.block_size = 30, .max_chunk_age_ns = 2 * 3600 * SEC};
+    struct sl_ingester *ing = sl_ingester_new(&o, m);
+    push_meta(ing, 10, "plain-a", NULL, NULL);
+    push_meta(ing, 20, "plain-b", NULL, NULL);       /* cut: a block without metadata */
+    push_meta(ing, 30, "traced", "trace_id", "abc"); /* cut: one entry, with metadata */
+    push_meta(ing, 40, "plain-c", NULL, NULL);
+    push_meta(ing, 50, "traced-2", "trace_id", "def"); /* cut: a mixed block */
+    push_meta(ing, 25, "late", "trace_id", "old");     /* out of order: overlaps */
+    push_meta(ing, 60, "head", "trace_id", "");        /* empty value kept */
+    push_meta(ing, 70, "tail", NULL, NULL);            /* stays in the head */
+    /* a duplicate (same ts and line) is dropped even with other metadata */
+    assert_int_equal(push_meta(ing, 30, "traced", "trace_id", "zzz").duplicates, 1);
+    const char *want = "10:plain-a{}\n20:plain-b{}\n25:late{trace_id=old,span=s1}\n"
+                       "30:traced{trace_id=abc,span=s1}\n40:plain-c{}\n"
+                       "50:traced-2{trace_id=def,span=s1}\n60:head{trace_id=,span=s1}\n"
+                       "70:tail{}\n";
+    struct collect c = {SL_BUF_INIT, 0, 0};
+    struct meta_scan a = {false, &c};
+    sl_ingester_visit(ing, SL_BYTES_LIT("t1"), visit_meta, &a);
+    assert_string_equal(c.out.data, want);
+    sl_buf_clear(&c.out);
+    a.backward = true;
+    sl_ingester_visit(ing, SL_BYTES_LIT("t1"), visit_meta, &a);
+    assert_true(strncmp(c.out.data, "70:tail{}\n60:head{trace_id=,span=s1}\n50:traced-2", 48) == 0);
+    /* the plain scan still gives every line */
+    struct collect p = {SL_BUF_INIT, 0, 0};
+    scan(ing, 0, 1000, false, &p);
+    assert_int_equal(p.n, 8);
+    /* cut everything: flags say which blocks carry metadata */
+    struct flags_seen f = {0, 0};
+    assert_int_equal(sl_ingester_cut(ing, true, on_cut, &f), 1);
+    assert_true(f.without >= 1);
+    assert_true(f.with_meta >= 1);
+    /* the head gauge counted metadata bytes in and out: back to zero */
+    struct sl_buf text = SL_BUF_INIT;
+    sl_metrics_render(m, &text);
+    assert_non_null(strstr(text.data, "sluice_aggregator_ingester_head_bytes 0\n"));
+    sl_buf_clear(&c.out);
+    a.backward = false;
+    sl_ingester_visit(ing, SL_BYTES_LIT("t1"), visit_meta, &a);
+    assert_string_equal(c.out.data, want);
+    sl_buf_release(&text);
+    sl_buf_release(&c.out);
+    sl_buf_release(&p.out);
+    sl_ingester_free(ing);
+    sl_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_random_out_of_order_scans),
         cmocka_unit_test(test_block_cut_and_many_streams),
         cmocka_unit_test(test_stream_limit),
+        cmocka_unit_test(test_structured_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
