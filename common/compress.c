@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -17,6 +18,7 @@
 #include <zstd_errors.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/mem.h"
 
 #define ZSTD_DEFAULT_LEVEL 1
@@ -80,6 +82,48 @@ int sl_zstd_compress(struct sl_buf *out, const void *in, size_t n, int level)
         return SL_ETOOBIG;
     char *p = sl_buf_reserve(out, bound);
     size_t r = ZSTD_compress(p, bound, in, n, level);
+    if (ZSTD_isError(r))
+        return SL_EINVAL; /* cannot happen with a bound-sized buffer */
+    sl_buf_commit(out, r);
+    return 0;
+}
+
+struct sl_zstd_cctx {
+    ZSTD_CCtx *z;
+};
+
+struct sl_zstd_cctx *sl_zstd_cctx_new(void)
+{
+    struct sl_zstd_cctx *c = SL_NEW(struct sl_zstd_cctx);
+    c->z = ZSTD_createCCtx();
+    if (!c->z) {
+        sl_log(SL_LOG_ERROR, "out of memory for a zstd context, aborting", NULL);
+        abort();
+    }
+    return c;
+}
+
+void sl_zstd_cctx_free(struct sl_zstd_cctx *c)
+{
+    if (!c)
+        return;
+    ZSTD_freeCCtx(c->z);
+    sl_free(c);
+}
+
+int sl_zstd_compress_cctx(struct sl_zstd_cctx *c, struct sl_buf *out, const void *in, size_t n,
+                          int level)
+{
+    if (level == 0)
+        level = ZSTD_DEFAULT_LEVEL;
+    if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+        return SL_EINVAL;
+    size_t bound = ZSTD_compressBound(n);
+    if (ZSTD_isError(bound))
+        return SL_ETOOBIG;
+    char *p = sl_buf_reserve(out, bound);
+    /* Same frame as ZSTD_compress: it is this call with a context of its own. */
+    size_t r = ZSTD_compressCCtx(c->z, p, bound, in, n, level);
     if (ZSTD_isError(r))
         return SL_EINVAL; /* cannot happen with a bound-sized buffer */
     sl_buf_commit(out, r);

@@ -80,6 +80,7 @@ struct sl_ship {
     void *ud;
     struct ship_batch *building;
     struct ship_batch *sealed; /* being encoded, in flight or waiting to retry */
+    struct ship_batch *spare;  /* the last finished batch, its memory kept for the next */
     bool encoding;
     bool draining;
     bool closing;
@@ -87,6 +88,14 @@ struct sl_ship {
     uint64_t next_gen;
     uint64_t rng;
     uv_work_t work;
+    /* Encoder memory kept across batches (thread pool). Only encode_work
+     * touches it, and at most one is queued at a time (encoding), so it needs
+     * no lock; maybe_free waits for it to finish. */
+    struct sl_batch_enc enc;
+    struct sl_buf raw;       /* encoded body before compression */
+    size_t *gstart, *gorder; /* group_by_stream's arrays */
+    size_t gstart_cap, gorder_cap;
+    struct sl_zstd_cctx *zctx; /* made on first use */
     uv_timer_t wait_timer;
     uv_timer_t retry_timer;
     struct sl_http_client *client;
@@ -114,9 +123,36 @@ struct sl_ship {
 
 static struct sl_log_limit retry_lim, reject_lim, token_lim, evict_lim, corrupt_lim, disk_lim;
 
+/* Takes the spare batch if there is one: its buffers keep their capacity, so
+ * the batches of a steady stream reuse the same memory instead of growing a
+ * fresh set each (a 1 MiB batch ends in a 2 MiB line buffer) and handing it
+ * back to malloc. Everything else starts at zero, with a new gen. */
 static struct ship_batch *batch_new(struct sl_ship *s)
 {
-    struct ship_batch *b = SL_NEW(struct ship_batch);
+    struct ship_batch *b = s->spare;
+    s->spare = NULL;
+    if (!b) {
+        b = SL_NEW(struct ship_batch);
+    } else {
+        struct ship_batch keep = *b;
+        memset(b, 0, sizeof(*b));
+        b->lines = keep.lines;
+        b->e = keep.e;
+        b->cape = keep.cape;
+        b->st = keep.st;
+        b->caps = keep.caps;
+        b->meta = keep.meta;
+        b->capmeta = keep.capmeta;
+        b->metabytes = keep.metabytes;
+        b->out.body = keep.out.body;
+        b->out.token = keep.out.token;
+        b->app_err = keep.app_err;
+        sl_buf_clear(&b->lines);
+        sl_buf_clear(&b->metabytes);
+        sl_buf_clear(&b->out.body);
+        sl_buf_clear(&b->out.token);
+        sl_buf_clear(&b->app_err);
+    }
     b->gen = ++s->next_gen;
     return b;
 }
@@ -134,6 +170,27 @@ static void batch_free(struct ship_batch *b)
     sl_free(b->e);
     sl_free(b->st);
     sl_free(b);
+}
+
+/* Capacity past which a buffer is freed rather than kept for the next batch:
+ * a full batch's buffers stay below it (lines: batch_size plus one line,
+ * rounded up to a power of two). */
+static size_t keep_limit(const struct sl_ship *s)
+{
+    return 4 * s->o.batch_size + (64u << 10);
+}
+
+/* A finished batch becomes the spare (loop thread: it is neither building nor
+ * sealed any more, so no pool job can see it), unless a rare outsized batch
+ * (a huge line, a larger batch_size before a reload) would pin its memory. */
+static void batch_keep(struct sl_ship *s, struct ship_batch *b)
+{
+    size_t limit = keep_limit(s);
+    if (s->spare || b->lines.cap > limit || b->out.body.cap > limit || b->metabytes.cap > limit) {
+        batch_free(b);
+        return;
+    }
+    s->spare = b;
 }
 
 /* --- encoding (thread pool) --- */
@@ -155,11 +212,21 @@ static void read_token(const char *file, struct sl_buf *out)
 
 /* Order of the batch's entries grouped by stream, each stream's entries in
  * the order they were added: order[start[i] .. start[i+1]) for stream i.
- * Both arrays are the caller's to free. */
-static void group_by_stream(const struct ship_batch *b, size_t **start_out, size_t **order_out)
+ * Both arrays are s's encoder memory (thread pool, see struct sl_ship), valid
+ * until the next call. */
+static void group_by_stream(struct sl_ship *s, const struct ship_batch *b, size_t **start_out,
+                            size_t **order_out)
 {
-    size_t *start = sl_calloc(b->ns + 1, sizeof(size_t));
-    size_t *order = sl_mallocarray(b->ne ? b->ne : 1, sizeof(size_t));
+    if (s->gstart_cap < b->ns + 1) {
+        s->gstart_cap = b->ns + 1;
+        s->gstart = sl_reallocarray(s->gstart, s->gstart_cap, sizeof(size_t));
+    }
+    if (s->gorder_cap < b->ne || !s->gorder) {
+        s->gorder_cap = b->ne ? b->ne : 1;
+        s->gorder = sl_reallocarray(s->gorder, s->gorder_cap, sizeof(size_t));
+    }
+    size_t *start = s->gstart, *order = s->gorder;
+    memset(start, 0, (b->ns + 1) * sizeof(size_t));
     for (size_t i = 0; i < b->ne; i++)
         start[b->e[i].sidx + 1]++;
     for (size_t i = 0; i < b->ns; i++)
@@ -192,22 +259,19 @@ static const struct sl_label *entry_meta(const struct ship_batch *b, const struc
 
 #define SHIP_MAX_META 64
 
+/* enc is cleared (its memory kept) by sl_batch_enc_finish. */
 static int encode_native(const struct ship_batch *b, const size_t *start, const size_t *order,
-                         struct sl_buf *raw)
+                         struct sl_batch_enc *enc, struct sl_buf *raw)
 {
-    struct sl_batch_enc enc;
-    sl_batch_enc_init(&enc);
     for (size_t i = 0; i < b->ns; i++) {
-        sl_batch_enc_stream(&enc, b->st[i].s->labels, b->st[i].n);
+        sl_batch_enc_stream(enc, b->st[i].s->labels, b->st[i].n);
         for (size_t k = start[i]; k < start[i + 1]; k++) {
             const struct ship_entry *e = &b->e[order[k]];
             struct sl_label meta[SHIP_MAX_META];
-            sl_batch_enc_entry(&enc, e->ts_ns, entry_line(b, e), entry_meta(b, e, meta), e->nmeta);
+            sl_batch_enc_entry(enc, e->ts_ns, entry_line(b, e), entry_meta(b, e, meta), e->nmeta);
         }
     }
-    int rc = sl_batch_enc_finish(&enc, raw);
-    sl_batch_enc_release(&enc);
-    return rc;
+    return sl_batch_enc_finish(enc, raw);
 }
 
 /* {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]},...]} */
@@ -298,26 +362,39 @@ static void encode_work(uv_work_t *w)
     struct sl_ship *s = w->data;
     struct ship_batch *b = s->sealed;
     size_t *start, *order;
-    group_by_stream(b, &start, &order);
-    struct sl_buf raw = SL_BUF_INIT;
+    group_by_stream(s, b, &start, &order);
+    struct sl_buf *raw = &s->raw;
+    sl_buf_clear(raw);
     switch (s->o.protocol) {
     case SL_SHIP_LOKI_JSON:
-        encode_loki_json(b, start, order, &raw);
+        encode_loki_json(b, start, order, raw);
         break;
     case SL_SHIP_LOKI_PROTOBUF:
-        encode_loki_protobuf(b, start, order, &raw);
+        encode_loki_protobuf(b, start, order, raw);
         break;
     default:
-        b->enc_err = encode_native(b, start, order, &raw);
+        b->enc_err = encode_native(b, start, order, &s->enc, raw);
         break;
     }
-    if (!b->enc_err && s->o.protocol == SL_SHIP_LOKI_PROTOBUF)
-        b->enc_err = sl_snappy_compress(&b->out.body, raw.data ? raw.data : "", raw.len);
-    else if (!b->enc_err)
-        b->enc_err = sl_compress(s->body_codec, &b->out.body, raw.data, raw.len, 0);
-    sl_buf_release(&raw);
-    sl_free(order);
-    sl_free(start);
+    if (!b->enc_err && s->o.protocol == SL_SHIP_LOKI_PROTOBUF) {
+        b->enc_err = sl_snappy_compress(&b->out.body, raw->data ? raw->data : "", raw->len);
+    } else if (!b->enc_err && s->body_codec == SL_CODEC_ZSTD) {
+        if (!s->zctx)
+            s->zctx = sl_zstd_cctx_new();
+        b->enc_err = sl_zstd_compress_cctx(s->zctx, &b->out.body, raw->data, raw->len, 0);
+    } else if (!b->enc_err) {
+        b->enc_err = sl_compress(s->body_codec, &b->out.body, raw->data, raw->len, 0);
+    }
+    /* Kept for the next batch, unless an outsized one grew them. */
+    size_t limit = keep_limit(s);
+    if (raw->cap > limit)
+        sl_buf_release(raw);
+    else
+        sl_buf_clear(raw);
+    if (s->enc.body.cap > limit) {
+        sl_batch_enc_release(&s->enc);
+        sl_batch_enc_init(&s->enc);
+    }
     if (s->buf) {
         if (!b->enc_err)
             append_work(w);
@@ -556,7 +633,7 @@ static void finish_batch(struct sl_ship *s, bool delivered)
     s->sealed = NULL;
     for (size_t i = 0; i < b->ns; i++)
         s->cbs.ack(s->ud, b->st[i].s, b->st[i].n, b->st[i].last_cookie, delivered);
-    batch_free(b);
+    batch_keep(s, b);
     if (s->building && (s->draining || sl_ship_full(s) ||
                         (s->building->ne && !uv_is_active((uv_handle_t *)&s->wait_timer))))
         try_seal(s);
@@ -827,6 +904,7 @@ struct sl_ship *sl_ship_new(uv_loop_t *loop, const struct sl_ship_opts *o,
 {
     struct sl_ship *s = SL_NEW(struct sl_ship);
     s->loop = loop;
+    sl_batch_enc_init(&s->enc);
     s->o = *o;
     s->o.url = dup_opt(o->url);
     s->o.tenant = dup_opt(o->tenant);
@@ -900,6 +978,12 @@ static void maybe_free(struct sl_ship *s)
         return;
     batch_free(s->building);
     batch_free(s->sealed);
+    batch_free(s->spare);
+    sl_batch_enc_release(&s->enc);
+    sl_buf_release(&s->raw);
+    sl_free(s->gstart);
+    sl_free(s->gorder);
+    sl_zstd_cctx_free(s->zctx);
     if (s->buf && s->take_need_done)
         sl_buffer_done(s->buf, NULL); /* delivered: a resend at worst if this fails */
     else if (s->buf && s->dout_ready) {

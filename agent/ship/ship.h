@@ -30,6 +30,11 @@
  * written (or the disk fails: then appends are retried every second).
  * Records left from an earlier run are sent first, in order.
  *
+ * Memory is reused: a finished batch is kept as a spare (lengths reset,
+ * capacity kept) for the next one, and the encoder keeps its msgpack buffer
+ * and zstd context across batches, so a steady stream allocates nothing per
+ * batch. A buffer grown past 4 * batch_size (a huge line) is freed instead.
+ *
  * Replies: 2xx acknowledges every entry. 429, 5xx and transport errors are
  * retried with exponential backoff (backoff_min doubling up to backoff_max,
  * with jitter; a longer Retry-After wins) without limit. Any other status
