@@ -491,6 +491,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     sl_info("stopping", "signal=%d", signum);
     app->stopping = true;
+    sl_query_api_cancel(app->query); /* running queries answer 503 now */
     if (app->srv)
         sl_http_server_close(app->srv, on_server_closed, app);
     else

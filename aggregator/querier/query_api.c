@@ -609,14 +609,21 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
     return api;
 }
 
+void sl_query_api_cancel(struct sl_query_api *q)
+{
+    if (!q)
+        return;
+    for (struct work *wk = q->running; wk; wk = wk->next)
+        atomic_store(&wk->canceled, true); /* running scans stop early */
+}
+
 void sl_query_api_free(struct sl_query_api *q)
 {
     if (!q)
         return;
     if (q->inflight) {
         q->freeing = true; /* the last after-work callback frees it */
-        for (struct work *wk = q->running; wk; wk = wk->next)
-            atomic_store(&wk->canceled, true); /* running scans stop early */
+        sl_query_api_cancel(q);
         return;
     }
     api_destroy(q);

@@ -42,6 +42,10 @@ struct sl_query_api;
  * sluice_aggregator_query_duration_seconds{endpoint}. */
 struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
                                       struct sl_metrics *m, const struct sl_query_api_opts *o);
+/* Shutdown: queries running now stop within about a thousand entries and
+ * answer 503 ("query canceled: shutting down"). Call on the loop thread,
+ * before closing the server (which waits for the answers). NULL is ok. */
+void sl_query_api_cancel(struct sl_query_api *q);
 /* Call on the loop thread once the server is closed. Queries still running
  * on the thread pool keep the object alive until their answers are sent. */
 void sl_query_api_free(struct sl_query_api *q);

@@ -269,3 +269,42 @@ def test_big_streams_in_memory_scanned_in_slices_agree_with_serial(workdir, proc
     assert sum(float(v) for s in got[0]["levels"] for _, v in s["values"]) == want
     for name in got[0]:
         assert got[1][name] == got[0][name], name
+
+
+def test_shutdown_stops_a_running_query(workdir, procs):
+    """SIGTERM while a long query runs: the query answers 503 at once and the
+    process exits, instead of both waiting for the query's timeout."""
+    import signal
+    import threading
+    agg = Aggregator(workdir, extra=["--set", "limits.query_timeout=10m",
+                                     "--set", "limits.ingestion_rate_mb=0"])
+    procs.append(agg)
+    agg.start()
+    base = time.time_ns() - 600 * 10**9
+    n = 40000
+    for k in range(0, n, 5000):
+        # every line costs the regex its whole match limit (exponential backtracking)
+        values = [[str(base + i * 1000), "a" * 40 + f"c d {i}"] for i in range(k, k + 5000)]
+        assert agg.push_json([{"stream": {"app": "slow"}, "values": values}]).status_code == 204
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        r = requests.get(agg.url + "/loki/api/v1/query", timeout=600, params={
+            "query": 'sum(count_over_time({app="slow"} |~ "(a|aa)+d" [1h]))',
+            "time": base + 10**9 * 300})
+        out["status"], out["text"], out["t"] = r.status_code, r.text, time.monotonic() - t0
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(1.5)
+    assert th.is_alive(), f"the query ended before the signal: {out}"
+    t0 = time.monotonic()
+    agg.proc.send_signal(signal.SIGTERM)
+    th.join(60)
+    assert not th.is_alive()
+    assert out["status"] == 503, out
+    assert "shutting down" in out["text"]
+    assert time.monotonic() - t0 < 20
+    agg.proc.wait(30)
+    assert agg.proc.returncode == 0
