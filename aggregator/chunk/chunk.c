@@ -93,6 +93,19 @@ int sl_chunk_meta_next(const struct sl_chunk_entry *e, size_t *pos, struct sl_by
     return 1;
 }
 
+int sl_chunk_meta_labels(const struct sl_chunk_entry *e, struct sl_label **buf, size_t *cap)
+{
+    if (e->n_meta > *cap) {
+        *cap = e->n_meta > 8 ? e->n_meta : 8;
+        *buf = sl_reallocarray(*buf, *cap, sizeof **buf);
+    }
+    size_t pos = 0, n = 0;
+    struct sl_bytes k, v;
+    while (n < e->n_meta && sl_chunk_meta_next(e, &pos, &k, &v) == 1)
+        (*buf)[n++] = (struct sl_label){k, v};
+    return n == e->n_meta && pos == e->meta.len ? (int)n : SL_ECORRUPT;
+}
+
 /* ---- writer ---- */
 
 void sl_chunk_writer_init(struct sl_chunk_writer *w, enum sl_codec codec, int level,

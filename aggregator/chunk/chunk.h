@@ -72,6 +72,10 @@ int sl_chunk_payload_next(const char **p, const char *end, int64_t *prev, bool w
  * SL_ECORRUPT. *pos starts at 0. */
 int sl_chunk_meta_next(const struct sl_chunk_entry *e, size_t *pos, struct sl_bytes *name,
                        struct sl_bytes *value);
+/* Every pair of e->meta into *buf (grown with sl_reallocarray; the caller
+ * frees it; *cap its room), pointing into e's bytes. Returns the number of
+ * pairs, or SL_ECORRUPT. */
+int sl_chunk_meta_labels(const struct sl_chunk_entry *e, struct sl_label **buf, size_t *cap);
 
 /* ---- writer ---- */
 

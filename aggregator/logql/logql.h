@@ -376,8 +376,19 @@ void sl_logql_pipeline_stream(struct sl_logql_pipeline *p, const struct sl_label
 bool sl_logql_pipeline_run(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes line,
                            struct sl_bytes *line_out, const struct sl_labels **labels_out);
 
+/* sl_logql_pipeline_run for an entry with structured metadata: its nmeta
+ * pairs (borrowed for the call) become labels of the entry before the
+ * first stage, as in Loki: a name that is also a stream label gets the
+ * suffix _extracted, a parsed label of the same name replaces it; label
+ * filters, keep/drop, formats and grouping see them, stream selectors do
+ * not. nmeta 0 is sl_logql_pipeline_run. */
+bool sl_logql_pipeline_run_meta(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes line,
+                                const struct sl_label *meta, size_t nmeta,
+                                struct sl_bytes *line_out, const struct sl_labels **labels_out);
+
 /* True if a stage may change the labels (parsers, formats, drop, keep), so
- * entries of one stream may end up in several result streams. */
+ * entries of one stream may end up in several result streams. (Entries with
+ * structured metadata may too, whatever the stages.) */
 bool sl_logql_pipeline_changes_labels(const struct sl_logql_pipeline *p);
 
 /* Value of an unwrapped label, converted as Loki does (plain: float;
@@ -412,6 +423,10 @@ const struct sl_logql_log_expr *sl_logql_metric_source(const struct sl_logql_met
 /* Starts a stream for source i; false if its labels do not match (skip it). */
 bool sl_logql_metric_stream(struct sl_logql_metric *m, size_t i, const struct sl_labels *ls);
 void sl_logql_metric_entry(struct sl_logql_metric *m, size_t i, int64_t ts, struct sl_bytes line);
+/* The same for an entry with structured metadata (see
+ * sl_logql_pipeline_run_meta; borrowed for the call). */
+void sl_logql_metric_entry_meta(struct sl_logql_metric *m, size_t i, int64_t ts,
+                                struct sl_bytes line, const struct sl_label *meta, size_t nmeta);
 
 /* Computes the result once every source was fed. SL_EINVAL with Loki's
  * message on a pipeline error (a series with __error__) or SL_ETOOBIG when a

@@ -268,6 +268,14 @@ void sl_logql_metric_entry(struct sl_logql_metric *m, size_t i, int64_t ts, stru
     add_sample(source_series(s, ls, err), ts, v);
 }
 
+void sl_logql_metric_entry_meta(struct sl_logql_metric *m, size_t i, int64_t ts,
+                                struct sl_bytes line, const struct sl_label *meta, size_t nmeta)
+{
+    sl__logql_pipeline_set_meta(m->src[i].p, meta, nmeta);
+    sl_logql_metric_entry(m, i, ts, line);
+    sl__logql_pipeline_set_meta(m->src[i].p, NULL, 0); /* when out of range */
+}
+
 bool sl_logql_metric_stream(struct sl_logql_metric *m, size_t i, const struct sl_labels *ls)
 {
     struct source *s = &m->src[i];

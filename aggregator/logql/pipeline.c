@@ -36,6 +36,8 @@ struct sl_logql_pipeline {
     struct sl_bytes *tvals; /* label_format results */
     size_t captvals;
     bool changes;
+    const struct sl_label *meta; /* structured metadata of the next line */
+    size_t nmeta;
 };
 
 /* ---- label builder ---- */
@@ -486,12 +488,39 @@ static bool run_stage(struct sl_logql_pipeline *p, const struct sl_logql_stage *
     return true;
 }
 
+void sl__logql_pipeline_set_meta(struct sl_logql_pipeline *p, const struct sl_label *meta, size_t n)
+{
+    p->meta = meta;
+    p->nmeta = n;
+}
+
+/* Structured metadata enters as labels of the entry (Loki's
+ * LabelsBuilder.Add(StructuredMetadataLabel, ...)): a stream label's name
+ * gets the suffix _extracted; parsers replace them later like any label. */
+static void add_meta(struct sl_logql_pipeline *p)
+{
+    for (size_t i = 0; i < p->nmeta; i++) {
+        struct sl_bytes name = p->meta[i].name;
+        if (sl__logql_lb_base_has(&p->lb, name)) {
+            char *n = sl_arena_alloc(&p->scratch, name.len + 10);
+            memcpy(n, name.ptr, name.len);
+            memcpy(n + name.len, "_extracted", 10);
+            name = sl_bytes(n, name.len + 10);
+        }
+        sl__logql_lb_set(&p->lb, name, p->meta[i].value);
+    }
+    p->meta = NULL;
+    p->nmeta = 0;
+}
+
 bool sl__logql_pipeline_process(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes *line)
 {
     sl_arena_clear(&p->scratch);
     p->lb.nadd = p->lb.ndel = 0;
     p->lb.found = 0;
     p->lb.err = p->lb.details = sl_bytes("", 0);
+    if (p->nmeta)
+        add_meta(p);
     for (size_t i = 0; i < p->e->nstages; i++)
         if (!run_stage(p, &p->e->stages[i], ts, line))
             return false;
@@ -533,6 +562,14 @@ const struct sl_labels *sl__logql_pipeline_labels(struct sl_logql_pipeline *p)
     p->out_ls.items = p->out;
     p->out_ls.n = n;
     return &p->out_ls;
+}
+
+bool sl_logql_pipeline_run_meta(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes line,
+                                const struct sl_label *meta, size_t nmeta,
+                                struct sl_bytes *line_out, const struct sl_labels **labels_out)
+{
+    sl__logql_pipeline_set_meta(p, meta, nmeta);
+    return sl_logql_pipeline_run(p, ts, line, line_out, labels_out);
 }
 
 bool sl_logql_pipeline_run(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes line,

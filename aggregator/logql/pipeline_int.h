@@ -51,6 +51,11 @@ bool sl__logql_lf_eval(struct sl_logql_query *q, struct sl__logql_lb *lb,
  * n == 0: no parsed label is needed and parsers do nothing. */
 void sl__logql_pipeline_hint(struct sl_logql_pipeline *p, const struct sl_bytes *names, size_t n);
 
+/* Structured metadata of the next line processed (borrowed until then;
+ * reset by process). */
+void sl__logql_pipeline_set_meta(struct sl_logql_pipeline *p, const struct sl_label *meta,
+                                 size_t n);
+
 /* Runs the stages (line rewritten in place); then the builder holds the
  * labels until the next line. */
 bool sl__logql_pipeline_process(struct sl_logql_pipeline *p, int64_t ts, struct sl_bytes *line);

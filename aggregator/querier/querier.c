@@ -60,6 +60,8 @@ struct logrun {
     size_t smap_cap;
     struct sl_buf key;
     struct sl_logql_log_expr tail; /* the stages after the leading line filters */
+    struct sl_label *meta;         /* the entry's structured metadata, decoded */
+    size_t capmeta;
 };
 
 /* ---- store access ---- */
@@ -207,6 +209,22 @@ static uint32_t stream_of(struct logrun *r, const struct sl_labels *ls)
     return r->cur;
 }
 
+/* An entry with structured metadata, in a query whose stages keep the
+ * stream's labels: its result stream is the labels with its metadata (as
+ * Loki answers without categorize-labels); the stream of the entries
+ * without metadata stays current. */
+static uint32_t stream_of_meta(struct logrun *r, const struct sl_labels *ls)
+{
+    const struct sl_labels *cl = r->cur_labels;
+    uint32_t cur = r->cur;
+    bool has = r->cur_has;
+    uint32_t s = stream_of(r, ls);
+    r->cur_labels = cl;
+    r->cur = cur;
+    r->cur_has = has;
+    return s;
+}
+
 static void copy_current_stream(struct logrun *r)
 {
     if (r->nstreams == r->capstreams) {
@@ -223,8 +241,10 @@ static void copy_current_stream(struct logrun *r)
     r->cur_has = true;
 }
 
-static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
+static int on_entry(const struct sl_chunk_entry *ce, void *ud)
 {
+    int64_t ts = ce->ts;
+    struct sl_bytes line = ce->line;
     struct logrun *r = ud;
     r->lines++;
     r->bytes += line.len;
@@ -240,14 +260,19 @@ static int on_entry(int64_t ts, struct sl_bytes line, void *ud)
     if (!sl_logql_match_line(r->q, r->e, line))
         return 0;
     uint32_t stream = r->cur;
-    if (r->pl) {
+    int nmeta = ce->n_meta ? sl_chunk_meta_labels(ce, &r->meta, &r->capmeta) : 0;
+    if (nmeta < 0)
+        return nmeta;
+    if (r->tail.nstages || nmeta) {
         const struct sl_labels *ls;
-        if (!sl_logql_pipeline_run(r->pl, ts, line, &line, &ls))
+        if (!sl_logql_pipeline_run_meta(r->pl, ts, line, r->meta, (size_t)nmeta, &line, &ls))
             return 0;
         if (r->relabel)
             stream = stream_of(r, ls);
+        else if (nmeta)
+            stream = stream_of_meta(r, ls);
     }
-    if (!r->relabel) {
+    if (!r->relabel && !nmeta) {
         if (!r->cur_has)
             copy_current_stream(r);
         stream = r->cur;
@@ -281,7 +306,8 @@ static int on_log_stream(const struct sl_stream_info *s, struct sl_select_reader
     r->cur_seq = 0;
     if (r->pl)
         sl_logql_pipeline_stream(r->pl, s->labels);
-    int rc = sl_select_reader_scan(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
+    int rc =
+        sl_select_reader_scan_entries(rd, req->start_ns, req->end_ns, !req->forward, on_entry, r);
     return rc == SCAN_STOP ? 0 : rc;
 }
 
@@ -427,15 +453,24 @@ struct metricrun {
     size_t src;
     int64_t from, through;
     uint64_t n;
+    struct sl_label *meta; /* the entry's structured metadata, decoded */
+    size_t capmeta;
 };
 
-static int on_metric_entry(int64_t ts, struct sl_bytes line, void *ud)
+static int on_metric_entry(const struct sl_chunk_entry *e, void *ud)
 {
     struct metricrun *mr = ud;
     int stop;
     if (++mr->n % DEADLINE_EVERY == 0 && (stop = check_stop(mr->req)) != 0)
         return stop;
-    sl_logql_metric_entry(mr->m, mr->src, ts, line);
+    if (e->n_meta == 0) {
+        sl_logql_metric_entry(mr->m, mr->src, e->ts, e->line);
+        return 0;
+    }
+    int nmeta = sl_chunk_meta_labels(e, &mr->meta, &mr->capmeta);
+    if (nmeta < 0)
+        return nmeta;
+    sl_logql_metric_entry_meta(mr->m, mr->src, e->ts, e->line, mr->meta, (size_t)nmeta);
     return 0;
 }
 
@@ -446,7 +481,7 @@ static int on_metric_stream(const struct sl_stream_info *s, struct sl_select_rea
         return 0;
     if (!sl_logql_metric_stream(mr->m, mr->src, s->labels))
         return 0;
-    return sl_select_reader_scan(rd, mr->from, mr->through, false, on_metric_entry, mr);
+    return sl_select_reader_scan_entries(rd, mr->from, mr->through, false, on_metric_entry, mr);
 }
 
 static void write_metric_result(struct sl_logql_metric *m, struct sl_querier_result *res,
@@ -505,6 +540,7 @@ static void run_metric(struct sl_ingester *ing, const struct sl_querier_request 
 out:
     res->regex_limit_hits = q->regex_limit_hits;
     sl_logql_metric_free(mr.m);
+    sl_free(mr.meta);
     sl_buf_release(&err);
 }
 
@@ -532,10 +568,9 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     r.tail = *r.e;
     while (r.tail.nstages && r.tail.stages[0].kind == SL_LOGQL_STAGE_LINE_FILTER)
         r.tail.stages++, r.tail.nstages--;
-    if (r.tail.nstages) {
-        r.pl = sl_logql_pipeline_new(r.q, &r.tail);
-        r.relabel = sl_logql_pipeline_changes_labels(r.pl);
-    }
+    /* also without stages: entries with structured metadata go through it */
+    r.pl = sl_logql_pipeline_new(r.q, &r.tail);
+    r.relabel = sl_logql_pipeline_changes_labels(r.pl);
     sl_buf_init(&r.key);
     sl_arena_init(&r.arena, 0);
     r.heap = sl_mallocarray(r.limit ? r.limit : 1, sizeof *r.heap);
@@ -559,6 +594,7 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     sl_free(r.smap);
     sl_buf_release(&r.key);
     sl_logql_pipeline_free(r.pl);
+    sl_free(r.meta);
     sl_arena_release(&r.arena);
     sl_logql_query_free(r.q);
 }

@@ -270,6 +270,8 @@ struct ent {
     int64_t ts;
     const char *p;
     size_t len;
+    const char *m; /* structured metadata pairs, encoded (chunk.h) */
+    uint32_t mlen, nmeta;
 };
 
 /* The entries of one chunk (or of memory) in the range, sorted by (ts,
@@ -285,13 +287,20 @@ struct run {
     int64_t lo, hi;         /* time bounds, inclusive, for grouping */
 };
 
-static void run_add(struct run *r, int64_t ts, const char *p, size_t len)
+static void run_add(struct run *r, int64_t ts, const char *p, size_t len, const char *m,
+                    size_t mlen, size_t nmeta)
 {
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 1024;
         r->e = sl_reallocarray(r->e, r->cap, sizeof(*r->e));
     }
-    r->e[r->n++] = (struct ent){ts, p, len};
+    r->e[r->n++] = (struct ent){ts, p, len, m, (uint32_t)mlen, (uint32_t)nmeta};
+}
+
+static struct sl_chunk_entry ent_entry(const struct ent *e)
+{
+    return (struct sl_chunk_entry){e->ts, sl_bytes(e->p, e->len), sl_bytes(e->m, e->mlen),
+                                   e->nmeta};
 }
 
 static void run_release(struct sl_select *sel, struct run *r)
@@ -369,7 +378,9 @@ static int decode_chunk(struct sl_select *sel, const struct sl_buf *obj, int64_t
                 break;
             }
             if (e.ts >= from && e.ts < through && out->n < out->cap)
-                out->e[out->n++] = (struct ent){e.ts, e.line.len ? e.line.ptr : "", e.line.len};
+                out->e[out->n++] =
+                    (struct ent){e.ts,       e.line.len ? e.line.ptr : "", e.line.len,
+                                 e.meta.ptr, (uint32_t)e.meta.len,         (uint32_t)e.n_meta};
         }
         if (rc == 0 && p != end)
             rc = SL_ECORRUPT;
@@ -468,13 +479,20 @@ struct slice_scan {
     struct run *run;
 };
 
-static int on_slice_entry(int64_t ts, struct sl_bytes line, void *ud)
+static int on_slice_entry(const struct sl_chunk_entry *ce, void *ud)
 {
     struct run *r = ((struct slice_scan *)ud)->run;
     struct sl_buf *lines = &r->blocks[0];
-    struct ent e = {ts, (const char *)(uintptr_t)lines->len, line.len};
-    if (line.len)
-        sl_buf_append(lines, line.ptr, line.len);
+    struct ent e = {ce->ts,
+                    (const char *)(uintptr_t)lines->len,
+                    ce->line.len,
+                    (const char *)(uintptr_t)(lines->len + ce->line.len),
+                    (uint32_t)ce->meta.len,
+                    (uint32_t)ce->n_meta};
+    if (ce->line.len)
+        sl_buf_append(lines, ce->line.ptr, ce->line.len);
+    if (ce->meta.len) /* right after the line */
+        sl_buf_append(lines, ce->meta.ptr, ce->meta.len);
     sl_buf_append(&r->ebuf, &e, sizeof e);
     return 0;
 }
@@ -488,11 +506,14 @@ static int scan_slice(struct sl_select *sel, struct job *j, bool backward)
     buf_get(sel, &r->ebuf);
     r->pooled = true;
     struct slice_scan ss = {sel, r};
-    int rc = sl_stream_reader_scan(j->mem, j->sfrom, j->sthrough, backward, on_slice_entry, &ss);
+    int rc =
+        sl_stream_reader_scan_entries(j->mem, j->sfrom, j->sthrough, backward, on_slice_entry, &ss);
     r->e = (struct ent *)(void *)r->ebuf.data;
     r->n = r->cap = r->ebuf.len / sizeof(struct ent);
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         r->e[i].p = r->e[i].len ? r->blocks[0].data + (uintptr_t)r->e[i].p : "";
+        r->e[i].m = r->e[i].mlen ? r->blocks[0].data + (uintptr_t)r->e[i].m : NULL;
+    }
     return rc;
 }
 
@@ -1019,15 +1040,18 @@ size_t sl_select_reader_chunks(const struct sl_select_reader *r, int64_t from, i
 
 /* ---- scan ---- */
 
-static int on_mem_entry(int64_t ts, struct sl_bytes line, void *ud)
+static int on_mem_entry(const struct sl_chunk_entry *e, void *ud)
 {
     struct run *r = ud;
-    run_add(r, ts, line.len ? sl_arena_memdup(r->arena, line.ptr, line.len) : "", line.len);
+    struct sl_bytes line = e->line;
+    run_add(r, e->ts, line.len ? sl_arena_memdup(r->arena, line.ptr, line.len) : "", line.len,
+            e->meta.len ? sl_arena_memdup(r->arena, e->meta.ptr, e->meta.len) : NULL, e->meta.len,
+            e->n_meta);
     return 0;
 }
 
 /* Emits the entries of runs (overlapping in time) merged, repeats dropped. */
-static int emit_group(struct run *runs, size_t n, bool backward, sl_entry_fn fn, void *ud)
+static int emit_group(struct run *runs, size_t n, bool backward, sl_chunk_entry_fn fn, void *ud)
 {
     struct run all = {0};
     struct run *src = &runs[0];
@@ -1050,8 +1074,8 @@ static int emit_group(struct run *runs, size_t n, bool backward, sl_entry_fn fn,
             src->e[u++] = src->e[i];
     int rc = 0;
     for (size_t i = 0; i < u && rc == 0; i++) {
-        const struct ent *e = &src->e[backward ? u - 1 - i : i];
-        rc = fn(e->ts, sl_bytes(e->p, e->len), ud);
+        struct sl_chunk_entry ce = ent_entry(&src->e[backward ? u - 1 - i : i]);
+        rc = fn(&ce, ud);
     }
     sl_free(all.e);
     return rc;
@@ -1080,7 +1104,7 @@ static int get_run(struct series_scan *sc, size_t i, struct run *out)
 
 /* Groups of chunks whose time ranges overlap (memory joins the group it
  * overlaps), emitted in scan order. */
-static int scan_groups(struct series_scan *sc, sl_entry_fn fn, void *ud)
+static int scan_groups(struct series_scan *sc, sl_chunk_entry_fn fn, void *ud)
 {
     size_t n = sc->nrefs, ng = 0;
     /* group boundaries over refs (by from): g_start[k] */
@@ -1166,7 +1190,7 @@ static int scan_groups(struct series_scan *sc, sl_entry_fn fn, void *ud)
  * lock is held for the whole visit, and concurrent scans of a stream only
  * read it), emitted in order. Every job has ended when this returns. */
 static int scan_mem_parallel(struct sl_select_reader *r, int64_t from, int64_t through,
-                             bool backward, sl_entry_fn fn, void *ud)
+                             bool backward, sl_chunk_entry_fn fn, void *ud)
 {
     int64_t lo = from > r->mem_min ? from : r->mem_min;
     int64_t hi = through <= r->mem_max ? through : r->mem_max + 1;
@@ -1176,7 +1200,7 @@ static int scan_mem_parallel(struct sl_select_reader *r, int64_t from, int64_t t
     if (hi <= lo || (uint64_t)(hi - lo) < n)
         n = 1;
     if (n < 2)
-        return sl_stream_reader_scan(r->mem, from, through, backward, fn, ud);
+        return sl_stream_reader_scan_entries(r->mem, from, through, backward, fn, ud);
     struct prefetch *pf = pf_new(r->sel, n, from, through, backward);
     uint64_t width = ((uint64_t)(hi - lo) + n - 1) / n;
     for (size_t i = 0; i < n; i++) {
@@ -1191,22 +1215,43 @@ static int scan_mem_parallel(struct sl_select_reader *r, int64_t from, int64_t t
     for (size_t i = 0; i < pf->njobs && rc == 0; i++) {
         struct run run;
         rc = pf_take(pf, &pf->jobs[i], &run);
-        for (size_t k = 0; k < run.n && rc == 0; k++)
-            rc = fn(run.e[k].ts, sl_bytes(run.e[k].p, run.e[k].len), ud);
+        for (size_t k = 0; k < run.n && rc == 0; k++) {
+            struct sl_chunk_entry ce = ent_entry(&run.e[k]);
+            rc = fn(&ce, ud);
+        }
         run_release(r->sel, &run);
     }
     pf_free(pf);
     return rc;
 }
 
+/* sl_select_reader_scan's callback, without metadata. */
+struct plain_scan {
+    sl_entry_fn fn;
+    void *ud;
+};
+
+static int on_plain_entry(const struct sl_chunk_entry *e, void *ud)
+{
+    struct plain_scan *ps = ud;
+    return ps->fn(e->ts, e->line, ps->ud);
+}
+
 int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t through, bool backward,
                           sl_entry_fn fn, void *ud)
+{
+    struct plain_scan ps = {fn, ud};
+    return sl_select_reader_scan_entries(r, from, through, backward, on_plain_entry, &ps);
+}
+
+int sl_select_reader_scan_entries(struct sl_select_reader *r, int64_t from, int64_t through,
+                                  bool backward, sl_chunk_entry_fn fn, void *ud)
 {
     if (!r->ss && r->prefetch && r->sel && r->sel->pool && from == r->pf_from &&
         through == r->pf_through && r->mem_entries >= 2 * MEM_SLICE_ENTRIES)
         return scan_mem_parallel(r, from, through, backward, fn, ud);
     if (!r->ss)
-        return sl_stream_reader_scan(r->mem, from, through, backward, fn, ud);
+        return sl_stream_reader_scan_entries(r->mem, from, through, backward, fn, ud);
     if (from >= through)
         return 0;
     struct series_scan sc = {.r = r, .from = from, .through = through, .backward = backward};
@@ -1228,7 +1273,7 @@ int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t thro
     if (r->mem) {
         sc.mem.arena = SL_NEW(struct sl_arena);
         sl_arena_init(sc.mem.arena, 0);
-        rc = sl_stream_reader_scan(r->mem, from, through, false, on_mem_entry, &sc.mem);
+        rc = sl_stream_reader_scan_entries(r->mem, from, through, false, on_mem_entry, &sc.mem);
         if (rc == 0 && sc.mem.n) {
             run_sort(&sc.mem);
             sc.mem.lo = sc.mem.e[0].ts;

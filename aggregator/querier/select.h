@@ -118,5 +118,10 @@ size_t sl_select_reader_chunks(const struct sl_select_reader *r, int64_t from, i
  * backward), without duplicates. Same contract as sl_stream_reader_scan. */
 int sl_select_reader_scan(struct sl_select_reader *r, int64_t from, int64_t through, bool backward,
                           sl_entry_fn fn, void *ud);
+/* The same scan with each entry's structured metadata (as
+ * sl_stream_reader_scan_entries); of two entries with the same timestamp
+ * and line, one is returned with its metadata. */
+int sl_select_reader_scan_entries(struct sl_select_reader *r, int64_t from, int64_t through,
+                                  bool backward, sl_chunk_entry_fn fn, void *ud);
 
 #endif
