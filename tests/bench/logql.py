@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,12 +41,12 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from loki_proto import push_request, snappy_compress  # noqa: E402
+from benchlib import child_cpu, cpu_s, free_port  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build", "bin")
 LINES = int(os.environ.get("BENCH_LOGQL_LINES", "2000000"))
 CONCURRENCY = os.environ.get("BENCH_LOGQL_CONCURRENCY", "0")
 STREAMS = 16
-HZ = os.sysconf("SC_CLK_TCK")
 
 QUERIES = [
     ("literal", '{app="bench"} |= "rare literal"', "range"),
@@ -58,25 +57,6 @@ QUERIES = [
     ("regex, all", 'sum(count_over_time({app="bench"} |~ "status=5\\\\d\\\\d" [5m]))', "instant"),
     ("json, all", 'sum(count_over_time({app="bench"} | json | level="error" [5m]))', "instant"),
 ]
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def child_cpu(cmd, **kw):
-    t = os.times()
-    subprocess.run(cmd, check=True, **kw)
-    t2 = os.times()
-    return (t2.children_user - t.children_user) + (t2.children_system - t.children_system)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def corpus(tmp, base):

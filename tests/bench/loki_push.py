@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,33 +35,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from loki_proto import push_request, snappy_compress  # noqa: E402
+from benchlib import cpu_s, free_port, peak_rss_mib  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build", "bin")
 SIZE = os.environ.get("BENCH_LOKI_SIZE", "100MiB")
 STREAMS = 16          # label sets per client connection
 BODY_RAW = 1 << 20    # raw line bytes per push, as the agent's default batch_size
 CONNS = 4             # concurrent pushers: keeps the aggregator busy across WAL fsyncs
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def corpus(tmp):

@@ -27,7 +27,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,44 +36,11 @@ import time
 import msgpack
 import zstandard
 
+from benchlib import cpu_s, dir_bytes, free_port, rss_bytes, size_arg
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-HZ = os.sysconf("SC_CLK_TCK")
 BODY_RAW = 1 << 20  # raw line bytes per push, as the agent's default batch_size
-
-
-def size_arg(s):
-    m = re.fullmatch(r"(\d+)(KiB|MiB|GiB)?", s)
-    if not m:
-        raise SystemExit(f"bad size {s!r} (e.g. 100MiB, 1GiB)")
-    return int(m.group(1)) * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def rss_bytes(pid, key="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def dir_bytes(path):
-    total = 0
-    for d, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(d, f)) for f in files)
-    return total
 
 
 def metric(text, name):

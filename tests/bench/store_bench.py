@@ -17,7 +17,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,34 +25,10 @@ import time
 import msgpack
 import zstandard
 
+from benchlib import dir_bytes, free_port, rss_bytes, size_arg
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def size_arg(s):
-    m = re.fullmatch(r"(\d+)(KiB|MiB|GiB)?", s)
-    return int(m.group(1)) * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def dir_bytes(path):
-    total = 0
-    for d, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(d, f)) for f in files)
-    return total
 
 
 def start(bin_dir, data, port, log):

@@ -18,7 +18,6 @@ Starts a fresh sluice-aggregator (WAL off, limits lifted) and measures:
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,24 +29,14 @@ import urllib.parse
 import requests
 import websocket
 
+from benchlib import cpu_s, free_port
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
 PINGS = int(os.environ.get("BENCH_TAIL_PINGS", "20"))
 LINES = int(os.environ.get("BENCH_TAIL_LINES", "200000"))
 BATCH = 2000
 STREAMS = 8
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Agg:
@@ -143,7 +132,7 @@ def throughput(agg, app, with_tail):
     if ws:
         time.sleep(1.2)  # past the initial batch
         threading.Thread(target=reader, daemon=True).start()
-    cpu0, t0 = cpu_seconds(agg.p.pid), time.monotonic()
+    cpu0, t0 = cpu_s(agg.p.pid), time.monotonic()
     base = time.time_ns()
     for off in range(0, LINES, BATCH):
         push(s, agg.url, app, [f"{off + i:08d} {line}" for i in range(BATCH)], base + off)
@@ -151,7 +140,7 @@ def throughput(agg, app, with_tail):
     if ws:
         done.wait(600)
         ws.close()
-    wall, cpu = time.monotonic() - t0, cpu_seconds(agg.p.pid) - cpu0
+    wall, cpu = time.monotonic() - t0, cpu_s(agg.p.pid) - cpu0
     return pushed, wall, cpu, received
 
 
