@@ -11,9 +11,10 @@ import time
 import msgpack
 import pytest
 import requests
+import websocket
 import zstandard
 
-from conftest import Aggregator, metric_value
+from conftest import Aggregator, metric_value, urlq
 from loki_proto import push_request, snappy_compress
 
 
@@ -181,3 +182,29 @@ def test_structured_metadata_survives_recompression(workdir, procs, level):
     counts = instant(agg, 'sum by (trace_id) (count_over_time({app="rc"}[1h]))')
     assert counts["{}"] == 300.0
     assert sum(counts.values()) == 600.0
+
+
+def test_structured_metadata_in_live_tail(aggregator):
+    """The live tail shows metadata in the stream labels and filters on it."""
+    query = '{app="tl"} | trace_id="abc"'
+    url = aggregator.url.replace("http://", "ws://") + "/loki/api/v1/tail?query=" + urlq(query)
+    ws = websocket.create_connection(url, timeout=30)
+    try:
+        now = time.time_ns()
+        push_json(aggregator, {"app": "tl"},
+                  [(now, "one", {"trace_id": "abc", "user": "ann"}),
+                   (now + 1, "two", {"trace_id": "other"}),
+                   (now + 2, "three", None),
+                   (now + 3, "four", {"trace_id": "abc"})])
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 2:
+            assert time.monotonic() < deadline, f"tail gave {got}"
+            ws.settimeout(max(0.1, deadline - time.monotonic()))
+            msg = json.loads(ws.recv())
+            for st in msg.get("streams") or []:
+                got += [(line, st["stream"]) for _, line in st["values"]]
+        assert got == [("one", {"app": "tl", "trace_id": "abc", "user": "ann"}),
+                       ("four", {"app": "tl", "trace_id": "abc"})]
+    finally:
+        ws.close()
