@@ -2,8 +2,11 @@
  *
  * A connection parses one request at a time. on_message_complete pauses the
  * parser, so bytes of a pipelined next request stay in conn->in until the
- * current response has been written; reading is stopped meanwhile, which
- * bounds what one connection can buffer to a single read.
+ * current response has been written. Reading stays armed while a handler
+ * holds the request, so a client that hangs up is noticed at once (the
+ * handler's gone callback runs and a long query can stop); bytes that arrive
+ * meanwhile are only buffered, and reading pauses once a read's worth is
+ * waiting, which bounds what one connection can buffer.
  *
  * The parsing core (conn_drive and the parser callbacks) does not touch the
  * socket: a "detached" connection captures responses in a buffer instead, so
@@ -56,15 +59,18 @@ struct sl_http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     int open_handles;
-    bool detached;    /* no socket: responses go to out (tests, fuzzing) */
-    bool closing;     /* close requested; no more parsing or writing */
-    bool reading;     /* uv_read_start active */
-    bool driving;     /* inside conn_drive (re-entrancy guard) */
-    bool handling;    /* req is with a handler */
-    bool writing;     /* response write in flight */
-    bool close_after; /* close once the response is written */
-    bool in_message;  /* a request has begun but is not complete */
-    bool msg_done;    /* set by on_message_complete */
+    bool detached;           /* no socket: responses go to out (tests, fuzzing) */
+    bool closing;            /* close requested; no more parsing or writing */
+    bool reading;            /* uv_read_start active */
+    bool driving;            /* inside conn_drive (re-entrancy guard) */
+    bool handling;           /* req is with a handler */
+    bool writing;            /* response write in flight */
+    bool close_after;        /* close once the response is written */
+    bool in_message;         /* a request has begun but is not complete */
+    bool msg_done;           /* set by on_message_complete */
+    bool peer_eof;           /* the client shut down its side while a request was in flight */
+    sl_http_gone_cb gone_cb; /* the handler's, while it holds the request */
+    void *gone_ud;
     http_parser parser;
     struct sl_buf in; /* received, not yet parsed */
     /* request being parsed or handled */
@@ -252,7 +258,26 @@ const struct sl_bytes *sl_http_req_header(const struct sl_http_request *req, con
 
 bool sl_http_req_gone(const struct sl_http_request *req)
 {
-    return req->conn == NULL || req->conn->closing;
+    return req->conn == NULL || req->conn->closing || req->conn->peer_eof;
+}
+
+bool sl_http_req_on_gone(struct sl_http_request *req, sl_http_gone_cb cb, void *ud)
+{
+    struct sl_http_conn *c = req->conn;
+    if (sl_http_req_gone(req))
+        return false;
+    c->gone_cb = cb;
+    c->gone_ud = ud;
+    return true;
+}
+
+/* The client of the request in flight has gone: tell its handler, once. */
+static void conn_notify_gone(struct sl_http_conn *c)
+{
+    sl_http_gone_cb cb = c->gone_cb;
+    c->gone_cb = NULL;
+    if (cb && c->handling && c->req)
+        cb(c->req, c->gone_ud);
 }
 
 void sl_http_req_add_header(struct sl_http_request *req, const char *name, const char *value)
@@ -425,6 +450,7 @@ void sl_http_respond_buf(struct sl_http_request *req, int status, const char *co
     record_metrics(c, req, status);
     c->req = NULL;
     c->handling = false;
+    c->gone_cb = NULL;
     if (c->closing) {
         /* Client gone: discard the response. */
         sl_buf_release(body);
@@ -484,7 +510,10 @@ struct sl_http_conn *sl_http_respond_upgrade(struct sl_http_request *req,
     record_metrics(c, req, 101);
     c->req = NULL;
     c->handling = false;
-    if (c->closing) {
+    c->gone_cb = NULL;
+    if (c->closing || c->peer_eof) {
+        if (!c->closing)
+            conn_close(c);
         free_request(req);
         conn_maybe_free(c);
         return NULL;
@@ -777,10 +806,7 @@ static void dispatch(struct sl_http_conn *c)
     c->handling = true;
     if (c->parser.upgrade)
         c->close_after = true; /* no protocol switching: answer, then close */
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
+    /* Reading stays on: a hang-up must reach the handler (conn_peer_closed). */
     /* The handler has no deadline here; read_timeout resumes at the write. */
     timer_stop(c);
     const struct route *path_only = NULL;
@@ -856,8 +882,15 @@ static void conn_drive(struct sl_http_conn *c)
             break; /* cannot happen without an error; never spin */
     }
     c->driving = false;
-    if (!c->closing && !c->handling && !c->writing)
-        start_reading(c);
+    if (c->closing || c->handling || c->writing)
+        return;
+    if (c->peer_eof) { /* every complete request is answered: nothing more comes */
+        if (c->in_message)
+            count_drop(c->srv, "incomplete_request");
+        conn_close(c);
+        return;
+    }
+    start_reading(c);
 }
 
 /* ---- connections ---- */
@@ -870,25 +903,61 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = READ_CHUNK;
 }
 
+static void stop_reading(struct sl_http_conn *c)
+{
+    if (!c->reading)
+        return;
+    if (!c->detached)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+/* EOF (reset false) or a read error while connected. A client that shuts
+ * down its side during a request may still want the answer (HTTP allows a
+ * half-close), so after EOF the response, and those of complete requests
+ * already buffered, are written before the connection closes (conn_drive);
+ * after a reset there is nobody to write to. Either way the handler learns
+ * through its gone callback that the client hung up, as Go's server cancels
+ * a request's context: Loki's queries stop then. */
+static void conn_peer_closed(struct sl_http_conn *c, bool reset)
+{
+    if (c->closing)
+        return;
+    bool busy = c->handling || c->writing;
+    if (reset || !busy) {
+        if (c->in_message && !busy)
+            count_drop(c->srv, reset ? "read_error" : "incomplete_request");
+        conn_close(c);
+    } else {
+        stop_reading(c);
+        c->peer_eof = true;
+    }
+    conn_notify_gone(c);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     struct sl_http_conn *c = st->data;
     if (nread < 0) {
-        if (c->in_message)
-            count_drop(c->srv, nread == UV_EOF ? "incomplete_request" : "read_error");
-        conn_close(c);
+        conn_peer_closed(c, nread != UV_EOF);
         return;
     }
     if (nread == 0)
         return;
     sl_buf_commit(&c->in, (size_t)nread);
+    if (c->handling || c->writing) {
+        /* A pipelined request waits its turn; bound what it may buffer. */
+        if (c->in.len >= READ_CHUNK)
+            stop_reading(c);
+        return;
+    }
     conn_drive(c);
 }
 
 static void start_reading(struct sl_http_conn *c)
 {
-    if (c->detached || c->reading || c->closing)
+    if (c->detached || c->reading || c->closing || c->peer_eof)
         return;
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r < 0) {
@@ -1004,6 +1073,14 @@ int sl__http_conn_feed(struct sl_http_conn *c, const void *p, size_t n)
         return 1;
     sl_buf_append(&c->in, p, n);
     conn_drive(c);
+    return c->closing ? 1 : 0;
+}
+
+int sl__http_conn_peer_close(struct sl_http_conn *c, bool reset)
+{
+    if (c->closing)
+        return 1;
+    conn_peer_closed(c, reset);
     return c->closing ? 1 : 0;
 }
 

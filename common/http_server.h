@@ -13,9 +13,13 @@
  * request (and its arena) stays valid until then, even if the client has gone
  * away (sl_http_req_gone() tells; the response is then discarded).
  *
- * Reading is paused while a handler holds a request, so a client that hangs up
- * meanwhile is noticed when the response is written; sl_http_req_gone() is
- * true only once the server has closed the connection.
+ * Reading stays armed while a handler holds a request (bytes of a pipelined
+ * next request are buffered, up to one read's worth, not parsed), so a client
+ * that hangs up meanwhile is noticed at once: sl_http_req_gone() turns true
+ * and the callback registered with sl_http_req_on_gone() runs. After a reset
+ * the response is discarded; after a half-close (EOF) it is still written,
+ * with those of complete requests already received, then the connection
+ * closes.
  *
  * Metrics (opts.metrics): <prefix>_http_requests_total{route,code},
  * <prefix>_http_request_duration_seconds{route} (route "unmatched" for 404s
@@ -102,8 +106,15 @@ int sl_http_form_param(struct sl_arena *arena, struct sl_bytes form, const char 
 /* One form-encoded key or value decoded (%XX, '+' as space; malformed
  * escapes kept literally) into a NUL-terminated copy in arena. */
 struct sl_bytes sl_http_form_decode(struct sl_arena *arena, struct sl_bytes v);
-/* True once the client connection has closed. */
+/* True once the client has closed or shut down its side of the connection. */
 bool sl_http_req_gone(const struct sl_http_request *req);
+/* Registers cb to run (on the loop thread, at most once, never after the
+ * request is answered) when the client goes away while the handler holds req:
+ * EOF or a connection error. The handler must still answer the request
+ * (cb may do so). Replaces an earlier registration. Returns false, and never
+ * calls cb, if the client is already gone. */
+typedef void (*sl_http_gone_cb)(struct sl_http_request *req, void *ud);
+bool sl_http_req_on_gone(struct sl_http_request *req, sl_http_gone_cb cb, void *ud);
 
 /* Adds a response header; call before responding. */
 void sl_http_req_add_header(struct sl_http_request *req, const char *name, const char *value);
@@ -161,6 +172,9 @@ void sl_http_upgraded_close(struct sl_http_conn *c, int64_t linger_ms);
  * holds a request (sl__http_conn_busy). */
 struct sl_http_conn *sl__http_conn_new_detached(struct sl_http_server *s);
 int sl__http_conn_feed(struct sl_http_conn *c, const void *p, size_t n);
+/* The client half-closes (reset false: EOF) or resets (true) the connection,
+ * as the socket's read would report it. Returns like sl__http_conn_feed. */
+int sl__http_conn_peer_close(struct sl_http_conn *c, bool reset);
 const struct sl_buf *sl__http_conn_output(const struct sl_http_conn *c);
 bool sl__http_conn_busy(const struct sl_http_conn *c);
 void sl__http_conn_free_detached(struct sl_http_conn *c);

@@ -44,6 +44,7 @@ struct sl_query_api {
     struct sl_metric_family *fam_queries;
     struct sl_metric *m_lines, *m_bytes, *m_regex_limit;
     struct sl_metric_family *fam_duration;
+    struct sl_metric *m_cancel_gone, *m_cancel_shutdown, *m_cancel_timeout;
     struct sl_log_limit log_limit;
     struct sl_tail_api *tail; /* /loki/api/v1/tail (querier/tail.h) */
 };
@@ -64,7 +65,8 @@ struct work {
     const char *endpoint; /* metric label */
     struct sl_querier_request qr;
     struct sl_querier_result res;
-    atomic_bool canceled;     /* set on shutdown: the query stops (503) */
+    atomic_bool canceled;     /* set on shutdown or hang-up: the query stops */
+    bool client_gone;         /* the client hung up: answered 499, nobody reads it */
     struct work *prev, *next; /* api->running */
 };
 
@@ -208,6 +210,12 @@ static void respond_json(struct sl_http_request *req, int status, struct sl_buf 
     sl_http_respond_buf(req, status, JSON_CT, body);
 }
 
+static void count_opt(struct sl_metric *m)
+{
+    if (m) /* no metrics registry given */
+        sl_counter_inc(m);
+}
+
 static void work_cb(uv_work_t *w)
 {
     struct work *wk = (struct work *)w;
@@ -227,7 +235,13 @@ static void after_work_cb(uv_work_t *w, int status)
     struct sl_querier_result *res = &wk->res;
     /* The request is freed by the response: read what the metrics need first. */
     double seconds = (double)(sl_mono_ns() - wk->req->start_mono_ns) / 1e9;
-    if (status == UV_ECANCELED) {
+    int code = status == UV_ECANCELED ? 503 : res->status;
+    if (wk->client_gone) {
+        /* Loki's status for a request its client canceled; the server
+         * discards it (reset) or writes it to a half-closed connection. */
+        code = 499;
+        sl_http_respond_text(wk->req, code, "client canceled request");
+    } else if (status == UV_ECANCELED) {
         sl_http_respond_text(wk->req, 503, "query canceled: shutting down");
     } else if (res->json) {
         respond_json(wk->req, res->status, &res->body);
@@ -238,10 +252,15 @@ static void after_work_cb(uv_work_t *w, int status)
             sl_log_limited(&api->log_limit, SL_LOG_WARN, "query failed", "endpoint=%s status=%d",
                            wk->endpoint, res->status);
     }
+    if (code == 504 && !wk->client_gone) {
+        count_opt(api->m_cancel_timeout);
+        sl_log_limited(&api->log_limit, SL_LOG_INFO, "query canceled", "endpoint=%s reason=timeout",
+                       wk->endpoint);
+    }
     if (api->fam_queries) {
-        char code[16];
-        snprintf(code, sizeof code, "%d", status == UV_ECANCELED ? 503 : res->status);
-        sl_counter_inc(sl_metric_with(api->fam_queries, wk->endpoint, code));
+        char codes[16];
+        snprintf(codes, sizeof codes, "%d", code);
+        sl_counter_inc(sl_metric_with(api->fam_queries, wk->endpoint, codes));
         sl_counter_add(api->m_lines, (double)res->lines_scanned);
         sl_counter_add(api->m_bytes, (double)res->bytes_scanned);
         sl_counter_add(api->m_regex_limit, (double)res->regex_limit_hits);
@@ -262,6 +281,24 @@ static void after_work_cb(uv_work_t *w, int status)
     api->inflight--;
     if (api->freeing && api->inflight == 0)
         api_destroy(api);
+}
+
+/* The client hung up: stop the query as query_timeout and shutdown do (the
+ * scan checks the flag every few thousand entries), or drop it from the
+ * pool's queue if it has not started. */
+static void on_client_gone(struct sl_http_request *req, void *ud)
+{
+    (void)req;
+    struct work *wk = ud;
+    struct sl_query_api *api = wk->api;
+    wk->client_gone = true;
+    atomic_store(&wk->canceled, true);
+    if (api->loop)
+        uv_cancel((uv_req_t *)&wk->w);
+    count_opt(api->m_cancel_gone);
+    sl_log_limited(&api->log_limit, SL_LOG_INFO, "query canceled",
+                   "endpoint=%s reason=client_gone elapsed_ms=%lld", wk->endpoint,
+                   (long long)((sl_mono_ns() - wk->req->start_mono_ns) / 1000000));
 }
 
 static void submit(struct sl_query_api *api, struct work *wk)
@@ -288,6 +325,8 @@ static void submit(struct sl_query_api *api, struct work *wk)
         wk->next->prev = wk;
     api->running = wk;
     api->inflight++;
+    if (!sl_http_req_on_gone(wk->req, on_client_gone, wk))
+        on_client_gone(wk->req, wk); /* hung up before the query started */
 }
 
 /* Common start of every handler: tenant, parameters, time bounds. */
@@ -590,6 +629,13 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
         api->fam_duration =
             sl_metrics_histogram(m, "sluice_aggregator_query_duration_seconds",
                                  "Read API request duration, by endpoint.", "endpoint", NULL, 0);
+        struct sl_metric_family *fc = sl_metrics_counter(
+            m, "sluice_aggregator_queries_cancelled_total",
+            "Queries stopped before their end, by reason (client_gone, shutdown, timeout).",
+            "reason");
+        api->m_cancel_gone = sl_metric_with(fc, "client_gone");
+        api->m_cancel_shutdown = sl_metric_with(fc, "shutdown");
+        api->m_cancel_timeout = sl_metric_with(fc, "timeout");
     }
     route2(srv, "/loki/api/v1/query_range", false, handle_query_range, api);
     route2(srv, "/loki/api/v1/query", false, handle_query, api);
@@ -613,8 +659,13 @@ void sl_query_api_cancel(struct sl_query_api *q)
 {
     if (!q)
         return;
-    for (struct work *wk = q->running; wk; wk = wk->next)
-        atomic_store(&wk->canceled, true); /* running scans stop early */
+    for (struct work *wk = q->running; wk; wk = wk->next) {
+        if (atomic_exchange(&wk->canceled, true))
+            continue;                    /* already stopping */
+        count_opt(q->m_cancel_shutdown); /* running scans stop early */
+        sl_log_limited(&q->log_limit, SL_LOG_INFO, "query canceled", "endpoint=%s reason=shutdown",
+                       wk->endpoint);
+    }
 }
 
 void sl_query_api_free(struct sl_query_api *q)
