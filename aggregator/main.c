@@ -445,7 +445,11 @@ static int start_http(struct app *app)
                                    .max_query_series = c->lim_max_query_series,
                                    .query_timeout_ns = c->lim_query_timeout_ns,
                                    .loop = &app->loop,
-                                   .select = app->select};
+                                   .select = app->select,
+                                   .max_concurrent_tail_requests =
+                                       (int)c->lim_max_concurrent_tail_requests,
+                                   .tail_max_duration_ns = c->q_tail_max_duration_ns,
+                                   .tail_max_queued_bytes = (size_t)c->q_tail_max_queued_bytes};
     app->query = sl_query_api_new(app->srv, app->ing, app->metrics, &qo);
     struct sl_buf err = SL_BUF_INIT;
     int rc = sl_http_server_listen(app->srv, c->server_listen, &err);

@@ -119,6 +119,8 @@ const struct sl_option sl_agg_options[] = {
      "queries running longer are cancelled"},
     {"limits.retention_period", SL_OPT_DURATION, "0s", OFF(lim_retention_period_ns),
      "data older than this is deleted by the compactor; 0s keeps everything"},
+    {"limits.max_concurrent_tail_requests", SL_OPT_INT, "10",
+     OFF(lim_max_concurrent_tail_requests), "live tails (/loki/api/v1/tail) open per tenant"},
     {"querier.max_concurrency", SL_OPT_INT, "0", OFF(q_max_concurrency),
      "threads one query may use (chunk decoding); 0: the number of CPUs, 1: serial"},
     {"querier.chunk_cache.dir", SL_OPT_STRING, "${data_dir}/cache/chunks",
@@ -127,6 +129,10 @@ const struct sl_option sl_agg_options[] = {
      "bytes kept in the chunk cache (least recently used evicted); 0 disables it"},
     {"querier.index_cache_size", SL_OPT_SIZE, "256MiB", OFF(q_index_cache_size),
      "bytes of index files kept in memory (least recently used dropped)"},
+    {"querier.tail_max_duration", SL_OPT_DURATION, "1h", OFF(q_tail_max_duration_ns),
+     "a live tail is closed after this long"},
+    {"querier.tail_max_queued_bytes", SL_OPT_SIZE, "4MiB", OFF(q_tail_max_queued_bytes),
+     "bytes a live tail may queue for a slow client before entries are dropped"},
     {"compactor.enabled", SL_OPT_BOOL, "true", OFF(compactor_enabled),
      "run the compactor in targets all and backend"},
     {"compactor.interval", SL_OPT_DURATION, "10m", OFF(compactor_interval_ns),
@@ -199,6 +205,12 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
         return bad(err, "ingester.chunk_block_size", "must be between 1KiB and 64MiB");
     if (c->ing_max_chunk_age_ns <= 0)
         return bad(err, "ingester.max_chunk_age", "must be positive");
+    if (c->lim_max_concurrent_tail_requests < 1 || c->lim_max_concurrent_tail_requests > 100000)
+        return bad(err, "limits.max_concurrent_tail_requests", "must be between 1 and 100000");
+    if (c->q_tail_max_duration_ns <= 0)
+        return bad(err, "querier.tail_max_duration", "must be positive");
+    if (c->q_tail_max_queued_bytes < 4096)
+        return bad(err, "querier.tail_max_queued_bytes", "must be at least 4KiB");
     if (c->compactor_interval_ns <= 0)
         return bad(err, "compactor.interval", "must be positive");
     if (c->compactor_orphan_grace_period_ns < 0)

@@ -82,11 +82,14 @@ struct sl_agg_config {
     int64_t lim_max_query_series;
     int64_t lim_query_timeout_ns;
     int64_t lim_retention_period_ns;
+    int64_t lim_max_concurrent_tail_requests;
     /* querier */
     int64_t q_max_concurrency;
     char *q_chunk_cache_dir;
     int64_t q_chunk_cache_max_size;
     int64_t q_index_cache_size;
+    int64_t q_tail_max_duration_ns;
+    int64_t q_tail_max_queued_bytes;
     /* compactor */
     bool compactor_enabled;
     int64_t compactor_interval_ns;

@@ -649,7 +649,10 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
                               .auth_enabled = o->auth_enabled,
                               .max_entries_limit = o->max_entries_limit,
                               .query_timeout_ns = o->query_timeout_ns,
-                              .select = o->select};
+                              .select = o->select,
+                              .max_duration_ns = o->tail_max_duration_ns,
+                              .max_queued_bytes = o->tail_max_queued_bytes,
+                              .max_tails_per_tenant = o->max_concurrent_tail_requests};
     if (o->loop) /* tails poll on the loop's thread pool */
         api->tail = sl_tail_api_new(srv, ing, m, &to);
     return api;

@@ -25,6 +25,10 @@ struct sl_query_api_opts {
     uv_loop_t *loop;           /* the server's loop: queries run on its thread pool.
                                   NULL: they run inline on the loop thread (tests) */
     struct sl_select *select;  /* store access (querier/select.h); NULL: memory only */
+    /* live tail (querier/tail.h); 0: its defaults */
+    int max_concurrent_tail_requests; /* limits.max_concurrent_tail_requests (10) */
+    int64_t tail_max_duration_ns;     /* querier.tail_max_duration (1h) */
+    size_t tail_max_queued_bytes;     /* querier.tail_max_queued_bytes (4MiB) */
 };
 
 struct sl_query_api;

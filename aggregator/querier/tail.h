@@ -61,10 +61,10 @@ struct sl_tail_opts {
     int64_t max_entries_limit; /* limits.max_entries_limit_per_query; 0: none */
     int64_t query_timeout_ns;  /* per poll; 0: 1 min */
     struct sl_select *select;  /* NULL: memory only */
-    int64_t max_duration_ns;   /* 0: 1 h */
+    int64_t max_duration_ns;   /* querier.tail_max_duration; 0: 1 h */
     int64_t poll_interval_ms;  /* 0: 1000 */
-    size_t max_queued_bytes;   /* per connection; 0: 4 MiB */
-    int max_tails_per_tenant;  /* 0: 10 */
+    size_t max_queued_bytes;   /* querier.tail_max_queued_bytes, per connection; 0: 4 MiB */
+    int max_tails_per_tenant;  /* limits.max_concurrent_tail_requests; 0: 10 */
     int64_t late_grace_ns;     /* 0: 2 s (see above) */
 };
 

@@ -248,6 +248,40 @@ def test_tail_limits_concurrent_tails_per_tenant(aggregator):
         t.close()
 
 
+def test_tail_limits_are_configurable(workdir, procs):
+    """limits.max_concurrent_tail_requests=1: the second tail of a tenant gets
+    Loki's error; querier.tail_max_duration=2s: a tail is closed normally
+    after that long."""
+    agg = Aggregator(workdir, extra=["--set", "limits.max_concurrent_tail_requests=1",
+                                     "--set", "querier.tail_max_duration=2s",
+                                     "--set", "querier.tail_max_queued_bytes=1MiB"])
+    procs.append(agg)
+    agg.start()
+    cfg = requests.get(agg.url + "/config", timeout=10).text
+    assert "max_concurrent_tail_requests: 1" in cfg and "tail_max_duration: 2s" in cfg, cfg
+    first = open_tail(agg, tenant="one")
+    t0 = time.monotonic()
+    hs = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "X-Scope-OrgID": "one"}
+    r = requests.get(agg.url + "/loki/api/v1/tail", params={"query": SEL}, headers=hs,
+                     timeout=10)
+    assert r.status_code == 400, r.text
+    assert "max concurrent tail requests limit exceeded, count > limit (2 > 1)" in r.text
+    other = open_tail(agg, tenant="two")  # per tenant
+    other.close()
+    rd = Reader(first)
+    deadline = time.monotonic() + 30
+    while rd.closed is None and time.monotonic() < deadline:
+        rd.read_once(1.0)
+    assert rd.closed == 1000, rd.closed
+    assert 1.5 <= time.monotonic() - t0 < 30
+    wait_for(lambda: metric_value(agg.metrics(), "sluice_aggregator_tail_ended_total",
+                                  {"reason": "max_duration"}) == 1, 20, what="max_duration end")
+    first.close()
+    again = open_tail(agg, tenant="one")  # the slot is free again
+    again.close()
+
+
 def test_tail_answers_pings_and_closes_on_bad_frames(aggregator):
     ws = open_tail(aggregator)
     ws.ping(b"are you there")
