@@ -25,6 +25,7 @@
 #include <zstd.h>
 
 #include "aggregator/chunk/chunk.h"
+#include "aggregator/ingester/postings.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -95,6 +96,7 @@ struct cchunk {
 struct stream {
     struct stream *next; /* hash chain */
     uint64_t fp;
+    uint32_t pslot; /* in the tenant's postings */
     struct sl_labels labels; /* points into one allocation after the items */
     struct block *blocks;
     size_t nblocks, capblocks;
@@ -120,6 +122,7 @@ struct tenant {
     struct stream **buckets;
     size_t nbuckets, nstreams;
     struct sl_metric *m_streams;
+    struct sl_postings *postings; /* label pairs -> streams, under lock */
 };
 
 struct sl_ingester {
@@ -467,6 +470,7 @@ static struct tenant *tenant_get(struct sl_ingester *ing, struct sl_bytes name, 
         pthread_rwlock_init(&t->lock, NULL);
         t->nbuckets = 64;
         t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
+        t->postings = sl_postings_new();
         if (ing->f_streams)
             t->m_streams = sl_metric_with(ing->f_streams, t->name);
         t->next = ing->tenants;
@@ -507,6 +511,7 @@ static struct stream *tenant_add(struct sl_ingester *ing, struct tenant *t,
     if (t->nstreams >= t->nbuckets)
         tenant_grow(t);
     struct stream *s = stream_new(ls, fp);
+    s->pslot = sl_postings_add(t->postings, &s->labels, s);
     size_t i = fp & (t->nbuckets - 1);
     s->next = t->buckets[i];
     t->buckets[i] = s;
@@ -515,6 +520,13 @@ static struct stream *tenant_add(struct sl_ingester *ing, struct tenant *t,
     if (t->m_streams)
         sl_gauge_set(t->m_streams, (double)t->nstreams);
     return s;
+}
+
+/* The stream's time bounds, for the postings' range checks. */
+static void postings_bounds(struct tenant *t, const struct stream *s)
+{
+    sl_postings_set_bounds(t->postings, s->pslot, s->entries ? s->min_ts : 1,
+                           s->entries ? s->max_ts : 0);
 }
 
 /* ---- push ---- */
@@ -733,6 +745,7 @@ int sl_ingester_push(struct sl_ingester *ing, struct sl_bytes tenant,
             accepted_out[k++] = i;
     }
     head_merge(&s->head);
+    postings_bounds(t, s);
     pthread_rwlock_unlock(&t->lock);
     sl_buf_release(&c.raw);
     sl_free(c.v);
@@ -988,6 +1001,63 @@ int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingest
     return rc;
 }
 
+/* ---- reads through the postings (aggregator/ingester/postings.h) ---- */
+
+struct pvisit {
+    sl_ingester_visit_fn fn;
+    void *ud;
+};
+
+static int on_posting(void *owner, void *ud)
+{
+    struct pvisit *pv = ud;
+    struct stream *s = owner;
+    struct sl_stream_info info = {&s->labels, s->fp, s->min_ts, s->max_ts, s->entries};
+    struct sl_stream_reader r = {s};
+    return pv->fn(&info, &r, pv->ud);
+}
+
+int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
+                               const struct sl_label *eq, size_t neq, int64_t from,
+                               int64_t through, sl_ingester_visit_fn fn, void *ud)
+{
+    struct tenant *t = tenant_get(ing, tenant, false);
+    if (!t)
+        return 0;
+    struct pvisit pv = {fn, ud};
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = sl_postings_select(t->postings, eq, neq, from, through, on_posting, &pv);
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant,
+                       const struct sl_bytes *name, int64_t from, int64_t through,
+                       int (*fn)(struct sl_bytes v, void *ud), void *ud)
+{
+    struct tenant *t = tenant_get(ing, tenant, false);
+    if (!t)
+        return 0;
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = sl_postings_labels(t->postings, name, from, through, fn, ud);
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+size_t sl_ingester_postings_bytes(struct sl_ingester *ing)
+{
+    size_t b = 0;
+    pthread_mutex_lock(&ing->mu);
+    struct tenant *tenants = ing->tenants; /* tenants are never removed */
+    pthread_mutex_unlock(&ing->mu);
+    for (struct tenant *t = tenants; t; t = t->next) {
+        pthread_rwlock_rdlock(&t->lock);
+        b += sl_postings_bytes(t->postings);
+        pthread_rwlock_unlock(&t->lock);
+    }
+    return b;
+}
+
 size_t sl_ingester_streams(struct sl_ingester *ing)
 {
     return __atomic_load_n(&ing->nstreams, __ATOMIC_RELAXED);
@@ -1120,6 +1190,7 @@ static void stream_unlink(struct sl_ingester *ing, struct tenant *t, struct stre
     __atomic_sub_fetch(&ing->nstreams, 1, __ATOMIC_RELAXED);
     if (t->m_streams)
         sl_gauge_set(t->m_streams, (double)t->nstreams);
+    sl_postings_remove(t->postings, s->pslot);
     stream_free(s);
 }
 
@@ -1151,8 +1222,10 @@ static void stream_trim(struct sl_ingester *ing, struct tenant *t, struct stream
         sl_gauge_add(ing->m_block_bytes, -zbytes);
     if (s->entries == 0 && s->nchunks == 0 && s->head.n == 0 && s->nblocks == 0)
         stream_unlink(ing, t, s);
-    else
+    else {
         stream_bounds(s);
+        postings_bounds(t, s);
+    }
 }
 
 void sl_ingester_release(struct sl_ingester *ing, struct sl_bytes tenant,
@@ -1263,6 +1336,7 @@ void sl_ingester_free(struct sl_ingester *ing)
             }
         }
         sl_free(t->buckets);
+        sl_postings_free(t->postings);
         pthread_rwlock_destroy(&t->lock);
         sl_free(t->name);
         sl_free(t);

@@ -78,6 +78,26 @@ typedef int (*sl_ingester_visit_fn)(const struct sl_stream_info *s, struct sl_st
 int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingester_visit_fn fn,
                       void *ud);
 
+/* sl_ingester_visit narrowed through the tenant's postings (postings.h):
+ * only the streams with entries in [from, through) that hold every name=value
+ * pair of eq exactly (neq 0: all of them), without walking the others. */
+int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
+                               const struct sl_label *eq, size_t neq, int64_t from,
+                               int64_t through, sl_ingester_visit_fn fn, void *ud);
+
+/* Label names (name NULL), or the non-empty values of *name, of the streams
+ * with entries in [from, through), each once, in no particular order, from
+ * the postings under the tenant's read lock (fn must not call the ingester;
+ * v is valid during the call). A non-zero return from fn stops and is
+ * returned. */
+int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant,
+                       const struct sl_bytes *name, int64_t from, int64_t through,
+                       int (*fn)(struct sl_bytes v, void *ud), void *ud);
+
+/* Bytes the postings of every tenant allocated (label bytes excluded: they
+ * are the streams'). */
+size_t sl_ingester_postings_bytes(struct sl_ingester *ing);
+
 /* Calls entry_fn for each entry of the stream with from_ns <= ts < through_ns,
  * in ascending time order, or descending if backward (equal timestamps in
  * arrival order, or its reverse). Blocks whose time range misses the window

@@ -657,23 +657,6 @@ struct labelwalk {
     void *ud;
 };
 
-static int on_label_stream(const struct sl_stream_info *s, struct sl_stream_reader *rd, void *ud)
-{
-    (void)rd;
-    struct labelwalk *w = ud;
-    if (s->entries == 0 || s->max_ts < w->from || s->min_ts >= w->through)
-        return 0;
-    int rc = 0;
-    for (size_t i = 0; i < s->labels->n && rc == 0; i++) {
-        const struct sl_label *l = &s->labels->items[i];
-        if (!w->name)
-            rc = w->fn(l->name, w->ud);
-        else if (sl_bytes_eq(l->name, *w->name) && l->value.len)
-            rc = w->fn(l->value, w->ud);
-    }
-    return rc;
-}
-
 static int on_index_value(struct sl_bytes v, void *ud)
 {
     struct labelwalk *w = ud;
@@ -708,8 +691,8 @@ int sl_select_labels(struct sl_select *sel, struct sl_ingester *ing, struct sl_b
             sl_free(kl.keys[i]);
         sl_free(kl.keys);
     }
-    if (rc == 0)
-        rc = sl_ingester_visit(ing, tenant, on_label_stream, &w);
+    if (rc == 0) /* memory: from the ingester's postings */
+        rc = sl_ingester_labels(ing, tenant, name, from, through, fn, ud);
     return rc;
 }
 
@@ -996,8 +979,14 @@ int sl_select_run(struct sl_select *sel, struct sl_ingester *ing, const struct s
         rc = collect_store(&v);
     if (rc == 0 && sp->prefetch)
         plan_prefetch(&v);
-    if (rc == 0)
-        rc = sl_ingester_visit(ing, sp->tenant, on_mem_stream, &v);
+    if (rc == 0) { /* memory: only the streams in range with the eq pairs (postings) */
+        struct sl_label eq[16];
+        size_t neq = sp->neq < 16 ? sp->neq : 16; /* the rest: has_eq in on_mem_stream */
+        for (size_t i = 0; i < neq; i++)
+            eq[i] = (struct sl_label){sp->eq[i].name, sp->eq[i].value};
+        rc = sl_ingester_visit_matching(ing, sp->tenant, eq, neq, sp->from, sp->through,
+                                        on_mem_stream, &v);
+    }
     for (size_t i = 0; i < v.nss && rc == 0; i++) {
         if (v.ss[i].in_memory)
             continue;
