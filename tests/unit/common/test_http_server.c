@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ struct fx {
     int port;
     bool closed;
     bool stop_sent;
+    atomic_int gone_calls; /* /hold: gone callbacks run */
 };
 
 /* ---- handlers (loop thread) ---- */
@@ -85,6 +87,20 @@ static void h_async(struct sl_http_request *req, void *ud)
     uv_timer_start(t, on_async_timer, 50, 0);
 }
 
+/* /hold answers only when its client goes away, from the gone callback. */
+static void on_hold_gone(struct sl_http_request *req, void *ud)
+{
+    struct fx *f = ud;
+    atomic_fetch_add(&f->gone_calls, 1);
+    sl_http_respond_text(req, 200, "held gone=%d", sl_http_req_gone(req));
+}
+
+static void h_hold(struct sl_http_request *req, void *ud)
+{
+    if (!sl_http_req_on_gone(req, on_hold_gone, ud))
+        sl_http_respond_text(req, 200, "gone before the handler");
+}
+
 static void h_prefix(struct sl_http_request *req, void *ud)
 {
     (void)ud;
@@ -132,6 +148,7 @@ static int setup(void **state)
     sl_http_server_route(f->srv, "POST", "/echo", false, h_echo_post, f);
     sl_http_server_route(f->srv, "POST", "/form", false, h_form, f);
     sl_http_server_route(f->srv, "GET", "/async", false, h_async, f);
+    sl_http_server_route(f->srv, "GET", "/hold", false, h_hold, f);
     sl_http_server_route(f->srv, NULL, "/p/", true, h_prefix, f);
     struct sl_buf err = SL_BUF_INIT;
     assert_int_equal(sl_http_server_listen(f->srv, "127.0.0.1:0", &err), 0);
@@ -550,7 +567,167 @@ static void test_graceful_close(void **state)
     close(idle);
 }
 
+static bool wait_gone_calls(struct fx *f, int want, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    while (atomic_load(&f->gone_calls) < want && now_ms() < deadline)
+        usleep(2000);
+    return atomic_load(&f->gone_calls) == want;
+}
+
+/* A client that closes while its request is held: the handler hears of it
+ * at once, and the server goes on serving. */
+static void test_gone_callback_on_close(void **state)
+{
+    struct fx *f = *state;
+    int fd = dial(f->port);
+    send_str(fd, "GET /hold HTTP/1.1\r\n\r\n");
+    usleep(50000);
+    assert_int_equal(atomic_load(&f->gone_calls), 0); /* held while the client waits */
+    close(fd);
+    assert_true(wait_gone_calls(f, 1, 5000));
+    struct resp r;
+    roundtrip(f, "GET /echo?a=1 HTTP/1.1\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    usleep(20000);
+    assert_int_equal(atomic_load(&f->gone_calls), 1); /* once */
+}
+
+/* A half-close (shutdown of the client's sending side) is a hang-up too,
+ * but the answer is still written before the server closes. */
+static void test_gone_callback_on_half_close_still_answers(void **state)
+{
+    struct fx *f = *state;
+    int fd = dial(f->port);
+    send_str(fd, "GET /hold HTTP/1.1\r\n\r\nGET /echo?a=2 HTTP/1.1\r\n\r\n");
+    usleep(20000);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    struct resp r;
+    assert_int_equal(read_resp(fd, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "held gone=1\n");
+    /* the pipelined request that was complete is answered too, then EOF */
+    assert_int_equal(read_resp(fd, &r), 0);
+    assert_string_equal(r.body, "path=/echo a=2 b=- x=-\n");
+    assert_true(closed_within(fd, 2000));
+    close(fd);
+    assert_int_equal(atomic_load(&f->gone_calls), 1);
+}
+
 /* ---- no sockets: the parsing core and helpers ---- */
+
+struct held {
+    struct sl_http_request *req;
+    int gone_calls, next_calls;
+};
+
+static void on_held_gone(struct sl_http_request *req, void *ud)
+{
+    struct held *h = ud;
+    assert_ptr_equal(req, h->req);
+    h->gone_calls++;
+}
+
+static void h_held(struct sl_http_request *req, void *ud)
+{
+    struct held *h = ud;
+    h->req = req;
+    assert_true(sl_http_req_on_gone(req, on_held_gone, h));
+}
+
+static void h_next(struct sl_http_request *req, void *ud)
+{
+    struct held *h = ud;
+    h->next_calls++;
+    sl_http_respond_text(req, 200, "next gone=%d", sl_http_req_gone(req));
+}
+
+static struct sl_http_conn *held_conn(uv_loop_t *loop, struct sl_http_server **s, struct held *h)
+{
+    uv_loop_init(loop);
+    *s = sl_http_server_new(loop, NULL);
+    sl_http_server_route(*s, "GET", "/held", false, h_held, h);
+    sl_http_server_route(*s, "GET", "/next", false, h_next, h);
+    struct sl_http_conn *c = sl__http_conn_new_detached(*s);
+    const char *in = "GET /held HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\nGET /ne";
+    assert_int_equal(sl__http_conn_feed(c, in, strlen(in)), 0);
+    assert_non_null(h->req);
+    assert_int_equal(h->next_calls, 0); /* the pipelined one waits, unparsed */
+    assert_false(sl_http_req_gone(h->req));
+    return c;
+}
+
+static void held_done(uv_loop_t *loop, struct sl_http_server *s, struct sl_http_conn *c)
+{
+    sl__http_conn_free_detached(c);
+    sl_http_server_close(s, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* EOF while a request is held: the callback runs once, the held answer and
+ * the complete pipelined one are written, the cut-off third is not, then
+ * the connection closes. */
+static void test_detached_gone_on_eof(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct sl_http_server *s;
+    struct held h = {0};
+    struct sl_http_conn *c = held_conn(&loop, &s, &h);
+    assert_int_equal(sl__http_conn_peer_close(c, false), 0);
+    assert_int_equal(h.gone_calls, 1);
+    assert_true(sl_http_req_gone(h.req));
+    assert_false(sl_http_req_on_gone(h.req, on_held_gone, &h)); /* already gone */
+    assert_int_equal(sl__http_conn_output(c)->len, 0);
+    sl_http_respond_text(h.req, 499, "client canceled request");
+    assert_int_equal(h.gone_calls, 1);
+    assert_int_equal(h.next_calls, 1);
+    const char *out = sl__http_conn_output(c)->data;
+    const char *p1 = strstr(out, "HTTP/1.1 499 ");
+    const char *p2 = strstr(out, "next gone=1");
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_true(p1 < p2);
+    assert_int_equal(sl__http_conn_feed(c, "xt", 2), 1); /* closed */
+    held_done(&loop, s, c);
+}
+
+/* A reset: the callback runs, the answer is discarded, nothing else runs. */
+static void test_detached_gone_on_reset(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct sl_http_server *s;
+    struct held h = {0};
+    struct sl_http_conn *c = held_conn(&loop, &s, &h);
+    assert_int_equal(sl__http_conn_peer_close(c, true), 1);
+    assert_int_equal(h.gone_calls, 1);
+    assert_true(sl_http_req_gone(h.req));
+    sl_http_respond_text(h.req, 499, "client canceled request");
+    assert_int_equal(h.gone_calls, 1);
+    assert_int_equal(h.next_calls, 0);
+    assert_int_equal(sl__http_conn_output(c)->len, 0);
+    held_done(&loop, s, c);
+}
+
+/* Answered before the client leaves: no callback, keep-alive goes on. */
+static void test_detached_no_callback_after_answer(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct sl_http_server *s;
+    struct held h = {0};
+    struct sl_http_conn *c = held_conn(&loop, &s, &h);
+    sl_http_respond_text(h.req, 200, "done");
+    assert_int_equal(h.next_calls, 1);
+    assert_int_equal(sl__http_conn_feed(c, "xt HTTP/1.1\r\n\r\n", 15), 0);
+    assert_int_equal(h.next_calls, 2);
+    assert_non_null(strstr(sl__http_conn_output(c)->data, "next gone=0"));
+    assert_int_equal(sl__http_conn_peer_close(c, false), 1);
+    assert_int_equal(h.gone_calls, 0);
+    held_done(&loop, s, c);
+}
 
 static void h_sync(struct sl_http_request *req, void *ud)
 {
@@ -683,6 +860,12 @@ int main(void)
         cmocka_unit_test(test_detached_byte_by_byte),
         cmocka_unit_test(test_detached_large_header_limit),
         cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_detached_gone_on_eof),
+        cmocka_unit_test(test_detached_gone_on_reset),
+        cmocka_unit_test(test_detached_no_callback_after_answer),
+        cmocka_unit_test_setup_teardown(test_gone_callback_on_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_callback_on_half_close_still_answers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_get_params_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_chunked_in_pieces, setup, teardown),
