@@ -14,7 +14,7 @@ import requests
 import websocket
 import zstandard
 
-from conftest import Aggregator, metric_value, urlq
+from conftest import Agent, Aggregator, cri_line, metric_value, pod_log_path, urlq, wait_for
 from loki_proto import push_request, snappy_compress
 
 
@@ -208,3 +208,36 @@ def test_structured_metadata_in_live_tail(aggregator):
                        ("four", {"app": "tl", "trace_id": "abc"})]
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("protocol", ["sluice", "loki-protobuf", "loki-json"])
+def test_agent_metadata_is_queryable(workdir, procs, aggregator, pods_path, protocol):
+    """The agent's structured_metadata stage, shipped in each protocol, is
+    filtered and grouped on at the aggregator."""
+    config = os.path.join(workdir, "agent.yaml")
+    with open(config, "w") as f:
+        f.write("pipeline:\n  - json: {expressions: {trace: trace_id}}\n"
+                "  - structured_metadata: {trace_id: trace}\n")
+    url = aggregator.url + ("/api/v1/push" if protocol == "sluice" else "/loki/api/v1/push")
+    agent = Agent(workdir, aggregator.url, pods_path, extra=[
+        "--config", config, "--set", f"client.url={url}", "--set", f"client.protocol={protocol}"])
+    procs.append(agent)
+    agent.start()
+    path = pod_log_path(pods_path, "smns", "api-0", "u-1", "app")
+    now = time.time_ns() - 30 * 10**9
+    with open(path, "w") as f:
+        for i in range(20):
+            doc = {"msg": f"req {i}"} if i % 4 == 3 else {"msg": f"req {i}", "trace_id": f"t{i % 2}"}
+            f.write(cri_line(now + i, "stdout", "F", json.dumps(doc)))
+    sel = '{namespace="smns"}'
+    got = wait_for(lambda: (lambda g: g if len(g) == 20 else None)(
+        aggregator.lines(sel, since_s=600)), 30, what="20 lines from the agent")
+    for _, labels, line in got:
+        doc = json.loads(line)
+        assert labels.get("trace_id") == doc.get("trace_id"), (labels, line)
+        assert labels["pod"] == "api-0"
+    t0 = [json.loads(l)["msg"] for _, _, l in aggregator.lines(sel + ' | trace_id="t0"',
+                                                               since_s=600)]
+    assert t0 == [f"req {i}" for i in range(20) if i % 4 != 3 and i % 2 == 0]
+    counts = instant(aggregator, f"sum by (trace_id) (count_over_time({sel}[1h]))")
+    assert counts == {'{"trace_id": "t0"}': 10.0, '{"trace_id": "t1"}': 5.0, "{}": 5.0}
