@@ -40,7 +40,11 @@ struct sl_query_api;
  * Accept-Encoding allows gzip. ing and m (may be NULL) must outlive the
  * returned object. Errors are Loki-like plain text: 400 for bad parameters,
  * queries and unsupported constructs, 504 on limits.query_timeout, 500.
+ * A query whose client hangs up (sl_http_req_on_gone) is canceled like one
+ * past its timeout and answers 499 "client canceled request".
  * Registers (if m): sluice_aggregator_queries_total{endpoint,code},
+ * sluice_aggregator_queries_cancelled_total{reason} (client_gone, shutdown,
+ * timeout),
  * sluice_aggregator_query_{lines,bytes}_scanned_total,
  * sluice_aggregator_query_regex_limit_hits_total,
  * sluice_aggregator_query_duration_seconds{endpoint}. */
