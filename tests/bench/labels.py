@@ -16,6 +16,7 @@ aggregator's CPU ms over all runs divided by the runs):
     /loki/api/v1/label/pod/values?query={app="app-7"}
     /loki/api/v1/series?match[]={app="app-7"}   (1% of the series)
     /loki/api/v1/series?match[]={app="app-7", container="c-2"}
+    /loki/api/v1/series?match[]={app="app-7", pod="pod-307"}   (one series)
 
 first with every series in the ingester's memory, then after POST /flush and a
 restart (memory empty: answered from the index files).
@@ -26,7 +27,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,12 +36,13 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, HERE)
+from benchlib import cpu_s, free_port, rss_bytes  # noqa: E402
 from loki_proto import push_request, snappy_compress  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build", "bin")
 SERIES = int(os.environ.get("BENCH_LABELS_SERIES", "100000"))
 RUNS = int(os.environ.get("BENCH_LABELS_RUNS", "7"))
-HZ = os.sysconf("SC_CLK_TCK")
 
 ENDPOINTS = [
     ("labels", "/loki/api/v1/labels", {}),
@@ -50,19 +51,8 @@ ENDPOINTS = [
     ("values pod {app}", "/loki/api/v1/label/pod/values", {"query": '{app="app-7"}'}),
     ("series {app}", "/loki/api/v1/series", {"match[]": '{app="app-7"}'}),
     ("series {app,c}", "/loki/api/v1/series", {"match[]": '{app="app-7", container="c-2"}'}),
+    ("series {app,pod}", "/loki/api/v1/series", {"match[]": '{app="app-7", pod="pod-307"}'}),
 ]
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def labels_of(i):
@@ -143,11 +133,15 @@ def main():
     try:
         port = free_port()
         agg = start_agg(tmp, port)
+        rss0 = rss_bytes(agg.pid)
         base = time.time_ns() - 600 * 10**9
         t0 = time.monotonic()
         push_all(port, base)
         start_ns, end_ns = base - 60 * 10**9, base + 60 * 10**9
-        print(f"\nlabels: {SERIES} series pushed in {time.monotonic() - t0:.1f} s; "
+        rss1 = rss_bytes(agg.pid)
+        print(f"\nlabels: {SERIES} series pushed in {time.monotonic() - t0:.1f} s "
+              f"(aggregator RSS +{(rss1 - rss0) / 2**20:.1f} MiB, "
+              f"{(rss1 - rss0) / SERIES:.0f} bytes per series); "
               f"median of {RUNS} runs; in memory")
         run_all(port, agg.pid, start_ns, end_ns)
         t0 = time.monotonic()

@@ -55,7 +55,8 @@ static int str_cmp(const void *a, const void *b)
 /* Sorts; fails if a string is there twice when unique is asked. */
 static void set_sort(struct strset *set, bool unique)
 {
-    qsort(set->s, set->n, sizeof *set->s, str_cmp);
+    if (set->n)
+        qsort(set->s, set->n, sizeof *set->s, str_cmp);
     if (unique)
         for (size_t i = 1; i < set->n; i++)
             assert_int_not_equal(strcmp(set->s[i - 1], set->s[i]), 0);
@@ -64,7 +65,8 @@ static void set_sort(struct strset *set, bool unique)
 /* Sorted, repeats dropped. */
 static void set_uniq(struct strset *set)
 {
-    qsort(set->s, set->n, sizeof *set->s, str_cmp);
+    if (set->n)
+        qsort(set->s, set->n, sizeof *set->s, str_cmp);
     size_t out = 0;
     for (size_t i = 0; i < set->n; i++) {
         if (out && strcmp(set->s[out - 1], set->s[i]) == 0)
