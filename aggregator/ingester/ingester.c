@@ -1018,7 +1018,8 @@ static int on_posting(void *owner, void *ud)
 }
 
 int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
-                               const struct sl_label *eq, size_t neq, int64_t from,
+                               const struct sl_label *eq, size_t neq,
+                               const struct sl_postings_pred *pred, size_t npred, int64_t from,
                                int64_t through, sl_ingester_visit_fn fn, void *ud)
 {
     struct tenant *t = tenant_get(ing, tenant, false);
@@ -1026,7 +1027,7 @@ int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
         return 0;
     struct pvisit pv = {fn, ud};
     pthread_rwlock_rdlock(&t->lock);
-    int rc = sl_postings_select(t->postings, eq, neq, from, through, on_posting, &pv);
+    int rc = sl_postings_select(t->postings, eq, neq, pred, npred, from, through, on_posting, &pv);
     pthread_rwlock_unlock(&t->lock);
     return rc;
 }

@@ -80,9 +80,12 @@ int sl_ingester_visit(struct sl_ingester *ing, struct sl_bytes tenant, sl_ingest
 
 /* sl_ingester_visit narrowed through the tenant's postings (postings.h):
  * only the streams with entries in [from, through) that hold every name=value
- * pair of eq exactly (neq 0: all of them), without walking the others. */
+ * pair of eq exactly and pass every pred (none: all of them), without walking
+ * the others. pred's match runs on this thread under the read lock. */
+struct sl_postings_pred;
 int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
-                               const struct sl_label *eq, size_t neq, int64_t from,
+                               const struct sl_label *eq, size_t neq,
+                               const struct sl_postings_pred *pred, size_t npred, int64_t from,
                                int64_t through, sl_ingester_visit_fn fn, void *ud);
 
 /* Label names (name NULL), or the non-empty values of *name, of the streams

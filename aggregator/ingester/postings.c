@@ -454,21 +454,77 @@ static bool slot_has(const struct slot *s, const struct sl_label *l)
     return false;
 }
 
+static bool slot_passes(const struct slot *s, const struct sl_postings_pred *pr)
+{
+    for (size_t i = 0; i < s->ls->n; i++)
+        if (sl_bytes_eq(s->ls->items[i].name, pr->name))
+            return pr->match(s->ls->items[i].value, pr->ud);
+    return false;
+}
+
+/* One selection: the matchers, and the one whose list gives the candidates
+ * (not checked again). */
+struct selctx {
+    const struct sl_postings *p;
+    const struct sl_label *eq;
+    size_t neq, skip_eq;
+    const struct sl_postings_pred *pred;
+    size_t npred, skip_pred;
+    bool all;
+    int64_t from, through;
+    sl_postings_owner_fn fn;
+    void *ud;
+};
+
+static int sel_list(const struct selctx *c, const uint32_t *ids, uint32_t n)
+{
+    int rc = 0;
+    for (uint32_t k = 0; k < n && rc == 0; k++) {
+        const struct slot *s = &c->p->slots[ids[k]];
+        if (!c->all && !overlaps(&c->p->bounds[ids[k]], c->from, c->through))
+            continue;
+        bool ok = true;
+        for (size_t i = 0; i < c->neq && ok; i++)
+            ok = i == c->skip_eq || slot_has(s, &c->eq[i]);
+        for (size_t i = 0; i < c->npred && ok; i++)
+            ok = i == c->skip_pred || slot_passes(s, &c->pred[i]);
+        if (ok)
+            rc = c->fn(s->owner, c->ud);
+    }
+    return rc;
+}
+
+/* The values of pred's name it accepts, into *out (owned by the caller);
+ * returns how many streams hold them. */
+static size_t pred_values(const struct sl_postings *p, const struct sl_postings_pred *pr,
+                          const struct pvalue ***out, size_t *nout)
+{
+    const struct pname *pn = name_find(p, pr->name);
+    *out = NULL;
+    *nout = 0;
+    if (!pn)
+        return 0;
+    size_t streams = 0;
+    *out = sl_mallocarray(pn->nvals ? pn->nvals : 1, sizeof **out);
+    for (size_t k = 0; k < pn->nvals; k++) {
+        if (pr->match(pn->vals[k].v, pr->ud)) {
+            (*out)[(*nout)++] = &pn->vals[k];
+            streams += pn->vals[k].n;
+        }
+    }
+    return streams;
+}
+
 int sl_postings_select(const struct sl_postings *p, const struct sl_label *eq, size_t neq,
-                       int64_t from, int64_t through, sl_postings_owner_fn fn, void *ud)
+                       const struct sl_postings_pred *pred, size_t npred, int64_t from,
+                       int64_t through, sl_postings_owner_fn fn, void *ud)
 {
     if (from >= through)
         return 0;
-    bool all = covers_all(p, from, through);
-    int rc = 0;
-    if (neq == 0) {
-        for (size_t i = 0; i < p->nslots && rc == 0; i++)
-            if (p->slots[i].owner && (all || overlaps(&p->bounds[i], from, through)))
-                rc = fn(p->slots[i].owner, ud);
-        return rc;
-    }
+    struct selctx c = {p,    eq,      neq,      SIZE_MAX,
+                       pred, npred,   SIZE_MAX, covers_all(p, from, through),
+                       from, through, fn,       ud};
     const struct pvalue *best = NULL;
-    size_t besti = 0;
     for (size_t i = 0; i < neq; i++) {
         const struct pname *pn = name_find(p, eq[i].name);
         const struct pvalue *pv = pn ? value_find(pn, eq[i].value) : NULL;
@@ -476,19 +532,41 @@ int sl_postings_select(const struct sl_postings *p, const struct sl_label *eq, s
             return 0;
         if (!best || pv->n < best->n) {
             best = pv;
-            besti = i;
+            c.skip_eq = i;
         }
     }
-    const uint32_t *ids = value_ids_c(best);
-    for (uint32_t k = 0; k < best->n && rc == 0; k++) {
-        uint32_t id = ids[k];
-        if (!all && !overlaps(&p->bounds[id], from, through))
-            continue;
-        bool ok = true;
-        for (size_t i = 0; i < neq && ok; i++)
-            ok = i == besti || slot_has(&p->slots[id], &eq[i]);
-        if (ok)
-            rc = fn(p->slots[id].owner, ud);
+    size_t bestn = best ? best->n : SIZE_MAX, nacc = 0;
+    const struct pvalue **acc = NULL;
+    for (size_t i = 0; i < npred; i++) {
+        const struct pvalue **vals;
+        size_t nvals, streams = pred_values(p, &pred[i], &vals, &nvals);
+        if (streams == 0) {
+            sl_free(vals);
+            sl_free(acc);
+            return 0;
+        }
+        if (streams < bestn) {
+            sl_free(acc);
+            acc = vals;
+            nacc = nvals;
+            bestn = streams;
+            c.skip_pred = i;
+            c.skip_eq = SIZE_MAX;
+        } else {
+            sl_free(vals);
+        }
+    }
+    int rc = 0;
+    if (acc) {
+        for (size_t k = 0; k < nacc && rc == 0; k++)
+            rc = sel_list(&c, value_ids_c(acc[k]), acc[k]->n);
+        sl_free(acc);
+    } else if (best) {
+        rc = sel_list(&c, value_ids_c(best), best->n);
+    } else {
+        for (size_t i = 0; i < p->nslots && rc == 0; i++)
+            if (p->slots[i].owner && (c.all || overlaps(&p->bounds[i], from, through)))
+                rc = fn(p->slots[i].owner, ud);
     }
     return rc;
 }

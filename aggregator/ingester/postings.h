@@ -20,6 +20,7 @@
 #ifndef SL_POSTINGS_H
 #define SL_POSTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,13 +49,27 @@ typedef int (*sl_postings_bytes_fn)(struct sl_bytes v, void *ud);
 int sl_postings_labels(const struct sl_postings *p, const struct sl_bytes *name, int64_t from,
                        int64_t through, sl_postings_bytes_fn fn, void *ud);
 
+/* A test on the value of one label (a regex matcher, say): the streams
+ * that hold name with a value match accepts. A stream without the label is
+ * never given, so match must reject "" (else the caller cannot narrow with
+ * it). */
+struct sl_postings_pred {
+    struct sl_bytes name;
+    bool (*match)(struct sl_bytes value, void *ud);
+    void *ud;
+};
+
 /* Calls fn with the owner of every stream overlapping [from, through) that
- * holds every pair of eq exactly (neq 0: every stream), once each, in no
- * particular order. fn must not call a writer. A non-zero return from fn
- * stops and is returned. */
+ * holds every pair of eq exactly and passes every pred (neq and npred 0:
+ * every stream), once each, in no particular order. The candidates come
+ * from the smallest of the eq lists and the pred unions (a pred's match runs
+ * once per value of its name, and again per candidate it did not choose).
+ * fn must not call a writer. A non-zero return from fn stops and is
+ * returned. */
 typedef int (*sl_postings_owner_fn)(void *owner, void *ud);
 int sl_postings_select(const struct sl_postings *p, const struct sl_label *eq, size_t neq,
-                       int64_t from, int64_t through, sl_postings_owner_fn fn, void *ud);
+                       const struct sl_postings_pred *pred, size_t npred, int64_t from,
+                       int64_t through, sl_postings_owner_fn fn, void *ud);
 
 /* Streams in the postings, and the bytes they allocated (for metrics and
  * tests; the label bytes themselves belong to the streams). */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aggregator/ingester/ingester.h"
+#include "aggregator/ingester/postings.h"
 #include "aggregator/logql/logql.h"
 #include "aggregator/querier/select.h"
 #include "common/arena.h"
@@ -74,8 +75,22 @@ struct selmatch {
     struct sl_index_matcher eq[8];
     size_t neq;
 };
+    /* Matchers that reject an absent label (=~ "x.*", != ""...) narrow the
+     * streams in memory through the ingester's postings. */
+    struct sl_postings_pred pred[8];
+    struct selpred {
+        struct sl_logql_query *q;
+        const struct sl_logql_matcher *m;
+    } pctx[8];
+    size_t npred;
 
 static bool selmatch_fn(const struct sl_labels *ls, void *ud)
+static bool selmatch_pred(struct sl_bytes value, void *ud)
+{
+    const struct selpred *p = ud;
+    return sl_logql_matcher_matches(p->q, p->m, value);
+}
+
 {
     struct selmatch *sm = ud;
     return sl_logql_match_labels(sm->q, sm->e, ls);
@@ -87,10 +102,20 @@ static void selmatch_init(struct selmatch *sm, struct sl_logql_query *q,
     sm->q = q;
     sm->e = e;
     sm->neq = 0;
-    for (size_t i = 0; i < e->nmatchers && sm->neq < sizeof sm->eq / sizeof *sm->eq; i++)
-        if (e->matchers[i].op == SL_LOGQL_MATCH_EQ && e->matchers[i].value.len)
-            sm->eq[sm->neq++] =
-                (struct sl_index_matcher){e->matchers[i].name, e->matchers[i].value};
+    sm->npred = 0;
+    for (size_t i = 0; i < e->nmatchers; i++) {
+        const struct sl_logql_matcher *m = &e->matchers[i];
+        if (m->op == SL_LOGQL_MATCH_EQ && m->value.len) {
+            if (sm->neq < sizeof sm->eq / sizeof *sm->eq)
+                sm->eq[sm->neq++] = (struct sl_index_matcher){m->name, m->value};
+        } else if (m->op != SL_LOGQL_MATCH_EQ && sm->npred < sizeof sm->pred / sizeof *sm->pred &&
+                   !sl_logql_matcher_matches(q, m, sl_bytes("", 0))) {
+            sm->pctx[sm->npred] = (struct selpred){q, m};
+            sm->pred[sm->npred] =
+                (struct sl_postings_pred){m->name, selmatch_pred, &sm->pctx[sm->npred]};
+            sm->npred++;
+        }
+    }
 }
 
 /* A visit of the series matching sm (NULL: all) over [from, through). */
@@ -102,6 +127,8 @@ static int select_run(const struct sl_querier_request *req, struct sl_ingester *
                                 .eq = sm ? sm->eq : NULL,
                                 .neq = sm ? sm->neq : 0,
                                 .match = sm ? selmatch_fn : NULL,
+                                .pred = sm ? sm->pred : NULL,
+                                .npred = sm ? sm->npred : 0,
                                 .match_ud = sm,
                                 .from = from,
                                 .through = through,

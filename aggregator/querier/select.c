@@ -984,8 +984,8 @@ int sl_select_run(struct sl_select *sel, struct sl_ingester *ing, const struct s
         size_t neq = sp->neq < 16 ? sp->neq : 16; /* the rest: has_eq in on_mem_stream */
         for (size_t i = 0; i < neq; i++)
             eq[i] = (struct sl_label){sp->eq[i].name, sp->eq[i].value};
-        rc = sl_ingester_visit_matching(ing, sp->tenant, eq, neq, sp->from, sp->through,
-                                        on_mem_stream, &v);
+        rc = sl_ingester_visit_matching(ing, sp->tenant, eq, neq, sp->pred, sp->npred, sp->from,
+                                        sp->through, on_mem_stream, &v);
     }
     for (size_t i = 0; i < v.nss && rc == 0; i++) {
         if (v.ss[i].in_memory)

@@ -86,6 +86,10 @@ struct sl_select_spec {
     struct sl_bytes tenant;
     const struct sl_index_matcher *eq; /* narrow through the index postings */
     size_t neq;
+    /* Tests on one label's value that reject "" (regex matchers): narrow the
+     * streams in memory through the ingester's postings (postings.h). */
+    const struct sl_postings_pred *pred;
+    size_t npred;
     sl_index_label_fn match; /* NULL: all */
     void *match_ud;
     int64_t from, through;

@@ -104,6 +104,8 @@ struct scan {
     const struct sl_bytes *name; /* values of; NULL: names */
     const struct sl_label *eq;   /* select: pairs, or names/values when NULL */
     size_t neq;
+    const struct sl_postings_pred *pred; /* select: value tests */
+    size_t npred;
     bool select;
     int64_t from, through;
     struct strset *out;
@@ -114,6 +116,22 @@ static bool holds(const struct sl_labels *ls, const struct sl_label *l)
     for (size_t i = 0; i < ls->n; i++)
         if (sl_bytes_eq(ls->items[i].name, l->name) && sl_bytes_eq(ls->items[i].value, l->value))
             return true;
+    return false;
+}
+
+/* A value test: the value starts with the prefix in ud (never ""). */
+static bool has_prefix(struct sl_bytes v, void *ud)
+{
+    const char *prefix = ud;
+    size_t n = strlen(prefix);
+    return v.len >= n && memcmp(v.ptr, prefix, n) == 0;
+}
+
+static bool passes(const struct sl_labels *ls, const struct sl_postings_pred *pr)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        if (sl_bytes_eq(ls->items[i].name, pr->name))
+            return pr->match(ls->items[i].value, pr->ud);
     return false;
 }
 
@@ -136,6 +154,9 @@ static int on_full(const struct sl_stream_info *s, struct sl_stream_reader *r, v
     if (sc->select) {
         for (size_t i = 0; i < sc->neq; i++)
             if (!holds(s->labels, &sc->eq[i]))
+                return 0;
+        for (size_t i = 0; i < sc->npred; i++)
+            if (!passes(s->labels, &sc->pred[i]))
                 return 0;
         add_canon(sc->out, s->labels);
         return 0;
@@ -248,8 +269,14 @@ static void compare_once(struct sl_ingester *ing, int64_t from, int64_t through)
         set_free(&got);
         set_free(&want);
     }
-    /* selections by 0 to 3 pairs */
-    for (int q = 0; q < 20; q++) {
+    /* selections by 0 to 3 pairs and 0 to 2 value tests */
+    static const char *prefixes[] = {"v1", "v", "pod-1", "pod-2", "v3", "x"};
+    for (int q = 0; q < 30; q++) {
+        struct sl_postings_pred pred[2];
+        size_t npred = rnd(3);
+        for (size_t i = 0; i < npred; i++)
+            pred[i] = (struct sl_postings_pred){sl_bytes_str(names[rnd(NNAMES)]), has_prefix,
+                                                (void *)prefixes[rnd(6)]};
         struct sl_label eq[3];
         size_t neq = rnd(4);
         for (size_t i = 0; i < neq; i++) {
@@ -261,13 +288,20 @@ static void compare_once(struct sl_ingester *ing, int64_t from, int64_t through)
                 snprintf(v[i], 16, "v%d", (int)rnd(ni == 0 ? 13 : 5)); /* some absent */
             eq[i] = (struct sl_label){sl_bytes_str(names[ni]), sl_bytes_str(v[i])};
         }
-        struct scan ss = {
-            .eq = eq, .neq = neq, .select = true, .from = from, .through = through, .out = &want};
+        struct scan ss = {.eq = eq,
+                          .neq = neq,
+                          .pred = pred,
+                          .npred = npred,
+                          .select = true,
+                          .from = from,
+                          .through = through,
+                          .out = &want};
         assert_int_equal(sl_ingester_visit(ing, TENANT, on_full, &ss), 0);
         set_sort(&want, true);
         ss.out = &got;
-        assert_int_equal(
-            sl_ingester_visit_matching(ing, TENANT, eq, neq, from, through, on_matching, &ss), 0);
+        assert_int_equal(sl_ingester_visit_matching(ing, TENANT, eq, neq, pred, npred, from,
+                                                    through, on_matching, &ss),
+                         0);
         set_sort(&got, true);
         set_equal(&got, &want);
         set_free(&got);
@@ -453,20 +487,34 @@ static void test_bytes_per_stream(void **state)
     struct sl_label eq[2] = {{SL_BYTES_LIT("app"), SL_BYTES_LIT("app-7")},
                              {SL_BYTES_LIT("container"), SL_BYTES_LIT("c-2")}};
     size_t n = 0, want = 0;
-    assert_int_equal(sl_postings_select(p, eq, 2, INT64_MIN, INT64_MAX, count_owner, &n), 0);
+    assert_int_equal(sl_postings_select(p, eq, 2, NULL, 0, INT64_MIN, INT64_MAX, count_owner, &n),
+                     0);
     for (size_t i = 0; i < N; i++)
         want += i % 100 == 7 && i % 5 == 2;
     assert_int_equal(n, want);
     eq[1] = (struct sl_label){SL_BYTES_LIT("pod"), SL_BYTES_LIT("pod-307")};
     n = 0;
-    assert_int_equal(sl_postings_select(p, eq, 2, INT64_MIN, INT64_MAX, count_owner, &n), 0);
+    assert_int_equal(sl_postings_select(p, eq, 2, NULL, 0, INT64_MIN, INT64_MAX, count_owner, &n),
+                     0);
     assert_int_equal(n, 1);
     eq[1] = (struct sl_label){SL_BYTES_LIT("pod"), SL_BYTES_LIT("pod-308")}; /* not app-7 */
     n = 0;
-    assert_int_equal(sl_postings_select(p, eq, 2, INT64_MIN, INT64_MAX, count_owner, &n), 0);
+    assert_int_equal(sl_postings_select(p, eq, 2, NULL, 0, INT64_MIN, INT64_MAX, count_owner, &n),
+                     0);
+    assert_int_equal(n, 0);
+    /* A value test on app (one value in 100) picks the candidates. */
+    struct sl_postings_pred pr = {SL_BYTES_LIT("app"), has_prefix, (void *)"app-7"};
+    n = 0;
+    assert_int_equal(sl_postings_select(p, NULL, 0, &pr, 1, INT64_MIN, INT64_MAX, count_owner, &n),
+                     0);
+    assert_int_equal(n, N / 100 + N / 100 * 10); /* app-7 and app-70..app-79 */
+    n = 0;
+    pr.ud = (void *)"nope";
+    assert_int_equal(sl_postings_select(p, NULL, 0, &pr, 1, INT64_MIN, INT64_MAX, count_owner, &n),
+                     0);
     assert_int_equal(n, 0);
     n = 0; /* half the range: half the streams */
-    assert_int_equal(sl_postings_select(p, eq, 1, 0, N / 2, count_owner, &n), 0);
+    assert_int_equal(sl_postings_select(p, eq, 1, NULL, 0, 0, N / 2, count_owner, &n), 0);
     assert_int_equal(n, N / 100 / 2);
     for (size_t i = 0; i < N; i++) /* removal is O(labels), whatever the list lengths */
         sl_postings_remove(p, (uint32_t)i);
