@@ -74,7 +74,6 @@ struct selmatch {
     const struct sl_logql_log_expr *e;
     struct sl_index_matcher eq[8];
     size_t neq;
-};
     /* Matchers that reject an absent label (=~ "x.*", != ""...) narrow the
      * streams in memory through the ingester's postings. */
     struct sl_postings_pred pred[8];
@@ -83,14 +82,15 @@ struct selmatch {
         const struct sl_logql_matcher *m;
     } pctx[8];
     size_t npred;
+};
 
-static bool selmatch_fn(const struct sl_labels *ls, void *ud)
 static bool selmatch_pred(struct sl_bytes value, void *ud)
 {
     const struct selpred *p = ud;
     return sl_logql_matcher_matches(p->q, p->m, value);
 }
 
+static bool selmatch_fn(const struct sl_labels *ls, void *ud)
 {
     struct selmatch *sm = ud;
     return sl_logql_match_labels(sm->q, sm->e, ls);
@@ -126,9 +126,9 @@ static int select_run(const struct sl_querier_request *req, struct sl_ingester *
     struct sl_select_spec sp = {.tenant = req->tenant,
                                 .eq = sm ? sm->eq : NULL,
                                 .neq = sm ? sm->neq : 0,
-                                .match = sm ? selmatch_fn : NULL,
                                 .pred = sm ? sm->pred : NULL,
                                 .npred = sm ? sm->npred : 0,
+                                .match = sm ? selmatch_fn : NULL,
                                 .match_ud = sm,
                                 .from = from,
                                 .through = through,
