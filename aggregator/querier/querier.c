@@ -22,7 +22,8 @@
 
 /* Returned by the entry callback to end one stream's scan early. */
 #define SCAN_STOP 1
-/* The deadline is checked every this many entries. */
+/* The deadline (a clock read) is checked every this many entries; the
+ * cancel flag on every entry (see check_stop_at). */
 #define DEADLINE_EVERY 1024
 
 struct qstream {
@@ -146,6 +147,17 @@ static int check_stop(const struct sl_querier_request *req)
     if (req->deadline_mono_ns && sl_mono_ns() > req->deadline_mono_ns)
         return SL_ETIMEDOUT;
     return 0;
+}
+
+/* check_stop for the n-th entry of a scan. The cancel flag costs a relaxed
+ * load, so it is read on every entry: one line can take milliseconds (a
+ * regex at its match limit), and a client that hung up or a shutdown should
+ * not wait a thousand of them. */
+static int check_stop_at(const struct sl_querier_request *req, uint64_t n)
+{
+    if (req->canceled && atomic_load_explicit(req->canceled, memory_order_relaxed))
+        return SL_ECANCELED;
+    return n % DEADLINE_EVERY == 0 ? check_stop(req) : 0;
 }
 
 static void result_text(struct sl_querier_result *res, int status, const char *msg, size_t n)
@@ -276,7 +288,7 @@ static int on_entry(const struct sl_chunk_entry *ce, void *ud)
     r->lines++;
     r->bytes += line.len;
     int stop;
-    if (r->lines % DEADLINE_EVERY == 0 && (stop = check_stop(r->req)) != 0)
+    if ((stop = check_stop_at(r->req, r->lines)) != 0)
         return stop;
     uint64_t seq = r->cur_seq++;
     if (r->nheap == r->limit) {
@@ -488,7 +500,7 @@ static int on_metric_entry(const struct sl_chunk_entry *e, void *ud)
 {
     struct metricrun *mr = ud;
     int stop;
-    if (++mr->n % DEADLINE_EVERY == 0 && (stop = check_stop(mr->req)) != 0)
+    if ((stop = check_stop_at(mr->req, ++mr->n)) != 0)
         return stop;
     if (e->n_meta == 0) {
         sl_logql_metric_entry(mr->m, mr->src, e->ts, e->line);

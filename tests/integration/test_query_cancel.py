@@ -58,7 +58,7 @@ def cpu_used_over(pid, seconds):
 
 def wait_busy(agg):
     """Polls until the query is visibly burning CPU (it has started)."""
-    wait_for(lambda: cpu_used_over(agg.proc.pid, 0.5) > 0.2, 30, interval=0,
+    wait_for(lambda: cpu_used_over(agg.proc.pid, 0.5) > 0.1, 30, interval=0,
              what="the query using CPU")
 
 
@@ -73,7 +73,9 @@ def test_client_hangup_stops_the_query(workdir, procs):
     # The CPU stops being used: over a full second, next to nothing (a
     # running query uses a whole core).
     wait_for(lambda: cpu_used_over(pid, 1.0) < 0.15, 20, interval=0, what="the CPU going idle")
-    assert time.monotonic() - t0 < 10, "the query went on long after the client left"
+    took = time.monotonic() - t0
+    print(f"CPU idle {took:.2f}s after the client left")
+    assert took < 6, "the query went on long after the client left"
     m = agg.metrics()
     assert metric_value(m, "sluice_aggregator_queries_total",
                         {"endpoint": "query", "code": "499"}) == 1, m
