@@ -1329,6 +1329,8 @@ void sl_ingester_free(struct sl_ingester *ing)
     struct tenant *t = ing->tenants, *tn;
     for (; t; t = tn) {
         tn = t->next;
+        /* first: the postings read the streams' label sets */
+        sl_postings_free(t->postings);
         for (size_t i = 0; i < t->nbuckets; i++) {
             struct stream *s = t->buckets[i], *sn;
             for (; s; s = sn) {
@@ -1337,7 +1339,6 @@ void sl_ingester_free(struct sl_ingester *ing)
             }
         }
         sl_free(t->buckets);
-        sl_postings_free(t->postings);
         pthread_rwlock_destroy(&t->lock);
         sl_free(t->name);
         sl_free(t);
