@@ -128,3 +128,21 @@ def test_keep_alive_and_pipelining_still_work(workdir, procs):
     assert data.startswith(b"HTTP/1.1 200 OK"), data[:300]
     s.close()
     assert cancelled(agg) == 0
+
+
+def test_timeout_is_counted_as_a_cancellation(workdir, procs):
+    agg = Aggregator(workdir, extra=["--set", "limits.query_timeout=1s",
+                                     "--set", "limits.ingestion_rate_mb=0"])
+    procs.append(agg)
+    agg.start()
+    base = time.time_ns() - 600 * 10**9
+    values = [[str(base + i * 1000), "a" * 40 + f"c d {i}"] for i in range(5000)]
+    assert agg.push_json([{"stream": {"app": "slow"}, "values": values}]).status_code == 204
+    r = requests.get(agg.url + "/loki/api/v1/query", timeout=60, params={
+        "query": SLOW_QUERY, "time": base + 300 * 10**9})
+    assert r.status_code == 504, r.text
+    m = agg.metrics()
+    assert metric_value(m, "sluice_aggregator_queries_cancelled_total",
+                        {"reason": "timeout"}) == 1, m
+    assert metric_value(m, "sluice_aggregator_queries_cancelled_total",
+                        {"reason": "client_gone"}) == 0
