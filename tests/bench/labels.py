@@ -17,6 +17,7 @@ aggregator's CPU ms over all runs divided by the runs):
     /loki/api/v1/series?match[]={app="app-7"}   (1% of the series)
     /loki/api/v1/series?match[]={app="app-7", container="c-2"}
     /loki/api/v1/series?match[]={app="app-7", pod="pod-307"}   (one series)
+    /loki/api/v1/series?match[]={app=~"app-7|app-8"}           (2% of the series)
 
 first with every series in the ingester's memory, then after POST /flush and a
 restart (memory empty: answered from the index files).
@@ -52,6 +53,7 @@ ENDPOINTS = [
     ("series {app}", "/loki/api/v1/series", {"match[]": '{app="app-7"}'}),
     ("series {app,c}", "/loki/api/v1/series", {"match[]": '{app="app-7", container="c-2"}'}),
     ("series {app,pod}", "/loki/api/v1/series", {"match[]": '{app="app-7", pod="pod-307"}'}),
+    ("series {app=~}", "/loki/api/v1/series", {"match[]": '{app=~"app-7|app-8"}'}),
 ]
 
 
