@@ -88,6 +88,18 @@ def instant(agg, query):
             for s in r.json()["data"]["result"]}
 
 
+def matrix_last(agg, query):
+    """A metric query_range over the last 30 s (step 5 s): the last point of
+    every series, keyed by its labels."""
+    now = time.time_ns()
+    r = agg.query_range(query, start=now - 30 * 10**9, end=now, step="5s")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["resultType"] == "matrix"
+    return {json.dumps(s["metric"], sort_keys=True): float(s["values"][-1][1])
+            for s in data["result"]}
+
+
 def check(agg, run, want):
     sel = f'{{app="sm", run="{run}"}}'
     # every entry's stream labels are its stream's plus its metadata
@@ -116,6 +128,7 @@ def check(agg, run, want):
     # grouping of metric queries
     counts = instant(agg, f"sum by (trace_id) (count_over_time({sel}[1h]))")
     assert counts == {'{"trace_id": "abc"}': 30.0, '{"trace_id": "def"}': 30.0, "{}": 30.0}
+    assert matrix_last(agg, f"sum by (trace_id) (count_over_time({sel}[1h]))") == counts
     by_user = instant(agg, f'sum by (user) (count_over_time({sel} | trace_id="def" [1h]))')
     assert by_user == {'{"user": "u0"}': 15.0, '{"user": "u1"}': 15.0}
 
