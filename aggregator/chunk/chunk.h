@@ -19,7 +19,9 @@
  *   per pair uvarint name length, name, uvarint value length, value
  * (the ingester's in-memory blocks use the same payload: the flusher
  * recompresses them at the configured level, joining consecutive blocks that
- * do not overlap in time, or copies them as they are at zstd level 1).
+ * do not overlap in time and have the same flags, or copies them as they are
+ * at zstd level 1). A block without SL_CHUNK_BLOCK_META costs nothing for
+ * metadata; with it, every entry has a pair count (0 when it has none).
  *
  * Blocks of one chunk may overlap in time (out-of-order entries inside the
  * allowed window); a reader that needs one order merges them.
