@@ -444,6 +444,9 @@ static int start_http(struct app *app)
                                    .max_entries_limit = c->lim_max_entries_limit_per_query,
                                    .max_query_series = c->lim_max_query_series,
                                    .query_timeout_ns = c->lim_query_timeout_ns,
+                                   .max_query_bytes_read = c->lim_max_query_bytes_read,
+                                   .split_interval_ns = c->q_split_queries_by_interval_ns,
+                                   .max_concurrency = c->q_max_concurrency,
                                    .loop = &app->loop,
                                    .select = app->select,
                                    .max_concurrent_tail_requests =

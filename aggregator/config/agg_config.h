@@ -83,8 +83,10 @@ struct sl_agg_config {
     int64_t lim_query_timeout_ns;
     int64_t lim_retention_period_ns;
     int64_t lim_max_concurrent_tail_requests;
+    int64_t lim_max_query_bytes_read;
     /* querier */
     int64_t q_max_concurrency;
+    int64_t q_split_queries_by_interval_ns;
     char *q_chunk_cache_dir;
     int64_t q_chunk_cache_max_size;
     int64_t q_index_cache_size;

@@ -5,18 +5,22 @@
  * number of streams. Streams' labels are copied only when they contribute. */
 #include "aggregator/querier/querier.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aggregator/ingester/ingester.h"
 #include "aggregator/ingester/postings.h"
 #include "aggregator/logql/logql.h"
 #include "aggregator/querier/select.h"
+#include "aggregator/querier/split.h"
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/jsonw.h"
 #include "common/labels.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/timeutil.h"
 
@@ -64,6 +68,8 @@ struct logrun {
     struct sl_logql_log_expr tail; /* the stages after the leading line filters */
     struct sl_label *meta;         /* the entry's structured metadata, decoded */
     size_t capmeta;
+    bool over_bytes; /* stopped at limits.max_query_bytes_read */
+    size_t splits;   /* stats: parts of a split metric query */
 };
 
 /* ---- store access ---- */
@@ -287,6 +293,10 @@ static int on_entry(const struct sl_chunk_entry *ce, void *ud)
     struct logrun *r = ud;
     r->lines++;
     r->bytes += line.len;
+    if (r->req->max_bytes_read && r->bytes > r->req->max_bytes_read) {
+        r->over_bytes = true;
+        return SL_ETOOBIG;
+    }
     int stop;
     if ((stop = check_stop_at(r->req, r->lines)) != 0)
         return stop;
@@ -399,6 +409,8 @@ static void write_stats(struct sl_jsonw *w, const struct logrun *r, int64_t exec
     sl_jsonw_f64(w, 0);
     sl_jsonw_key(w, "totalEntriesReturned");
     sl_jsonw_i64(w, (int64_t)r->nheap);
+    sl_jsonw_key(w, "splits"); /* parts a metric query was evaluated in */
+    sl_jsonw_i64(w, r->splits ? (int64_t)r->splits : 1);
     sl_jsonw_obj_close(w);
     sl_jsonw_obj_close(w);
 }
@@ -494,6 +506,14 @@ struct metricrun {
     uint64_t n;
     struct sl_label *meta; /* the entry's structured metadata, decoded */
     size_t capmeta;
+    /* Stats and max_bytes_read count the entries in [own_from, through):
+     * a split part's earlier ones were read by the previous part too and
+     * count there (own_from is from for the first part). */
+    int64_t own_from;
+    uint64_t lines, bytes;
+    _Atomic uint64_t *bytes_read; /* the query's total (all parts) */
+    atomic_bool *abort;           /* split: another part failed */
+    bool over_bytes;              /* stopped at limits.max_query_bytes_read */
 };
 
 static int on_metric_entry(const struct sl_chunk_entry *e, void *ud)
@@ -502,6 +522,17 @@ static int on_metric_entry(const struct sl_chunk_entry *e, void *ud)
     int stop;
     if ((stop = check_stop_at(mr->req, ++mr->n)) != 0)
         return stop;
+    if (e->ts >= mr->own_from && e->ts < mr->through) {
+        mr->lines++;
+        mr->bytes += e->line.len;
+        uint64_t max = mr->req->max_bytes_read;
+        if (max && atomic_fetch_add_explicit(mr->bytes_read, e->line.len, memory_order_relaxed) +
+                           e->line.len >
+                       max) {
+            mr->over_bytes = true;
+            return SL_ETOOBIG;
+        }
+    }
     if (e->n_meta == 0) {
         sl_logql_metric_entry(mr->m, mr->src, e->ts, e->line);
         return 0;
@@ -516,6 +547,8 @@ static int on_metric_entry(const struct sl_chunk_entry *e, void *ud)
 static int on_metric_stream(const struct sl_stream_info *s, struct sl_select_reader *rd, void *ud)
 {
     struct metricrun *mr = ud;
+    if (mr->abort && atomic_load_explicit(mr->abort, memory_order_relaxed))
+        return SL_ECANCELED;
     if (s->entries == 0 || s->max_ts < mr->from || s->min_ts >= mr->through)
         return 0;
     if (!sl_logql_metric_stream(mr->m, mr->src, s->labels))
@@ -523,7 +556,10 @@ static int on_metric_stream(const struct sl_stream_info *s, struct sl_select_rea
     return sl_select_reader_scan_entries(rd, mr->from, mr->through, false, on_metric_entry, mr);
 }
 
-static void write_metric_result(struct sl_logql_metric *m, struct sl_querier_result *res,
+/* The JSON answer of a metric query: the matrix of m, or of the split
+ * merge sm when m is NULL. */
+static void write_metric_result(struct sl_logql_metric *m, struct sl_split_merge *sm, size_t splits,
+                                uint64_t lines, uint64_t bytes, struct sl_querier_result *res,
                                 int64_t exec_ns)
 {
     struct sl_jsonw w;
@@ -533,8 +569,11 @@ static void write_metric_result(struct sl_logql_metric *m, struct sl_querier_res
     sl_jsonw_str(&w, "success");
     sl_jsonw_key(&w, "data");
     sl_jsonw_obj_open(&w);
-    sl_logql_metric_write(m, &w);
-    struct logrun stats = {.lines = sl_logql_metric_lines(m), .bytes = sl_logql_metric_bytes(m)};
+    if (m)
+        sl_logql_metric_write(m, &w);
+    else
+        sl_split_merge_write(sm, &w);
+    struct logrun stats = {.lines = lines, .bytes = bytes, .splits = splits};
     write_stats(&w, &stats, exec_ns);
     sl_jsonw_obj_close(&w);
     sl_jsonw_obj_close(&w);
@@ -542,11 +581,38 @@ static void write_metric_result(struct sl_logql_metric *m, struct sl_querier_res
     res->json = true;
 }
 
-/* A metric query (query_range with a step, or an instant query). */
-static void run_metric(struct sl_ingester *ing, const struct sl_querier_request *req,
-                       struct sl_querier_result *res, struct sl_logql_query *q)
+static void bytes_limit_error(struct sl_querier_result *res, uint64_t max)
 {
-    int64_t t0 = sl_mono_ns();
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_appendf(&b,
+                   "the query would read too many bytes (query: more than %llu B, limit: %llu B, "
+                   "limits.max_query_bytes_read); consider adding more specific stream "
+                   "selectors or reduce the time range of the query",
+                   (unsigned long long)max, (unsigned long long)max);
+    result_text(res, 400, b.data, b.len);
+    sl_buf_release(&b);
+}
+
+/* One evaluation of a metric query over req's steps: the whole query, or
+ * one part of a split (querier/split.h). */
+struct mpart {
+    struct sl_ingester *ing;
+    struct sl_querier_request req; /* start_ns, end_ns: the part's steps */
+    int64_t prev_end;              /* last step of the previous part; INT64_MIN: none */
+    struct sl_logql_query *q;      /* its own (PCRE2 match state is per query) */
+    struct sl_logql_metric *m;
+    _Atomic uint64_t bytes_read_local;
+    _Atomic uint64_t *bytes_read;
+    atomic_bool *abort;
+    int new_rc, scan_rc, eval_rc;
+    bool over_bytes;
+    struct sl_buf err;
+    uint64_t lines, bytes;
+};
+
+static void part_run(struct mpart *p)
+{
+    const struct sl_querier_request *req = &p->req;
     struct sl_logql_metric_params pr = {
         .start_ns = req->kind == SL_QUERIER_INSTANT ? req->end_ns : req->start_ns,
         .end_ns = req->end_ns,
@@ -554,33 +620,199 @@ static void run_metric(struct sl_ingester *ing, const struct sl_querier_request 
         .instant = req->kind == SL_QUERIER_INSTANT,
         .max_series = req->max_series,
     };
-    struct sl_buf err = SL_BUF_INIT;
-    struct metricrun mr = {.req = req};
-    int rc = sl_logql_metric_new(q, &pr, &mr.m, &err);
-    if (rc) {
-        result_text(res, 400, err.data ? err.data : "invalid query", err.len);
-        goto out;
-    }
-    for (mr.src = 0; rc == 0 && mr.src < sl_logql_metric_nsources(mr.m); mr.src++) {
+    if (!p->bytes_read)
+        p->bytes_read = &p->bytes_read_local;
+    struct metricrun mr = {.req = req, .bytes_read = p->bytes_read, .abort = p->abort};
+    if ((p->new_rc = sl_logql_metric_new(p->q, &pr, &p->m, &p->err)) != 0)
+        return;
+    mr.m = p->m;
+    int rc = 0;
+    for (mr.src = 0; rc == 0 && mr.src < sl_logql_metric_nsources(p->m); mr.src++) {
         struct selmatch sm;
-        selmatch_init(&sm, q, sl_logql_metric_source(mr.m, mr.src, &mr.from, &mr.through));
-        rc = select_run(req, ing, &sm, mr.from, mr.through, true, false, true, on_metric_stream,
+        selmatch_init(&sm, p->q, sl_logql_metric_source(p->m, mr.src, &mr.from, &mr.through));
+        /* the previous part read up to its through: prev_end - offset + 1 */
+        mr.own_from =
+            p->prev_end == INT64_MIN ? mr.from : p->prev_end + (mr.through - req->end_ns);
+        rc = select_run(req, p->ing, &sm, mr.from, mr.through, true, false, true, on_metric_stream,
                         &mr);
     }
-    if (rc) {
-        scan_error(res, rc);
-    } else if ((rc = sl_logql_metric_eval(mr.m, &err)) != 0) {
-        result_text(res, 400, err.data ? err.data : "query failed", err.len);
-    } else {
-        write_metric_result(mr.m, res, sl_mono_ns() - t0);
-    }
-    res->lines_scanned = sl_logql_metric_lines(mr.m);
-    res->bytes_scanned = sl_logql_metric_bytes(mr.m);
-out:
-    res->regex_limit_hits = q->regex_limit_hits;
-    sl_logql_metric_free(mr.m);
+    p->lines = mr.lines;
+    p->bytes = mr.bytes;
+    p->over_bytes = mr.over_bytes;
     sl_free(mr.meta);
-    sl_buf_release(&err);
+    if (rc == 0)
+        rc = check_stop(req);
+    if (rc == 0 && (p->eval_rc = sl_logql_metric_eval(p->m, &p->err)) != 0)
+        rc = p->eval_rc;
+    else
+        p->scan_rc = rc;
+    if (rc && p->abort)
+        atomic_store(p->abort, true);
+}
+
+static void *part_thread(void *arg)
+{
+    part_run(arg);
+    return NULL;
+}
+
+static void part_release(struct mpart *p)
+{
+    sl_logql_metric_free(p->m);
+    sl_buf_release(&p->err);
+}
+
+/* Runs the parts (the first on this thread, the others on threads of their
+ * own) and, if they all succeeded, writes the concatenated matrix. Returns
+ * false (res untouched) when the whole query must be evaluated instead: a
+ * part failed in its evaluation (a pipeline error or too many series name a
+ * series and a step that only the whole evaluation gives exactly). */
+static bool run_split(struct sl_ingester *ing, const struct sl_querier_request *req,
+                      struct sl_querier_result *res, struct sl_logql_query *q,
+                      const struct sl_split_part *parts, size_t np, int64_t t0)
+{
+    struct mpart *ps = sl_calloc(np, sizeof *ps);
+    pthread_t *th = sl_calloc(np, sizeof *th);
+    bool *started = sl_calloc(np, sizeof *started);
+    atomic_bool abort = false;
+    _Atomic uint64_t bytes_read = 0;
+    uint64_t hits0 = q->regex_limit_hits, hits = 0;
+    bool done = false;
+    for (size_t i = 0; i < np; i++) {
+        struct mpart *p = &ps[i];
+        p->ing = ing;
+        p->req = *req;
+        p->req.start_ns = parts[i].start_ns;
+        p->req.end_ns = parts[i].end_ns;
+        p->prev_end = i ? parts[i - 1].end_ns : INT64_MIN;
+        p->abort = &abort;
+        p->bytes_read = &bytes_read;
+        sl_buf_init(&p->err);
+        p->q = q;
+        if (i && sl_logql_parse(req->query.ptr, req->query.len, &p->q, NULL) != 0)
+            goto out; /* parsed once already: cannot happen */
+    }
+    for (size_t i = 1; i < np; i++)
+        started[i] = pthread_create(&th[i], NULL, part_thread, &ps[i]) == 0;
+    part_run(&ps[0]);
+    for (size_t i = 1; i < np; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            part_run(&ps[i]);
+    }
+    uint64_t lines = 0, bytes = 0;
+    int scan_rc = 0;
+    bool over = false, eval_failed = false;
+    for (size_t i = 0; i < np; i++) {
+        lines += ps[i].lines;
+        bytes += ps[i].bytes;
+        over |= ps[i].over_bytes;
+        eval_failed |= ps[i].new_rc != 0 || ps[i].eval_rc != 0;
+        if (ps[i].scan_rc && (scan_rc == 0 || scan_rc == SL_ECANCELED))
+            scan_rc = ps[i].scan_rc;
+        if (i)
+            hits += ps[i].q->regex_limit_hits;
+    }
+    bool canceled = req->canceled && atomic_load(req->canceled);
+    if (over) {
+        bytes_limit_error(res, req->max_bytes_read);
+    } else if (scan_rc && (scan_rc != SL_ECANCELED || canceled || !eval_failed)) {
+        scan_error(res, scan_rc);
+    } else if (eval_failed) {
+        sl_info("split metric query: a part failed, evaluating the whole query", "parts=%zu", np);
+        q->regex_limit_hits = hits0;
+        goto out;
+    } else {
+        struct sl_split_merge sm;
+        sl_split_merge_init(&sm);
+        for (size_t i = 0; i < np; i++)
+            for (size_t k = 0; k < sl_logql_metric_nseries(ps[i].m); k++) {
+                const int64_t *ts;
+                const double *v;
+                size_t n;
+                const struct sl_labels *ls = sl_logql_metric_series(ps[i].m, k, &ts, &v, &n);
+                sl_split_merge_add(&sm, ls, ts, v, n);
+            }
+        if (req->max_series && sl_split_merge_nseries(&sm) > req->max_series) {
+            struct sl_buf b = SL_BUF_INIT;
+            sl_buf_appendf(&b, "maximum of series (%zu) reached for a single query",
+                           req->max_series);
+            result_text(res, 400, b.data, b.len);
+            sl_buf_release(&b);
+        } else {
+            write_metric_result(NULL, &sm, np, lines, bytes, res, sl_mono_ns() - t0);
+        }
+        sl_split_merge_release(&sm);
+    }
+    res->lines_scanned = lines;
+    res->bytes_scanned = bytes;
+    res->regex_limit_hits = q->regex_limit_hits + hits;
+    done = true;
+out:
+    for (size_t i = 0; i < np; i++) {
+        part_release(&ps[i]);
+        if (i)
+            sl_logql_query_free(ps[i].q);
+    }
+    sl_free(ps);
+    sl_free(th);
+    sl_free(started);
+    return done;
+}
+
+/* The parts a metric query_range is split into (1: not split). */
+static size_t split_parts(const struct sl_querier_request *req, struct sl_logql_query *q,
+                          struct sl_split_part *parts)
+{
+    if (req->kind == SL_QUERIER_INSTANT || req->split_ns <= 0 || req->step_ns <= 0)
+        return 1;
+    size_t max = req->split_max;
+    if (max == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        max = n > 0 ? (size_t)n : 1;
+    }
+    size_t np = sl_split_plan(req->start_ns, req->end_ns, req->step_ns, req->split_ns, max, parts);
+    if (np <= 1)
+        return 1;
+    /* only a query that reads data is worth it (and valid parameters) */
+    struct sl_logql_metric_params pr = {
+        .start_ns = req->start_ns, .end_ns = req->end_ns, .step_ns = req->step_ns};
+    struct sl_logql_metric *m = NULL;
+    if (sl_logql_metric_new(q, &pr, &m, NULL) != 0)
+        return 1;
+    size_t nsrc = sl_logql_metric_nsources(m);
+    sl_logql_metric_free(m);
+    return nsrc ? np : 1;
+}
+
+/* A metric query (query_range with a step, or an instant query). */
+static void run_metric(struct sl_ingester *ing, const struct sl_querier_request *req,
+                       struct sl_querier_result *res, struct sl_logql_query *q)
+{
+    int64_t t0 = sl_mono_ns();
+    struct sl_split_part parts[SL_SPLIT_MAX_PARTS];
+    size_t np = split_parts(req, q, parts);
+    if (np > 1 && run_split(ing, req, res, q, parts, np, t0))
+        return;
+    struct mpart p = {.ing = ing, .req = *req, .prev_end = INT64_MIN, .q = q};
+    sl_buf_init(&p.err);
+    part_run(&p);
+    if (p.new_rc) {
+        result_text(res, 400, p.err.data ? p.err.data : "invalid query", p.err.len);
+    } else if (p.over_bytes) {
+        bytes_limit_error(res, req->max_bytes_read);
+    } else if (p.scan_rc) {
+        scan_error(res, p.scan_rc);
+    } else if (p.eval_rc) {
+        result_text(res, 400, p.err.data ? p.err.data : "query failed", p.err.len);
+    } else {
+        write_metric_result(p.m, NULL, 1, p.lines, p.bytes, res, sl_mono_ns() - t0);
+    }
+    res->lines_scanned = p.lines;
+    res->bytes_scanned = p.bytes;
+    res->regex_limit_hits = q->regex_limit_hits;
+    part_release(&p);
 }
 
 static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *req,
@@ -618,7 +850,9 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     int rc = r.limit ? select_run(req, ing, &sm, req->start_ns, req->end_ns, true, !req->forward,
                                   false, on_log_stream, &r)
                      : 0;
-    if (rc)
+    if (rc && r.over_bytes)
+        bytes_limit_error(res, req->max_bytes_read);
+    else if (rc)
         scan_error(res, rc);
     else
         write_streams(&r, res, sl_mono_ns() - t0);

@@ -51,6 +51,16 @@ struct sl_querier_request {
      * (end inclusive, as Loki); an instant query at end_ns. */
     int64_t step_ns;   /* > 0 for a metric query_range */
     size_t max_series; /* limits.max_query_series; 0: unlimited */
+    /* limits.max_query_bytes_read: raw line bytes of the selected streams
+     * in the range the query may read; past it the scan stops with a 400
+     * naming the limit (LOGS and INSTANT). 0: unlimited. */
+    uint64_t max_bytes_read;
+    /* querier.split_queries_by_interval: a metric query_range covering more
+     * than split_ns is evaluated in up to split_max parts (0: the number of
+     * CPUs) on threads of its own, each a contiguous run of the steps
+     * (querier/split.h); the answer is byte-identical. 0: never split. */
+    int64_t split_ns;
+    size_t split_max;
 };
 
 struct sl_querier_result {

@@ -308,6 +308,10 @@ static void submit(struct sl_query_api *api, struct work *wk)
     wk->qr.canceled = &wk->canceled;
     if (api->o.query_timeout_ns > 0)
         wk->qr.deadline_mono_ns = wk->req->start_mono_ns + api->o.query_timeout_ns;
+    wk->qr.max_bytes_read =
+        api->o.max_query_bytes_read > 0 ? (uint64_t)api->o.max_query_bytes_read : 0;
+    wk->qr.split_ns = api->o.split_interval_ns > 0 ? api->o.split_interval_ns : 0;
+    wk->qr.split_max = api->o.max_concurrency > 0 ? (size_t)api->o.max_concurrency : 0;
     if (!api->loop) { /* no loop given: answer inline (blocks the loop) */
         api->inflight++;
         work_cb(&wk->w);
