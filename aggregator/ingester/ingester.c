@@ -96,7 +96,7 @@ struct cchunk {
 struct stream {
     struct stream *next; /* hash chain */
     uint64_t fp;
-    uint32_t pslot; /* in the tenant's postings */
+    uint32_t pslot;          /* in the tenant's postings */
     struct sl_labels labels; /* points into one allocation after the items */
     struct block *blocks;
     size_t nblocks, capblocks;
@@ -1032,9 +1032,9 @@ int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
     return rc;
 }
 
-int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant,
-                       const struct sl_bytes *name, int64_t from, int64_t through,
-                       int (*fn)(struct sl_bytes v, void *ud), void *ud)
+int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant, const struct sl_bytes *name,
+                       int64_t from, int64_t through, int (*fn)(struct sl_bytes v, void *ud),
+                       void *ud)
 {
     struct tenant *t = tenant_get(ing, tenant, false);
     if (!t)

@@ -93,9 +93,9 @@ int sl_ingester_visit_matching(struct sl_ingester *ing, struct sl_bytes tenant,
  * the postings under the tenant's read lock (fn must not call the ingester;
  * v is valid during the call). A non-zero return from fn stops and is
  * returned. */
-int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant,
-                       const struct sl_bytes *name, int64_t from, int64_t through,
-                       int (*fn)(struct sl_bytes v, void *ud), void *ud);
+int sl_ingester_labels(struct sl_ingester *ing, struct sl_bytes tenant, const struct sl_bytes *name,
+                       int64_t from, int64_t through, int (*fn)(struct sl_bytes v, void *ud),
+                       void *ud);
 
 /* Bytes the postings of every tenant allocated (label bytes excluded: they
  * are the streams'). */
