@@ -631,8 +631,7 @@ static void part_run(struct mpart *p)
         struct selmatch sm;
         selmatch_init(&sm, p->q, sl_logql_metric_source(p->m, mr.src, &mr.from, &mr.through));
         /* the previous part read up to its through: prev_end - offset + 1 */
-        mr.own_from =
-            p->prev_end == INT64_MIN ? mr.from : p->prev_end + (mr.through - req->end_ns);
+        mr.own_from = p->prev_end == INT64_MIN ? mr.from : p->prev_end + (mr.through - req->end_ns);
         rc = select_run(req, p->ing, &sm, mr.from, mr.through, true, false, true, on_metric_stream,
                         &mr);
     }
