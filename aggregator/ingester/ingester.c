@@ -148,6 +148,7 @@ struct sl_ingester {
     struct sl_metric *m_chunks_cut;
     struct sl_metric *m_dedup_reads;
     struct sl_metric *m_dedup_false;
+    struct sl_metric *m_postings_bytes; /* set at each cut */
 };
 
 struct sl_stream_reader {
@@ -1154,6 +1155,8 @@ size_t sl_ingester_cut(struct sl_ingester *ing, bool all, sl_ingester_chunk_fn f
         }
         pthread_rwlock_unlock(&t->lock);
     }
+    if (ing->m_postings_bytes)
+        sl_gauge_set(ing->m_postings_bytes, (double)sl_ingester_postings_bytes(ing));
     return handed;
 }
 
@@ -1317,6 +1320,11 @@ struct sl_ingester *sl_ingester_new(const struct sl_ingester_opts *o, struct sl_
             m, "sluice_aggregator_ingester_dedup_filter_false_positives_total",
             "Out-of-order entries a block's duplicate filter could not rule out that were "
             "not duplicates.",
+            NULL));
+        ing->m_postings_bytes = sl_metric_with(sl_metrics_gauge(
+            m, "sluice_aggregator_ingester_postings_bytes",
+            "Memory of the label postings of the streams in memory (label bytes excluded), "
+            "as of the last chunk cut check.",
             NULL));
     }
     return ing;

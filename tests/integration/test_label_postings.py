@@ -128,6 +128,8 @@ def test_labels_and_series_same_from_memory_store_and_index(workdir, procs):
     wait_for(lambda: metric_value(agg.metrics(), "sluice_aggregator_streams_active") == 0,
              60, what="streams to leave memory after /flush")
     assert answers(agg, base) == in_memory
+    # the postings' memory, as of the flush's cut (the streams were still in memory)
+    assert metric_value(agg.metrics(), "sluice_aggregator_ingester_postings_bytes") > 0
 
     agg.stop()
     agg.start()
