@@ -28,8 +28,9 @@
 struct slot {
     void *owner; /* NULL: free */
     const struct sl_labels *ls;
-    uint32_t *pos; /* ls->n > INLINE_POS: position in each label's list */
+    uint32_t *pos; /* npos > INLINE_POS: position in each label's list */
     uint32_t ipos[INLINE_POS];
+    uint32_t npos; /* ls->n, kept so that freeing never reads the labels */
     uint32_t next_free;
 };
 
@@ -229,7 +230,7 @@ static const struct pvalue *value_find(const struct pname *pn, struct sl_bytes v
 
 static uint32_t *slot_pos(struct slot *s)
 {
-    return s->ls->n > INLINE_POS ? s->pos : s->ipos;
+    return s->npos > INLINE_POS ? s->pos : s->ipos;
 }
 
 /* Index of name in the slot's labels (which hold it). */
@@ -277,7 +278,7 @@ void sl_postings_free(struct sl_postings *p)
         sl_free(pn->tab.t);
     }
     for (size_t i = 0; i < p->nslots; i++)
-        if (p->slots[i].owner && p->slots[i].ls->n > INLINE_POS)
+        if (p->slots[i].owner && p->slots[i].npos > INLINE_POS)
             sl_free(p->slots[i].pos);
     sl_free(p->names);
     sl_free(p->tab.t);
@@ -308,6 +309,7 @@ uint32_t sl_postings_add(struct sl_postings *p, const struct sl_labels *ls, void
     memset(s, 0, sizeof *s);
     s->owner = owner;
     s->ls = ls;
+    s->npos = (uint32_t)ls->n;
     if (ls->n > INLINE_POS)
         s->pos = sl_mallocarray(ls->n, sizeof *s->pos);
     p->bounds[id] = (struct bound){1, 0}; /* no entries yet */
@@ -362,7 +364,7 @@ void sl_postings_remove(struct sl_postings *p, uint32_t slot)
     struct slot *s = &p->slots[slot];
     for (size_t i = 0; i < s->ls->n; i++)
         unlink_label(p, s, i);
-    if (s->ls->n > INLINE_POS)
+    if (s->npos > INLINE_POS)
         sl_free(s->pos);
     if (p->bounds[slot].min > p->bounds[slot].max)
         p->nempty--;
@@ -588,7 +590,7 @@ size_t sl_postings_bytes(const struct sl_postings *p)
                 b += pn->vals[k].cap * sizeof(uint32_t);
     }
     for (size_t i = 0; i < p->nslots; i++)
-        if (p->slots[i].owner && p->slots[i].ls->n > INLINE_POS)
-            b += p->slots[i].ls->n * sizeof(uint32_t);
+        if (p->slots[i].owner && p->slots[i].npos > INLINE_POS)
+            b += p->slots[i].npos * sizeof(uint32_t);
     return b;
 }

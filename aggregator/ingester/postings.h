@@ -30,6 +30,7 @@
 struct sl_postings;
 
 struct sl_postings *sl_postings_new(void);
+/* Never reads the streams' label sets: may run after they are freed. */
 void sl_postings_free(struct sl_postings *p);
 
 /* Adds a stream. ls (sorted, no repeated names) and its bytes must stay

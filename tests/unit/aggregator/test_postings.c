@@ -20,6 +20,8 @@
 #include "common/mem.h"
 
 #define TENANT SL_BYTES_LIT("t")
+/* More labels than postings.c keeps positions for inside a slot (6). */
+#define INLINE_POS_TEST 6
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -452,6 +454,28 @@ static void test_strings_move_to_remaining_holder(void **state)
     sl_postings_free(p);
 }
 
+/* The ingester frees its streams and the postings in either order: freeing
+ * the postings never reads a label set (checked under ASan). */
+static void test_free_after_labels(void **state)
+{
+    (void)state;
+    struct sl_postings *p = sl_postings_new();
+    struct sl_labels *ls = SL_NEW(struct sl_labels);
+    ls->n = INLINE_POS_TEST + 2;
+    ls->items = sl_calloc(ls->n, sizeof *ls->items);
+    char *text = sl_calloc(ls->n, 8);
+    for (size_t i = 0; i < ls->n; i++) {
+        snprintf(text + 8 * i, 8, "l%u", (unsigned)(i % 100));
+        ls->items[i] = (struct sl_label){sl_bytes_str(text + 8 * i), sl_bytes_str(text + 8 * i)};
+    }
+    sl_postings_set_bounds(p, sl_postings_add(p, ls, ls), 1, 2);
+    assert_true(sl_postings_bytes(p) > 0);
+    sl_free(text);
+    sl_free(ls->items);
+    sl_free(ls);
+    sl_postings_free(p);
+}
+
 static int count_owner(void *owner, void *ud)
 {
     (void)owner;
@@ -530,6 +554,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_full_scan),
         cmocka_unit_test(test_strings_move_to_remaining_holder),
+        cmocka_unit_test(test_free_after_labels),
         cmocka_unit_test(test_bytes_per_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
