@@ -413,6 +413,8 @@ static void fill_push_opts(const struct sl_agg_config *c, struct sl_push_opts *o
     o->limits.labels.max_name_len = (size_t)c->lim_max_label_name_length;
     o->limits.labels.max_value_len = (size_t)c->lim_max_label_value_length;
     o->limits.max_line_size = (size_t)c->lim_max_line_size;
+    o->limits.max_meta_size = (size_t)c->lim_max_structured_metadata_size;
+    o->limits.max_meta_entries = (size_t)c->lim_max_structured_metadata_entries_count;
     o->limits.reject_old_samples = c->lim_reject_old_samples;
     o->limits.reject_old_samples_max_age_ns = c->lim_reject_old_samples_max_age_ns;
     o->limits.creation_grace_period_ns = c->lim_creation_grace_period_ns;

@@ -97,6 +97,14 @@ const struct sl_option sl_agg_options[] = {
      "per-tenant ingestion burst, MB (fractions allowed)"},
     {"limits.max_line_size", SL_OPT_SIZE, "256KiB", OFF(lim_max_line_size),
      "longer lines are rejected (line_too_long)"},
+    {"limits.max_structured_metadata_size", SL_OPT_SIZE, "64KiB",
+     OFF(lim_max_structured_metadata_size),
+     "bytes of an entry's structured metadata names and values; larger entries are rejected "
+     "(structured_metadata_too_large); 0: no limit"},
+    {"limits.max_structured_metadata_entries_count", SL_OPT_INT, "128",
+     OFF(lim_max_structured_metadata_entries_count),
+     "structured metadata pairs of an entry; more are rejected (structured_metadata_too_many); "
+     "0: no limit"},
     {"limits.max_label_names_per_series", SL_OPT_INT, "15", OFF(lim_max_label_names_per_series),
      "labels per stream"},
     {"limits.max_label_name_length", SL_OPT_INT, "1024", OFF(lim_max_label_name_length),
@@ -231,6 +239,10 @@ int sl_agg_config_check(const struct sl_agg_config *c, struct sl_buf *err)
                    "expected 0 (default), 1-19 for zstd or 1-9 for gzip");
     if (c->lim_max_line_size <= 0)
         return bad(err, "limits.max_line_size", "must be positive");
+    if (c->lim_max_structured_metadata_size < 0)
+        return bad(err, "limits.max_structured_metadata_size", "must not be negative");
+    if (c->lim_max_structured_metadata_entries_count < 0)
+        return bad(err, "limits.max_structured_metadata_entries_count", "must not be negative");
     if (c->lim_max_label_names_per_series <= 0 || c->lim_max_label_name_length <= 0 ||
         c->lim_max_label_value_length <= 0)
         return bad(err, "limits.max_label_*", "must be positive");

@@ -71,6 +71,8 @@ struct sl_agg_config {
     double lim_ingestion_rate_mb_f;
     double lim_ingestion_burst_size_mb_f;
     int64_t lim_max_line_size;
+    int64_t lim_max_structured_metadata_size;
+    int64_t lim_max_structured_metadata_entries_count;
     int64_t lim_max_label_names_per_series;
     int64_t lim_max_label_name_length;
     int64_t lim_max_label_value_length;

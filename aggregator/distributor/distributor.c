@@ -14,6 +14,8 @@ static const char *const reason_names[SL_REJECT__COUNT] = {
     [SL_REJECT_OUT_OF_ORDER] = "out_of_order",
     [SL_REJECT_STREAM_LIMIT] = "stream_limit",
     [SL_REJECT_RATE_LIMITED] = "rate_limited",
+    [SL_REJECT_META_TOO_LARGE] = "structured_metadata_too_large",
+    [SL_REJECT_META_TOO_MANY] = "structured_metadata_too_many",
 };
 
 /* Examples quoting a stream are cut here: a reply should stay readable. */
@@ -97,12 +99,37 @@ static void stream_name(const struct sl_labels *ls, struct sl_buf *out)
     }
 }
 
+static size_t meta_bytes(const struct sl_batch_entry *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->nmeta; i++)
+        n += e->meta[i].name.len + e->meta[i].value.len;
+    return n;
+}
+
 static bool check_entry(const struct sl_distributor_limits *lim, const struct sl_batch_entry *e,
                         int64_t now_ns, const struct sl_labels *ls, struct sl_rejects *rej)
 {
     struct sl_buf name = SL_BUF_INIT;
     bool ok = true;
-    if (lim->max_line_size && e->line.len > lim->max_line_size) {
+    size_t mb = 0;
+    if (lim->max_meta_entries && e->nmeta > lim->max_meta_entries) {
+        if (rej->count[SL_REJECT_META_TOO_MANY] == 0)
+            stream_name(ls, &name);
+        sl_rejects_add(rej, SL_REJECT_META_TOO_MANY, 1,
+                       "stream %s: %zu structured metadata pairs exceed the limit of %zu "
+                       "(limits.max_structured_metadata_entries_count)",
+                       name.data ? name.data : "", e->nmeta, lim->max_meta_entries);
+        ok = false;
+    } else if (lim->max_meta_size && e->nmeta && (mb = meta_bytes(e)) > lim->max_meta_size) {
+        if (rej->count[SL_REJECT_META_TOO_LARGE] == 0)
+            stream_name(ls, &name);
+        sl_rejects_add(rej, SL_REJECT_META_TOO_LARGE, 1,
+                       "stream %s: structured metadata of %zu bytes exceeds the limit of %zu "
+                       "(limits.max_structured_metadata_size)",
+                       name.data ? name.data : "", mb, lim->max_meta_size);
+        ok = false;
+    } else if (lim->max_line_size && e->line.len > lim->max_line_size) {
         if (rej->count[SL_REJECT_LINE_TOO_LONG] == 0)
             stream_name(ls, &name);
         sl_rejects_add(rej, SL_REJECT_LINE_TOO_LONG, 1,

@@ -28,6 +28,8 @@ enum sl_reject_reason {
     SL_REJECT_OUT_OF_ORDER,       /* "out_of_order" (decided by the ingester) */
     SL_REJECT_STREAM_LIMIT,       /* "stream_limit" (decided by the ingester) */
     SL_REJECT_RATE_LIMITED,       /* "rate_limited" (the whole push: 429) */
+    SL_REJECT_META_TOO_LARGE,     /* "structured_metadata_too_large" */
+    SL_REJECT_META_TOO_MANY,      /* "structured_metadata_too_many" */
     SL_REJECT__COUNT
 };
 
@@ -36,6 +38,10 @@ const char *sl_reject_reason_name(enum sl_reject_reason r);
 struct sl_distributor_limits {
     struct sl_label_limits labels;
     size_t max_line_size; /* 0: unlimited */
+    /* Structured metadata of one entry: bytes of its names and values, and
+     * pairs (Loki's max_structured_metadata_size / _entries_count); 0: unlimited. */
+    size_t max_meta_size;
+    size_t max_meta_entries;
     bool reject_old_samples;
     int64_t reject_old_samples_max_age_ns;
     int64_t creation_grace_period_ns;

@@ -110,3 +110,30 @@ def test_mixed_protobuf_push_keeps_good_lines(limited):
         assert reason in err["error"], err["error"]
     got = wait_for(lambda: limited.lines('{app="mixed"}', since_s=60), what="good lines")
     assert [l for _, _, l in got] == ["good one", "good two"]
+
+
+def test_structured_metadata_limits(workdir, procs):
+    a = Aggregator(workdir, extra=["--set", "limits.max_structured_metadata_entries_count=2",
+                                   "--set", "limits.max_structured_metadata_size=32"])
+    procs.append(a)
+    a.start()
+    now = time.time_ns() - 10**9
+    r = a.push_json([{"stream": {"app": "meta"}, "values": [
+        [str(now), "fits", {"trace_id": "abc", "user": "7"}],
+        [str(now + 1), "too many", {"a": "1", "b": "2", "c": "3"}],
+        [str(now + 2), "too large", {"trace_id": "x" * 40}],
+        [str(now + 3), "none"],
+    ]}])
+    assert r.status_code == 400, r.text
+    err = r.json()
+    assert err["rejected"] == 2
+    assert "structured_metadata_too_many: 1" in err["error"], err["error"]
+    assert "structured_metadata_too_large: 1" in err["error"], err["error"]
+    assert "limits.max_structured_metadata_size" in err["error"], err["error"]
+    got = wait_for(lambda: a.lines('{app="meta"}', since_s=60), what="the kept lines")
+    assert sorted(l for _, _, l in got) == ["fits", "none"]
+    m = a.metrics()
+    assert metric_value(m, "sluice_aggregator_lines_rejected_total",
+                        {"reason": "structured_metadata_too_many"}) == 1
+    assert metric_value(m, "sluice_aggregator_lines_rejected_total",
+                        {"reason": "structured_metadata_too_large"}) == 1

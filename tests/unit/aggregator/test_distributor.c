@@ -128,6 +128,49 @@ static void test_ingester_reasons_in_message(void **state)
     sl_rejects_release(&rej);
 }
 
+static void test_structured_metadata_limits(void **state)
+{
+    (void)state;
+    struct sl_distributor_limits ml = lim;
+    ml.max_meta_size = 12;
+    ml.max_meta_entries = 2;
+    struct sl_label l[1] = {{SL_BYTES_LIT("app"), SL_BYTES_LIT("api")}};
+    struct sl_label ok[2] = {{SL_BYTES_LIT("trace"), SL_BYTES_LIT("abc")},
+                             {SL_BYTES_LIT("u"), SL_BYTES_LIT("1")}}; /* 10 bytes */
+    struct sl_label big[1] = {{SL_BYTES_LIT("trace"), SL_BYTES_LIT("abcdefgh")}};
+    struct sl_label many[3] = {{SL_BYTES_LIT("a"), SL_BYTES_LIT("1")},
+                               {SL_BYTES_LIT("b"), SL_BYTES_LIT("2")},
+                               {SL_BYTES_LIT("c"), SL_BYTES_LIT("3")}};
+    struct sl_batch_entry e[4] = {
+        {NOW, SL_BYTES_LIT("fits"), ok, 2},
+        {NOW, SL_BYTES_LIT("large"), big, 1},
+        {NOW, SL_BYTES_LIT("many"), many, 3},
+        {NOW, SL_BYTES_LIT("none"), NULL, 0},
+    };
+    struct sl_batch_stream s = {{l, 1}, e, 4};
+    struct sl_rejects rej;
+    sl_rejects_init(&rej);
+    assert_int_equal(sl_distributor_validate_stream(&ml, &s, NOW, &rej), 2);
+    assert_true(sl_bytes_eq_str(s.entries[0].line, "fits"));
+    assert_true(sl_bytes_eq_str(s.entries[1].line, "none"));
+    assert_int_equal(rej.count[SL_REJECT_META_TOO_LARGE], 1);
+    assert_int_equal(rej.count[SL_REJECT_META_TOO_MANY], 1);
+    struct sl_buf msg = SL_BUF_INIT;
+    sl_rejects_format(&rej, &msg);
+    assert_non_null(strstr(msg.data, "structured_metadata_too_large: 1 (first: stream "
+                                     "{app=\"api\"}: structured metadata of 13 bytes exceeds "
+                                     "the limit of 12"));
+    assert_non_null(strstr(msg.data, "structured_metadata_too_many: 1"));
+    sl_buf_release(&msg);
+    sl_rejects_release(&rej);
+    /* 0: no limit */
+    struct sl_batch_entry e2[1] = {{NOW, SL_BYTES_LIT("many"), many, 3}};
+    struct sl_batch_stream s2 = {{l, 1}, e2, 1};
+    sl_rejects_init(&rej);
+    assert_int_equal(sl_distributor_validate_stream(&lim, &s2, NOW, &rej), 1);
+    sl_rejects_release(&rej);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_old_samples_allowed),
         cmocka_unit_test(test_invalid_labels),
         cmocka_unit_test(test_ingester_reasons_in_message),
+        cmocka_unit_test(test_structured_metadata_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
