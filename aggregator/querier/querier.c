@@ -604,6 +604,7 @@ struct mpart {
     _Atomic uint64_t bytes_read_local;
     _Atomic uint64_t *bytes_read;
     atomic_bool *abort;
+    bool split; /* a part: the parts are the parallelism, memory is not sliced */
     int new_rc, scan_rc, eval_rc;
     bool over_bytes;
     struct sl_buf err;
@@ -632,8 +633,8 @@ static void part_run(struct mpart *p)
         selmatch_init(&sm, p->q, sl_logql_metric_source(p->m, mr.src, &mr.from, &mr.through));
         /* the previous part read up to its through: prev_end - offset + 1 */
         mr.own_from = p->prev_end == INT64_MIN ? mr.from : p->prev_end + (mr.through - req->end_ns);
-        rc = select_run(req, p->ing, &sm, mr.from, mr.through, true, false, true, on_metric_stream,
-                        &mr);
+        rc = select_run(req, p->ing, &sm, mr.from, mr.through, true, false, !p->split,
+                        on_metric_stream, &mr);
     }
     p->lines = mr.lines;
     p->bytes = mr.bytes;
@@ -685,6 +686,7 @@ static bool run_split(struct sl_ingester *ing, const struct sl_querier_request *
         p->req.end_ns = parts[i].end_ns;
         p->prev_end = i ? parts[i - 1].end_ns : INT64_MIN;
         p->abort = &abort;
+        p->split = true;
         p->bytes_read = &bytes_read;
         sl_buf_init(&p->err);
         p->q = q;
