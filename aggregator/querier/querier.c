@@ -717,12 +717,14 @@ static bool run_split(struct sl_ingester *ing, const struct sl_querier_request *
     }
     bool canceled = req->canceled && atomic_load(req->canceled);
     if (over) {
+        res->bytes_limited = true;
         bytes_limit_error(res, req->max_bytes_read);
     } else if (scan_rc && (scan_rc != SL_ECANCELED || canceled || !eval_failed)) {
         scan_error(res, scan_rc);
     } else if (eval_failed) {
         sl_info("split metric query: a part failed, evaluating the whole query", "parts=%zu", np);
         q->regex_limit_hits = hits0;
+        res->split_fallback = true;
         goto out;
     } else {
         struct sl_split_merge sm;
@@ -749,6 +751,7 @@ static bool run_split(struct sl_ingester *ing, const struct sl_querier_request *
     res->lines_scanned = lines;
     res->bytes_scanned = bytes;
     res->regex_limit_hits = q->regex_limit_hits + hits;
+    res->split_parts = np;
     done = true;
 out:
     for (size_t i = 0; i < np; i++) {
@@ -780,7 +783,10 @@ static size_t split_parts(const struct sl_querier_request *req, struct sl_logql_
     struct sl_logql_metric_params pr = {
         .start_ns = req->start_ns, .end_ns = req->end_ns, .step_ns = req->step_ns};
     struct sl_logql_metric *m = NULL;
-    if (sl_logql_metric_new(q, &pr, &m, NULL) != 0)
+    struct sl_buf err = SL_BUF_INIT;
+    int rc = sl_logql_metric_new(q, &pr, &m, &err);
+    sl_buf_release(&err);
+    if (rc != 0)
         return 1;
     size_t nsrc = sl_logql_metric_nsources(m);
     sl_logql_metric_free(m);
@@ -802,6 +808,7 @@ static void run_metric(struct sl_ingester *ing, const struct sl_querier_request 
     if (p.new_rc) {
         result_text(res, 400, p.err.data ? p.err.data : "invalid query", p.err.len);
     } else if (p.over_bytes) {
+        res->bytes_limited = true;
         bytes_limit_error(res, req->max_bytes_read);
     } else if (p.scan_rc) {
         scan_error(res, p.scan_rc);
@@ -851,12 +858,14 @@ static void run_logs(struct sl_ingester *ing, const struct sl_querier_request *r
     int rc = r.limit ? select_run(req, ing, &sm, req->start_ns, req->end_ns, true, !req->forward,
                                   false, on_log_stream, &r)
                      : 0;
-    if (rc && r.over_bytes)
+    if (rc && r.over_bytes) {
+        res->bytes_limited = true;
         bytes_limit_error(res, req->max_bytes_read);
-    else if (rc)
+    } else if (rc) {
         scan_error(res, rc);
-    else
+    } else {
         write_streams(&r, res, sl_mono_ns() - t0);
+    }
     res->lines_scanned = r.lines;
     res->bytes_scanned = r.bytes;
     res->entries_returned = rc ? 0 : r.nheap;

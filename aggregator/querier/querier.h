@@ -71,6 +71,9 @@ struct sl_querier_result {
     uint64_t bytes_scanned;
     uint64_t entries_returned;
     uint64_t regex_limit_hits;
+    size_t split_parts;  /* a split metric query: its parts (0: not split) */
+    bool split_fallback; /* a part failed: evaluated whole (split_parts: 0) */
+    bool bytes_limited;  /* refused at max_bytes_read (400) */
 };
 
 /* Fills *res (body initialised here). Never fails otherwise: errors are a

@@ -43,6 +43,7 @@ struct sl_query_api {
     bool freeing;         /* free requested while work was in flight */
     struct sl_metric_family *fam_queries;
     struct sl_metric *m_lines, *m_bytes, *m_regex_limit;
+    struct sl_metric *m_split_parts, *m_split_fallbacks, *m_bytes_refused;
     struct sl_metric_family *fam_duration;
     struct sl_metric *m_cancel_gone, *m_cancel_shutdown, *m_cancel_timeout;
     struct sl_log_limit log_limit;
@@ -264,8 +265,15 @@ static void after_work_cb(uv_work_t *w, int status)
         sl_counter_add(api->m_lines, (double)res->lines_scanned);
         sl_counter_add(api->m_bytes, (double)res->bytes_scanned);
         sl_counter_add(api->m_regex_limit, (double)res->regex_limit_hits);
+        sl_counter_add(api->m_split_parts, (double)res->split_parts);
+        sl_counter_add(api->m_split_fallbacks, res->split_fallback ? 1 : 0);
+        sl_counter_add(api->m_bytes_refused, res->bytes_limited ? 1 : 0);
         sl_histogram_observe(sl_metric_with(api->fam_duration, wk->endpoint), seconds);
     }
+    if (res->bytes_limited)
+        sl_log_limited(&api->log_limit, SL_LOG_INFO, "query refused",
+                       "endpoint=%s reason=max_query_bytes_read limit=%lld", wk->endpoint,
+                       (long long)api->o.max_query_bytes_read);
     if (res->regex_limit_hits)
         sl_log_limited(&api->log_limit, SL_LOG_WARN, "regex match limit hit, lines not matched",
                        "endpoint=%s count=%llu", wk->endpoint,
@@ -630,6 +638,16 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
         api->m_regex_limit = sl_metric_with(sl_metrics_counter(
             m, "sluice_aggregator_query_regex_limit_hits_total",
             "Regex matches abandoned at the match limit (counted as not matching).", NULL));
+        api->m_split_parts = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_split_parts_total",
+            "Parts split metric queries were evaluated in (querier.split_queries_by_interval).",
+            NULL));
+        api->m_split_fallbacks = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_split_fallbacks_total",
+            "Split metric queries evaluated whole again after a part failed.", NULL));
+        api->m_bytes_refused = sl_metric_with(sl_metrics_counter(
+            m, "sluice_aggregator_query_bytes_limit_refused_total",
+            "Queries refused at limits.max_query_bytes_read.", NULL));
         api->fam_duration =
             sl_metrics_histogram(m, "sluice_aggregator_query_duration_seconds",
                                  "Read API request duration, by endpoint.", "endpoint", NULL, 0);

@@ -50,6 +50,9 @@ struct sl_query_api;
  * timeout),
  * sluice_aggregator_query_{lines,bytes}_scanned_total,
  * sluice_aggregator_query_regex_limit_hits_total,
+ * sluice_aggregator_query_split_parts_total,
+ * sluice_aggregator_query_split_fallbacks_total,
+ * sluice_aggregator_query_bytes_limit_refused_total,
  * sluice_aggregator_query_duration_seconds{endpoint}. */
 struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_ingester *ing,
                                       struct sl_metrics *m, const struct sl_query_api_opts *o);

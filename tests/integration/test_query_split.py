@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import Aggregator
+from conftest import Aggregator, metric_value
 
 MINUTE = 60 * 10**9
 QUERIES = [
@@ -109,6 +109,9 @@ def test_split_answers_equal_whole_memory_and_store(tmp_path):
             r = requests.post(agg.url + "/flush", timeout=60)
             assert r.status_code in (200, 204), r.text
         assert compare_all(whole, split, base, 2) == len(QUERIES)
+        parts = metric_value(split.metrics(), "sluice_aggregator_query_split_parts_total")
+        assert parts >= 2 * 2 * len(QUERIES), parts
+        assert metric_value(whole.metrics(), "sluice_aggregator_query_split_parts_total") == 0
         # a short query or an instant query is never split
         r = split.query_range('count_over_time({app="split"}[1m])', start=base,
                               end=base + 10 * MINUTE, step="60s")
@@ -136,6 +139,10 @@ def test_split_errors_as_whole(tmp_path):
             b = split.query_range(q, **args)
             assert a.status_code == 400, a.text[:300]
             assert (b.status_code, b.text) == (a.status_code, a.text)
+        # each failed in a part, then ran whole (counted and logged)
+        assert metric_value(split.metrics(),
+                            "sluice_aggregator_query_split_fallbacks_total") == 2
+        assert "evaluating the whole query" in split.logs()
     finally:
         whole.stop()
         split.stop()
@@ -156,6 +163,8 @@ def test_max_query_bytes_read(tmp_path):
             r = agg.query_range(query, start=base, end=base + 110 * MINUTE, **extra)
             assert r.status_code == 400, (query, r.status_code, r.text[:300])
             assert "max_query_bytes_read" in r.text and "too many bytes" in r.text, r.text
+        assert metric_value(agg.metrics(),
+                            "sluice_aggregator_query_bytes_limit_refused_total") == 3
         # five minutes of one pod: well under the limit
         r = agg.query_range(f"count_over_time({q}[1m])", start=base + 10 * MINUTE,
                             end=base + 14 * MINUTE, step="60s")
