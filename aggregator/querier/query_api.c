@@ -645,9 +645,9 @@ struct sl_query_api *sl_query_api_new(struct sl_http_server *srv, struct sl_inge
         api->m_split_fallbacks = sl_metric_with(sl_metrics_counter(
             m, "sluice_aggregator_query_split_fallbacks_total",
             "Split metric queries evaluated whole again after a part failed.", NULL));
-        api->m_bytes_refused = sl_metric_with(sl_metrics_counter(
-            m, "sluice_aggregator_query_bytes_limit_refused_total",
-            "Queries refused at limits.max_query_bytes_read.", NULL));
+        api->m_bytes_refused = sl_metric_with(
+            sl_metrics_counter(m, "sluice_aggregator_query_bytes_limit_refused_total",
+                               "Queries refused at limits.max_query_bytes_read.", NULL));
         api->fam_duration =
             sl_metrics_histogram(m, "sluice_aggregator_query_duration_seconds",
                                  "Read API request duration, by endpoint.", "endpoint", NULL, 0);
