@@ -153,7 +153,7 @@ fuzz-run: fuzz
 	@scripts/fuzz-run.sh build/fuzz $${FUZZ_SECONDS:-10}
 
 # Every benchmark in turn (about 20 minutes); each script also runs alone.
-BENCH_PY := push_bench.py store_bench.py logql.py labels.py tail_bench.py meta_bench.py
+BENCH_PY := push_bench.py store_bench.py logql.py query_split.py labels.py tail_bench.py meta_bench.py
 bench: $(BINS)
 	@tests/bench/run.sh $(abspath $(BUILD)/bin)
 	@set -e; for b in $(BENCH_PY); do $(PYTHON) tests/bench/$$b $(abspath $(BUILD)/bin); done
