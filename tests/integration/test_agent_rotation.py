@@ -84,9 +84,18 @@ def run_torture(workdir, procs, pods_path, mode):
     def reached(frac):
         return lambda: w.progress >= total * frac or not w.is_alive()
 
+    # Counters of every agent process of the run (each restart starts at zero).
+    counted = collections.Counter()
+
+    def kill_and_restart():
+        m = agent.metrics()
+        for name in ("sluice_agent_files_rotated_total", "sluice_agent_bytes_missed_total"):
+            counted[name] += metric_value(m, name) or 0
+        agent.kill9()
+        agent.start()
+
     wait_for(reached(0.2), 60, what="writer at 20%")
-    agent.kill9()
-    agent.start()
+    kill_and_restart()
     wait_for(reached(0.45), 60, what="writer at 45%")
     agg.stop()
     time.sleep(AGG_OUTAGE_S)  # the outage itself, not a wait for a condition
@@ -98,8 +107,7 @@ def run_torture(workdir, procs, pods_path, mode):
     wait_for(lambda: len(agg.lines('{namespace="rot"}', since_s=900, limit=total * 2)) >=
              backlog, 60, interval=0.3, what="the outage's backlog delivered")
     wait_for(reached(0.7), 60, what="writer at 70%")
-    agent.kill9()
-    agent.start()
+    kill_and_restart()
     w.join(120)
     assert not w.is_alive() and w.error is None, w.error
     assert w.rotations >= PODS * 3
@@ -125,8 +133,10 @@ def run_torture(workdir, procs, pods_path, mode):
     halves = [line for _, _, line in got if "half1" in line]
     assert halves and all(line.endswith(" half1 half2") for line in halves)
     m = agent.metrics()
-    assert (metric_value(m, "sluice_agent_files_rotated_total") or 0) >= 1
-    assert not metric_value(m, "sluice_agent_bytes_missed_total")
+    for name in ("sluice_agent_files_rotated_total", "sluice_agent_bytes_missed_total"):
+        counted[name] += metric_value(m, name) or 0
+    assert counted["sluice_agent_files_rotated_total"] >= 1
+    assert counted["sluice_agent_bytes_missed_total"] == 0
     return agent
 
 
