@@ -19,15 +19,15 @@ struct sl_metrics;
 
 struct sl_query_api_opts {
     bool auth_enabled;
-    int64_t max_entries_limit; /* limits.max_entries_limit_per_query (5000) */
-    int64_t max_query_series;  /* limits.max_query_series (500) */
-    int64_t query_timeout_ns;  /* limits.query_timeout (1m) */
+    int64_t max_entries_limit;    /* limits.max_entries_limit_per_query (5000) */
+    int64_t max_query_series;     /* limits.max_query_series (500) */
+    int64_t query_timeout_ns;     /* limits.query_timeout (1m) */
     int64_t max_query_bytes_read; /* limits.max_query_bytes_read; 0: unlimited */
     int64_t split_interval_ns;    /* querier.split_queries_by_interval; 0: no split */
     int64_t max_concurrency;      /* querier.max_concurrency (split parts); 0: CPUs */
-    uv_loop_t *loop;           /* the server's loop: queries run on its thread pool.
-                                  NULL: they run inline on the loop thread (tests) */
-    struct sl_select *select;  /* store access (querier/select.h); NULL: memory only */
+    uv_loop_t *loop;              /* the server's loop: queries run on its thread pool.
+                                     NULL: they run inline on the loop thread (tests) */
+    struct sl_select *select;     /* store access (querier/select.h); NULL: memory only */
     /* live tail (querier/tail.h); 0: its defaults */
     int max_concurrent_tail_requests; /* limits.max_concurrent_tail_requests (10) */
     int64_t tail_max_duration_ns;     /* querier.tail_max_duration (1h) */
