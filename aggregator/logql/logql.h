@@ -439,6 +439,11 @@ struct sl_jsonw;
 void sl_logql_metric_write(struct sl_logql_metric *m, struct sl_jsonw *w);
 uint64_t sl_logql_metric_lines(const struct sl_logql_metric *m); /* entries fed */
 uint64_t sl_logql_metric_bytes(const struct sl_logql_metric *m);
+/* The pieces of that answer, for results merged outside the engine: one
+ * point `[<seconds.millis>, "<value>"]` (value as Go's FormatFloat 'f' -1)
+ * and a label set as a JSON object. */
+void sl_logql_write_point(struct sl_jsonw *w, int64_t ms, double v);
+void sl_logql_write_labels(struct sl_jsonw *w, const struct sl_labels *ls);
 
 /* Result access for tests and the CLI: the number of series, and for each
  * its labels (sorted) and points (ts in ms, values). A scalar result is one

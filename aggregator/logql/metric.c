@@ -907,7 +907,7 @@ static void format_f(struct sl_buf *b, double v)
     sl_buf_append_str(b, tmp);
 }
 
-static void write_point(struct sl_jsonw *w, int64_t ms, double v)
+void sl_logql_write_point(struct sl_jsonw *w, int64_t ms, double v)
 {
     struct sl_buf *b = w->out;
     sl_jsonw_arr_open(w);
@@ -937,7 +937,7 @@ static void write_point(struct sl_jsonw *w, int64_t ms, double v)
     sl_jsonw_arr_close(w);
 }
 
-static void write_metric(struct sl_jsonw *w, const struct sl_labels *ls)
+void sl_logql_write_labels(struct sl_jsonw *w, const struct sl_labels *ls)
 {
     sl_jsonw_obj_open(w);
     for (size_t i = 0; i < ls->n; i++) {
@@ -955,9 +955,9 @@ void sl_logql_metric_write(struct sl_logql_metric *m, struct sl_jsonw *w)
     sl_jsonw_key(w, "result");
     if (strcmp(type, "scalar") == 0) {
         if (m->nout && m->out[0].n)
-            write_point(w, m->out[0].ts[0], m->out[0].v[0]);
+            sl_logql_write_point(w, m->out[0].ts[0], m->out[0].v[0]);
         else
-            write_point(w, m->pr.start_ns / 1000000, 0);
+            sl_logql_write_point(w, m->pr.start_ns / 1000000, 0);
         return;
     }
     sl_jsonw_arr_open(w);
@@ -965,15 +965,15 @@ void sl_logql_metric_write(struct sl_logql_metric *m, struct sl_jsonw *w)
         const struct outseries *o = &m->out[i];
         sl_jsonw_obj_open(w);
         sl_jsonw_key(w, "metric");
-        write_metric(w, &o->ls);
+        sl_logql_write_labels(w, &o->ls);
         if (m->pr.instant) {
             sl_jsonw_key(w, "value");
-            write_point(w, o->ts[0], o->v[0]);
+            sl_logql_write_point(w, o->ts[0], o->v[0]);
         } else {
             sl_jsonw_key(w, "values");
             sl_jsonw_arr_open(w);
             for (size_t k = 0; k < o->n; k++)
-                write_point(w, o->ts[k], o->v[k]);
+                sl_logql_write_point(w, o->ts[k], o->v[k]);
             sl_jsonw_arr_close(w);
         }
         sl_jsonw_obj_close(w);

@@ -4,11 +4,10 @@
  * byte-identical to the whole one; test_query_split compares the two. */
 #include "aggregator/querier/split.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/logql/logql.h"
 #include "common/hash.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
@@ -149,60 +148,6 @@ static int series_cmp(const void *a, const void *b)
     return x->ls.n < y->ls.n ? -1 : x->ls.n > y->ls.n;
 }
 
-/* Go's strconv.FormatFloat(v, 'f', -1, 64), as the engine writes values. */
-static void format_f(struct sl_buf *b, double v)
-{
-    if (v != v) {
-        sl_buf_append_str(b, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        sl_buf_append_str(b, v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    char tmp[400];
-    int prec = 1;
-    for (; prec < 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-    int exp = atoi(strchr(tmp, 'e') + 1);
-    int dec = prec - 1 - exp;
-    snprintf(tmp, sizeof tmp, "%.*f", dec > 0 ? dec : 0, v);
-    sl_buf_append_str(b, tmp);
-}
-
-/* [<seconds with the milliseconds, trailing zeros dropped>, "<value>"] */
-static void write_point(struct sl_jsonw *w, int64_t ms, double v)
-{
-    struct sl_buf *b = w->out;
-    sl_jsonw_arr_open(w);
-    char ts[48];
-    long long sec = (long long)(ms / 1000), frac = (long long)(ms % 1000);
-    if (frac < 0) {
-        frac += 1000;
-        sec--;
-    }
-    if (frac == 0)
-        snprintf(ts, sizeof ts, "%lld", sec);
-    else if (frac % 100 == 0)
-        snprintf(ts, sizeof ts, "%lld.%lld", sec, frac / 100);
-    else if (frac % 10 == 0)
-        snprintf(ts, sizeof ts, "%lld.%02lld", sec, frac / 10);
-    else
-        snprintf(ts, sizeof ts, "%lld.%03lld", sec, frac);
-    sl_jsonw_i64(w, 0); /* lets the writer place the comma */
-    b->len--;
-    sl_buf_append_str(b, ts);
-    struct sl_buf val = SL_BUF_INIT;
-    format_f(&val, v);
-    sl_jsonw_bytes(w, sl_buf_bytes(&val));
-    sl_buf_release(&val);
-    sl_jsonw_arr_close(w);
-}
-
 void sl_split_merge_write(struct sl_split_merge *m, struct sl_jsonw *w)
 {
     if (m->n > 1) {
@@ -219,16 +164,11 @@ void sl_split_merge_write(struct sl_split_merge *m, struct sl_jsonw *w)
         const struct sl_split_series *s = &m->series[i];
         sl_jsonw_obj_open(w);
         sl_jsonw_key(w, "metric");
-        sl_jsonw_obj_open(w);
-        for (size_t k = 0; k < s->ls.n; k++) {
-            sl_jsonw_key_bytes(w, s->ls.items[k].name);
-            sl_jsonw_bytes(w, s->ls.items[k].value);
-        }
-        sl_jsonw_obj_close(w);
+        sl_logql_write_labels(w, &s->ls);
         sl_jsonw_key(w, "values");
         sl_jsonw_arr_open(w);
         for (size_t k = 0; k < s->n; k++)
-            write_point(w, s->ts[k], s->v[k]);
+            sl_logql_write_point(w, s->ts[k], s->v[k]);
         sl_jsonw_arr_close(w);
         sl_jsonw_obj_close(w);
     }
