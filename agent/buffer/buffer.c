@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/hash.h"
+#include "common/log.h"
 #include "common/mem.h"
 
 struct seg {
@@ -329,6 +330,11 @@ static bool load_state(const char *dir, uint64_t *seq, uint64_t *off)
     if (ok) {
         *seq = get64(st + 8);
         *off = get32(st + 16);
+    } else {
+        /* Nothing is lost: every segment left is sent again from its start
+         * (the aggregator drops the entries it already has). */
+        sl_warn("disk buffer state unreadable, resending the buffer from its oldest segment",
+                "file=%s", path);
     }
     return ok;
 }
