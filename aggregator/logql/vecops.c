@@ -406,9 +406,11 @@ static void expand(struct sl_buf *b, struct sl_bytes tmpl, struct sl_bytes src, 
         bool num = true;
         for (size_t k = 0; k < name.len; k++)
             num &= name.ptr[k] >= '0' && name.ptr[k] <= '9';
-        if (num)
-            g = name.len < 6 ? strtol(name.ptr, NULL, 10) : -1;
-        else
+        if (num && name.len < 6) { /* name is not NUL-terminated: no strtol */
+            g = 0;
+            for (size_t k = 0; k < name.len; k++)
+                g = g * 10 + (name.ptr[k] - '0');
+        } else
             for (size_t k = 0; k < nnames; k++)
                 if (sl_bytes_eq(names[k], name))
                     g = (long)k;
